@@ -1,0 +1,45 @@
+# The library: every source under src/, kernels/ when CUDA is on.
+file(GLOB_RECURSE RETNET_SOURCES CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/src/*.cpp)
+add_library(retnet STATIC ${RETNET_SOURCES})
+add_library(retnet::retnet ALIAS retnet)
+target_include_directories(retnet
+  PUBLIC  $<BUILD_INTERFACE:${PROJECT_SOURCE_DIR}/include> $<INSTALL_INTERFACE:include>
+  PRIVATE ${PROJECT_SOURCE_DIR}/src ${PROJECT_SOURCE_DIR}/kernels)
+target_compile_features(retnet PUBLIC cxx_std_20)
+target_compile_options(retnet PRIVATE
+  $<$<COMPILE_LANGUAGE:CXX>:-Wall -Wextra -Wno-unused-parameter>)
+# The CPU kernels use AVX2/FMA/F16C when the compiler may; dispatch is at compile time.
+if(RETNET_NATIVE)
+  target_compile_options(retnet PRIVATE $<$<COMPILE_LANGUAGE:CXX>:-march=native>)
+else()
+  target_compile_options(retnet PRIVATE $<$<COMPILE_LANGUAGE:CXX>:-mavx2 -mfma -mf16c>)
+endif()
+target_link_libraries(retnet PRIVATE nlohmann_json::nlohmann_json spdlog::spdlog Threads::Threads)
+if(OpenBLAS_FOUND)
+  target_include_directories(retnet PRIVATE ${OpenBLAS_INCLUDE_DIRS})
+  target_link_libraries(retnet PRIVATE ${OpenBLAS_LIBRARIES})
+else()
+  target_link_libraries(retnet PRIVATE BLAS::BLAS)
+endif()
+
+if(RETNET_WITH_CUDA)
+  file(GLOB RETNET_CUDA_SOURCES CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/kernels/*.cu)
+  target_sources(retnet PRIVATE ${RETNET_CUDA_SOURCES})
+  target_compile_definitions(retnet PUBLIC RETNET_WITH_CUDA=1)
+  target_compile_options(retnet PRIVATE $<$<COMPILE_LANGUAGE:CUDA>:-Werror=all-warnings --Werror cross-execution-space-call>)
+  target_link_libraries(retnet PRIVATE CUDA::cudart CUDA::cublas)
+endif()
+
+if(RETNET_BUILD_TOOLS)
+  find_package(CLI11 REQUIRED)
+  file(GLOB RETNET_CLI_SOURCES CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/tools/cli/*.cpp)
+  add_executable(retnet_cli ${RETNET_CLI_SOURCES})
+  set_target_properties(retnet_cli PROPERTIES OUTPUT_NAME retnet)
+  target_include_directories(retnet_cli PRIVATE ${PROJECT_SOURCE_DIR}/src)
+  target_link_libraries(retnet_cli PRIVATE retnet CLI11::CLI11 spdlog::spdlog nlohmann_json::nlohmann_json)
+endif()
+
+if(RETNET_BUILD_TESTS)
+  enable_testing()
+  add_subdirectory(${PROJECT_SOURCE_DIR}/tests)
+endif()

@@ -1,0 +1,96 @@
+// retnet — public C++ API. Only standard types appear here.
+//
+// Ownership and threads:
+//  * Model is immutable after load() and may be shared by any number of threads and Sessions
+//    (hold it through the shared_ptr that load() returns).
+//  * Session holds one sequence's recurrent state; use one Session per thread.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "retnet/error.hpp"
+
+namespace retnet {
+
+enum class Device { Auto, Cpu, Cuda };
+
+// How positions are turned into rotation angles.
+enum class Angles {
+  Reference,  // float32(n)·θ in fp32, as torchscale/syncdoth/fla compute them (default; matches them)
+  Exact,      // n·θ in float64: closer to the exact rotation at very long positions
+};
+
+// Retention formulation for multi-token calls (decode is always recurrent).
+enum class Mode { Parallel, Recurrent, Chunkwise };
+
+struct LoadOptions {
+  Device device = Device::Auto;
+  int threads = 0;  // 0 = all hardware threads
+  Angles angles = Angles::Reference;
+};
+
+struct ModelInfo {
+  std::string family;  // "torchscale", "syncdoth" or "fla"
+  int64_t vocab_size = 0, hidden_size = 0, layers = 0, heads = 0;
+  int64_t key_head_dim = 0, value_head_dim = 0, ffn_dim = 0;
+  int64_t default_chunk_size = 0;
+  uint64_t n_params = 0;      // parameters read from the checkpoint
+  uint64_t weight_bytes = 0;  // bytes of weights as stored
+  uint64_t state_bytes = 0;   // bytes of one Session's recurrent state (fp32)
+  std::string weight_dtype;   // dtype of the projection matrices: "F32", "F16", "BF16" or "mixed"
+  std::string device;         // backend that runs it
+  int threads = 1;
+  std::vector<int64_t> eos_token_ids;
+  int64_t bos_token_id = -1;
+};
+
+class Model {
+ public:
+  // Loads a Hugging Face-style model directory (config.json + model.safetensors or sharded).
+  // Throws Error naming the file, key or tensor on any problem.
+  static std::shared_ptr<const Model> load(const std::string& dir, const LoadOptions& options = {});
+  ~Model();
+  const ModelInfo& info() const;
+
+  struct Impl;
+  const Impl& impl() const { return *impl_; }
+
+ private:
+  explicit Model(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+struct PrefillOptions {
+  Mode mode = Mode::Chunkwise;
+  int64_t chunk_size = 0;   // 0 = the model's default (config recurrent_chunk_size / 64 for fla)
+  bool all_logits = false;  // return logits for every token, not only the last
+};
+
+class Session {
+ public:
+  explicit Session(std::shared_ptr<const Model> model);
+  ~Session();
+  Session(Session&&) noexcept;
+  Session& operator=(Session&&) noexcept;
+
+  // Absorbs tokens into the state and returns logits: [vocab] for the last token, or
+  // [tokens.size() * vocab] with all_logits. The view stays valid until the next call.
+  std::span<const float> prefill(std::span<const int32_t> tokens, const PrefillOptions& options = {});
+  // One recurrent step; returns [vocab] logits of this token.
+  std::span<const float> decode(int32_t token);
+
+  int64_t position() const;  // tokens absorbed so far (the absolute position of the next token)
+  void reset();              // back to the empty state at position 0
+  Session clone() const;     // an independent copy of the state
+  const Model& model() const;
+
+ private:
+  struct Impl;
+  explicit Session(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace retnet

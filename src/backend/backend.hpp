@@ -1,0 +1,105 @@
+// The one interface every compute backend implements (CPU now, CUDA next). The runtime speaks only
+// to this; the choice of backend is made in make_backend() (backend.cpp), the only place that
+// knows which backends exist.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+
+#include "common/dtype.hpp"
+#include "model/config.hpp"
+
+namespace retnet {
+
+// A weight matrix [rows, cols] row-major (PyTorch [out, in]) or vector (rows = 1), in backend memory.
+struct WeightRef {
+  const void* data = nullptr;
+  DType dtype = DType::F32;
+  int64_t rows = 0;
+  int64_t cols = 0;
+  size_t bytes() const { return size_t(rows * cols) * dtype_size(dtype); }
+};
+
+enum class AngleMode : uint8_t {
+  Reference,  // fp32 product float(n)·θ, then accurate sinf/cosf: what every reference computes (P3)
+  Exact,      // n·θ and sin/cos in double, rounded once: closer to the float64 truth at long positions
+};
+
+// How the torchscale family normalises retention rows (retnet-reference §1.6); None for fla.
+enum class RetentionNorm : uint8_t { None, TorchscaleChunk, TorchscaleParallel };
+
+struct RetentionChunkArgs {
+  const float* q = nullptr;  // [T, H*dk] rotated and scaled
+  const float* k = nullptr;  // [T, H*dk]
+  const float* v = nullptr;  // [T, H*dv]
+  float* state = nullptr;    // [H, dk, dv] fp32, Σ_m γ^(n-m) k_m⊗v_m; in: before the block, out: after it
+  float* out = nullptr;      // [T, H*dv] retention output divided by the row scalar ρ
+  int64_t T = 0, H = 0, dk = 0, dv = 0;
+  int64_t chunk = 0;                 // C; chunk boundaries at multiples of C from the block start
+  const float* log_decay = nullptr;  // host [H] ln γ_h
+  RetentionNorm norm = RetentionNorm::None;
+};
+
+struct RetentionStepArgs {
+  const float* q = nullptr;  // [B, H*dk]
+  const float* k = nullptr;  // [B, H*dk]
+  const float* v = nullptr;  // [B, H*dv]
+  float* const* states = nullptr;  // host [B] pointers to [H, dk, dv] states
+  float* out = nullptr;            // [B, H*dv] = (q·S_new) · out_scale
+  int64_t B = 0, H = 0, dk = 0, dv = 0;
+  const float* gamma = nullptr;      // host [H] per-step decay exp(ln γ_h), fp32 as the references
+  const float* out_scale = nullptr;  // host [B*H] 1/ρ of this step
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual std::string name() const = 0;
+  virtual int threads() const { return 1; }
+
+  // ---- memory: fp32 activations/states owned by the backend
+  virtual float* alloc(size_t n_floats) = 0;  // zero-initialised
+  virtual void release(float* p) = 0;
+  virtual void to_host(float* dst, const float* src, size_t n) = 0;
+  virtual void from_host(float* dst, const float* src, size_t n) = 0;
+  virtual void copy(float* dst, const float* src, size_t n) = 0;
+  virtual void zero(float* dst, size_t n) = 0;
+  // Makes a weight resident. CPU: returns the host view unchanged (used in place from the map).
+  virtual WeightRef upload(const WeightRef& host) = 0;
+
+  // ---- ops
+  // out[t,:] = scale · table[ids[t], :]                         table [V, D], out [T, D]
+  virtual void embed(const WeightRef& table, const int32_t* ids_host, int64_t T, float scale, float* out) = 0;
+  // y[t,:] = x[t,:] · rsqrt(mean(x[t,:]²) + eps) (· w)            x, y [T, D] (may alias), w [D] or null
+  virtual void rms_norm(const float* x, int64_t T, int64_t D, const float* w, float eps, float* y) = 0;
+  // For each job: y[T, rows] = x[T, in] · Wᵀ (W [rows, in]). Jobs share x; fused so weights stream once.
+  struct MatmulJob {
+    const WeightRef* w;
+    float* y;
+  };
+  virtual void matmul(const float* x, int64_t T, int64_t in, std::span<const MatmulJob> jobs) = 0;
+  // Rotates q and k ([T, H*dk]) at absolute positions pos_host[t]. k is multiplied by k_scale
+  // before the rotation (torchscale), q by q_scale after it (fla), as the references do.
+  // theta32_host [dk/2] is used by AngleMode::Reference, theta64_host [dk/2] by AngleMode::Exact.
+  virtual void theta_shift(float* q, float* k, int64_t T, int64_t H, int64_t dk, const int64_t* pos_host,
+                           const float* theta32_host, const double* theta64_host, Pairing pairing,
+                           AngleMode angles, float q_scale, float k_scale) = 0;
+  virtual void retention_chunk(const RetentionChunkArgs& a) = 0;
+  virtual void retention_step(const RetentionStepArgs& a) = 0;
+  // Per head: o = rmsnorm_dv(o)(· w) (· silu(g))                 o, g [T, H*dv], w [dv] or null, g may be null
+  virtual void group_norm_gate(float* o, const float* g, int64_t T, int64_t H, int64_t dv, const float* w,
+                               float eps) = 0;
+  // out = act(a) ⊙ b                                              a, b, out [n]
+  virtual void glu(const float* a, const float* b, float* out, size_t n, Activation act) = 0;
+  // x = x·alpha + y                                                x, y [n]
+  virtual void residual(float* x, const float* y, float alpha, size_t n) = 0;
+};
+
+enum class DeviceKind : uint8_t { Auto, Cpu, Cuda };
+
+// threads <= 0: all hardware threads. Throws Error if the device is not available.
+std::unique_ptr<Backend> make_backend(DeviceKind device, int threads);
+bool cuda_available();
+
+}  // namespace retnet

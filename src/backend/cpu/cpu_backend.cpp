@@ -1,0 +1,183 @@
+#include "backend/cpu/cpu_backend.hpp"
+
+#include <cblas.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <new>
+
+#include "backend/cpu/kernels_cpu.hpp"
+#include "retnet/error.hpp"
+
+extern "C" void openblas_set_num_threads(int);
+
+namespace retnet {
+
+namespace {
+// Below this many rows a product streams the weights once per row (GEMV); above it, sgemm panels.
+constexpr int64_t kGemvMaxRows = 8;
+constexpr int64_t kPanelRows = 64;
+
+inline void rms_row(const float* x, int64_t D, const float* w, float eps, float* y) {
+  float ss = 0.f;
+  for (int64_t i = 0; i < D; ++i) ss += x[i] * x[i];
+  const float inv = 1.0f / std::sqrt(ss / float(D) + eps);
+  if (w) {
+    for (int64_t i = 0; i < D; ++i) y[i] = (x[i] * inv) * w[i];
+  } else {
+    for (int64_t i = 0; i < D; ++i) y[i] = x[i] * inv;
+  }
+}
+
+inline float silu(float x) { return x / (1.0f + std::exp(-x)); }
+inline float gelu(float x) { return 0.5f * x * (1.0f + std::erf(x * 0.70710678118654752f)); }
+}  // namespace
+
+CpuBackend::CpuBackend(int threads) : pool_(threads), scratch_(size_t(pool_.size())) {
+  // We parallelise across weight panels ourselves; nested BLAS threads would oversubscribe.
+  openblas_set_num_threads(1);
+}
+
+float* CpuBackend::alloc(size_t n) {
+  void* p = std::aligned_alloc(64, ((n * sizeof(float) + 63) / 64) * 64 + 64);
+  if (!p) throw Error("cpu backend: out of memory allocating " + std::to_string(n * 4) + " bytes");
+  std::memset(p, 0, n * sizeof(float));
+  return static_cast<float*>(p);
+}
+void CpuBackend::release(float* p) { std::free(p); }
+void CpuBackend::to_host(float* dst, const float* src, size_t n) { std::memcpy(dst, src, n * 4); }
+void CpuBackend::from_host(float* dst, const float* src, size_t n) { std::memcpy(dst, src, n * 4); }
+void CpuBackend::copy(float* dst, const float* src, size_t n) { std::memmove(dst, src, n * 4); }
+void CpuBackend::zero(float* dst, size_t n) { std::memset(dst, 0, n * 4); }
+
+void CpuBackend::embed(const WeightRef& table, const int32_t* ids, int64_t T, float scale, float* out) {
+  const int64_t D = table.cols;
+  const size_t row_bytes = size_t(D) * dtype_size(table.dtype);
+  for (int64_t t = 0; t < T; ++t) {
+    float* o = out + t * D;
+    cpu::widen_row(static_cast<const uint8_t*>(table.data) + size_t(ids[t]) * row_bytes, table.dtype, D, o);
+    if (scale != 1.0f)
+      for (int64_t i = 0; i < D; ++i) o[i] *= scale;
+  }
+}
+
+void CpuBackend::rms_norm(const float* x, int64_t T, int64_t D, const float* w, float eps, float* y) {
+  pool_.parallel_for(T, [&](int64_t b, int64_t e, int) {
+    for (int64_t t = b; t < e; ++t) rms_row(x + t * D, D, w, eps, y + t * D);
+  });
+}
+
+void CpuBackend::matmul(const float* x, int64_t T, int64_t in, std::span<const MatmulJob> jobs) {
+  // Split the concatenated output rows of all jobs into panels; every panel is independent.
+  std::vector<int64_t> first_panel(jobs.size() + 1, 0);
+  for (size_t j = 0; j < jobs.size(); ++j)
+    first_panel[j + 1] = first_panel[j] + (jobs[j].w->rows + kPanelRows - 1) / kPanelRows;
+  const int64_t n_panels = first_panel.back();
+  const bool gemv = T <= kGemvMaxRows;
+  pool_.parallel_for(n_panels, [&](int64_t pb, int64_t pe, int tid) {
+    size_t j = 0;
+    for (int64_t p = pb; p < pe; ++p) {
+      while (p >= first_panel[j + 1]) ++j;
+      const WeightRef& w = *jobs[j].w;
+      const int64_t r0 = (p - first_panel[j]) * kPanelRows;
+      const int64_t r1 = std::min(w.rows, r0 + kPanelRows);
+      float* y = jobs[j].y + r0;
+      if (gemv)
+        cpu::gemv_rows(x, T, in, w, r0, r1, y, w.rows, scratch_[size_t(tid)]);
+      else
+        cpu::gemm_rows(x, T, in, w, r0, r1, y, w.rows, scratch_[size_t(tid)]);
+    }
+  });
+}
+
+void CpuBackend::theta_shift(float* q, float* k, int64_t T, int64_t H, int64_t dk, const int64_t* pos,
+                             const float* theta32, const double* theta64, Pairing pairing, AngleMode angles,
+                             float q_scale, float k_scale) {
+  const int64_t half = dk / 2;
+  pool_.parallel_for(T, [&](int64_t b, int64_t e, int tid) {
+    std::vector<float>& cs = scratch_[size_t(tid)];
+    if (cs.size() < size_t(2 * half)) cs.resize(size_t(2 * half));
+    float* cosv = cs.data();
+    float* sinv = cosv + half;
+    for (int64_t t = b; t < e; ++t) {
+      for (int64_t p = 0; p < half; ++p) {
+        if (angles == AngleMode::Reference) {
+          // float32(n) · float32(θ) rounded to fp32, then accurate sin/cos (retnet-reference P3).
+          const float ang = float(pos[t]) * theta32[p];
+          cosv[p] = std::cos(ang);
+          sinv[p] = std::sin(ang);
+        } else {
+          const double ang = double(pos[t]) * theta64[p];
+          cosv[p] = float(std::cos(ang));
+          sinv[p] = float(std::sin(ang));
+        }
+      }
+      for (int which = 0; which < 2; ++which) {
+        float* x = (which == 0 ? q : k) + t * H * dk;
+        const float pre = which == 1 ? k_scale : 1.0f;
+        const float post = which == 0 ? q_scale : 1.0f;
+        for (int64_t h = 0; h < H; ++h) {
+          float* xh = x + h * dk;
+          if (pre != 1.0f)
+            for (int64_t i = 0; i < dk; ++i) xh[i] *= pre;
+          for (int64_t p = 0; p < half; ++p) {
+            const int64_t i0 = pairing == Pairing::Interleaved ? 2 * p : p;
+            const int64_t i1 = pairing == Pairing::Interleaved ? 2 * p + 1 : p + half;
+            const float a = xh[i0], c = xh[i1];
+            xh[i0] = a * cosv[p] - c * sinv[p];
+            xh[i1] = c * cosv[p] + a * sinv[p];
+          }
+          if (post != 1.0f)
+            for (int64_t i = 0; i < dk; ++i) xh[i] *= post;
+        }
+      }
+    }
+  });
+}
+
+void CpuBackend::retention_chunk(const RetentionChunkArgs& a) {
+  pool_.parallel_for(a.H, [&](int64_t b, int64_t e, int tid) {
+    for (int64_t h = b; h < e; ++h) cpu::retention_chunk_head(a, h, scratch_[size_t(tid)]);
+  });
+}
+
+void CpuBackend::retention_step(const RetentionStepArgs& a) {
+  pool_.parallel_for(a.B * a.H, [&](int64_t b, int64_t e, int) {
+    for (int64_t i = b; i < e; ++i) cpu::retention_step_head(a, i / a.H, i % a.H);
+  });
+}
+
+void CpuBackend::group_norm_gate(float* o, const float* g, int64_t T, int64_t H, int64_t dv, const float* w,
+                                 float eps) {
+  pool_.parallel_for(T * H, [&](int64_t b, int64_t e, int) {
+    for (int64_t i = b; i < e; ++i) {
+      float* x = o + i * dv;
+      rms_row(x, dv, w, eps, x);
+      if (g) {
+        const float* gi = g + i * dv;
+        for (int64_t c = 0; c < dv; ++c) x[c] = silu(gi[c]) * x[c];
+      }
+    }
+  });
+}
+
+void CpuBackend::glu(const float* a, const float* b, float* out, size_t n, Activation act) {
+  pool_.parallel_for(int64_t(n), [&](int64_t s, int64_t e, int) {
+    if (act == Activation::Silu)
+      for (int64_t i = s; i < e; ++i) out[i] = silu(a[i]) * b[i];
+    else
+      for (int64_t i = s; i < e; ++i) out[i] = gelu(a[i]) * b[i];
+  });
+}
+
+void CpuBackend::residual(float* x, const float* y, float alpha, size_t n) {
+  if (alpha == 1.0f) {
+    for (size_t i = 0; i < n; ++i) x[i] += y[i];
+  } else {
+    for (size_t i = 0; i < n; ++i) x[i] = x[i] * alpha + y[i];
+  }
+}
+
+}  // namespace retnet

@@ -1,0 +1,42 @@
+// The CPU backend: fp32 activations in host memory, weights used in place from the mapping.
+#pragma once
+#include <vector>
+
+#include "backend/backend.hpp"
+#include "backend/cpu/thread_pool.hpp"
+
+namespace retnet {
+
+class CpuBackend final : public Backend {
+ public:
+  explicit CpuBackend(int threads);
+  std::string name() const override { return "cpu"; }
+  int threads() const override { return pool_.size(); }
+
+  float* alloc(size_t n) override;
+  void release(float* p) override;
+  void to_host(float* dst, const float* src, size_t n) override;
+  void from_host(float* dst, const float* src, size_t n) override;
+  void copy(float* dst, const float* src, size_t n) override;
+  void zero(float* dst, size_t n) override;
+  WeightRef upload(const WeightRef& host) override { return host; }
+
+  void embed(const WeightRef& table, const int32_t* ids, int64_t T, float scale, float* out) override;
+  void rms_norm(const float* x, int64_t T, int64_t D, const float* w, float eps, float* y) override;
+  void matmul(const float* x, int64_t T, int64_t in, std::span<const MatmulJob> jobs) override;
+  void theta_shift(float* q, float* k, int64_t T, int64_t H, int64_t dk, const int64_t* pos,
+                   const float* theta32, const double* theta64, Pairing pairing, AngleMode angles,
+                   float q_scale, float k_scale) override;
+  void retention_chunk(const RetentionChunkArgs& a) override;
+  void retention_step(const RetentionStepArgs& a) override;
+  void group_norm_gate(float* o, const float* g, int64_t T, int64_t H, int64_t dv, const float* w,
+                       float eps) override;
+  void glu(const float* a, const float* b, float* out, size_t n, Activation act) override;
+  void residual(float* x, const float* y, float alpha, size_t n) override;
+
+ private:
+  ThreadPool pool_;
+  std::vector<std::vector<float>> scratch_;  // one per pool thread; grows, never shrinks
+};
+
+}  // namespace retnet

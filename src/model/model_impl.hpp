@@ -1,0 +1,50 @@
+// Model::Impl: the parsed config, the mapped tensors, and the weights bound per layer.
+#pragma once
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "backend/backend.hpp"
+#include "model/config.hpp"
+#include "model/safetensors.hpp"
+#include "retnet/retnet.hpp"
+
+namespace retnet {
+
+struct LayerWeights {
+  WeightRef q, k;        // [H*dk, D]
+  WeightRef v, g;        // [H*dv, D] (g absent when the fla output gate is off)
+  WeightRef o;           // [D, H*dv]
+  WeightRef ffn_act;     // [F, D]  activated branch: torchscale fc1, fla gate_proj
+  WeightRef ffn_lin;     // [F, D]  linear branch: torchscale gate, fla up_proj
+  WeightRef ffn_down;    // [D, F]  torchscale fc2, fla down_proj
+  const float* attn_norm = nullptr;  // [D] backend memory
+  const float* ffn_norm = nullptr;   // [D]
+  const float* gn_weight = nullptr;  // [dv] or null
+};
+
+struct Model::Impl {
+  ModelConfig cfg;
+  ModelInfo info;
+  TensorStore store;
+  std::unique_ptr<Backend> backend;
+  AngleMode angles = AngleMode::Reference;
+
+  WeightRef embed;    // [V, D]
+  WeightRef lm_head;  // [V, D]
+  const float* embed_norm = nullptr;  // [D] or null
+  const float* final_norm = nullptr;  // [D] or null
+  std::vector<LayerWeights> layers;
+  std::vector<float> gamma;  // [H] exp(ln γ) in fp32: the per-step decay of the recurrent form
+
+  // Backend buffers owned by the model (norm vectors, realigned or uploaded weights).
+  std::vector<float*> owned_f32;
+  std::vector<std::unique_ptr<uint8_t[]>> owned_bytes;
+
+  ~Impl();
+};
+
+// Builds Impl from a directory (model.cpp).
+std::unique_ptr<Model::Impl> load_model_impl(const std::string& dir, const LoadOptions& options);
+
+}  // namespace retnet

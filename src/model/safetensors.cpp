@@ -1,0 +1,215 @@
+#include "model/safetensors.hpp"
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <limits>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <sstream>
+
+#include "retnet/error.hpp"
+
+namespace retnet {
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+namespace {
+
+// Headers of real checkpoints are well under a megabyte per thousand tensors; 100 MB is the
+// limit the reference Rust implementation uses too. Anything larger is hostile or broken.
+constexpr uint64_t kMaxHeaderBytes = 100ull << 20;
+constexpr int kMaxJsonDepth = 16;
+
+bool parse_dtype(const std::string& s, DType& out) {
+  if (s == "F32") out = DType::F32;
+  else if (s == "F16") out = DType::F16;
+  else if (s == "BF16") out = DType::BF16;
+  else return false;
+  return true;
+}
+
+bool known_unsupported_dtype(const std::string& s) {
+  static const std::set<std::string> k = {"F64", "I64", "I32", "I16", "I8", "U64", "U32", "U16", "U8",
+                                          "BOOL", "F8_E4M3", "F8_E5M2", "F8_E8M0", "F6_E2M3", "F6_E3M2", "F4"};
+  return k.count(s) > 0;
+}
+
+// Parses JSON with a nesting limit and rejects duplicate keys at the top level (nlohmann would
+// silently keep the last one, which could hide a second, different definition of a tensor).
+json parse_json_checked(const std::string& path, const char* text, size_t len, const char* what) {
+  std::set<std::string> top_keys;
+  std::string dup;
+  bool too_deep = false;
+  json::parser_callback_t cb = [&](int depth, json::parse_event_t ev, json& parsed) {
+    if (depth > kMaxJsonDepth) {
+      too_deep = true;
+      return false;
+    }
+    if (ev == json::parse_event_t::key && depth == 1) {
+      const std::string& k = parsed.get_ref<const std::string&>();
+      if (!top_keys.insert(k).second && dup.empty()) dup = k;
+    }
+    return true;
+  };
+  json j;
+  try {
+    j = json::parse(text, text + len, cb, /*allow_exceptions=*/true);
+  } catch (const json::exception& e) {
+    throw Error(path + ": " + what + " is not valid JSON (" + e.what() + ")");
+  }
+  if (too_deep) throw Error(path + ": " + what + " nests deeper than " + std::to_string(kMaxJsonDepth) + " levels");
+  if (!dup.empty()) throw Error(path + ": " + what + " defines '" + dup + "' twice");
+  return j;
+}
+
+}  // namespace
+
+std::string TensorInfo::shape_str() const {
+  std::string s = "[";
+  for (size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
+  return s + "]";
+}
+
+std::map<std::string, TensorInfo> parse_safetensors_header(const std::string& path, const char* text,
+                                                           size_t len, const uint8_t* data_base,
+                                                           size_t data_size) {
+  json j = parse_json_checked(path, text, len, "safetensors header");
+  if (!j.is_object()) throw Error(path + ": safetensors header is not a JSON object");
+
+  std::map<std::string, TensorInfo> out;
+  struct Span {
+    uint64_t b, e;
+    const std::string* name;
+  };
+  std::vector<Span> spans;
+  for (auto it = j.begin(); it != j.end(); ++it) {
+    const std::string& name = it.key();
+    if (name == "__metadata__") {
+      if (!it.value().is_object()) throw Error(path + ": __metadata__ is not an object");
+      continue;
+    }
+    const json& e = it.value();
+    const std::string where = path + ": tensor '" + name + "'";
+    if (!e.is_object()) throw Error(where + ": entry is not an object");
+    auto dt = e.find("dtype");
+    auto sh = e.find("shape");
+    auto off = e.find("data_offsets");
+    if (dt == e.end() || !dt->is_string()) throw Error(where + ": missing or non-string 'dtype'");
+    if (sh == e.end() || !sh->is_array()) throw Error(where + ": missing or non-array 'shape'");
+    if (off == e.end() || !off->is_array() || off->size() != 2) throw Error(where + ": 'data_offsets' must be [begin, end]");
+    TensorInfo t;
+    t.name = name;
+    t.file = path;
+    const std::string dts = dt->get<std::string>();
+    if (!parse_dtype(dts, t.dtype)) {
+      if (known_unsupported_dtype(dts)) throw Error(where + ": dtype " + dts + " is not supported (F32, F16, BF16 are)");
+      throw Error(where + ": unknown dtype '" + dts + "'");
+    }
+    if (sh->size() > 8) throw Error(where + ": shape has more than 8 dimensions");
+    uint64_t numel = 1;
+    for (const json& d : *sh) {
+      if (!d.is_number_unsigned()) throw Error(where + ": shape entries must be non-negative integers");
+      uint64_t v = d.get<uint64_t>();
+      if (v > (1ull << 40) || (v && numel > std::numeric_limits<uint64_t>::max() / v / 8))
+        throw Error(where + ": shape " + sh->dump() + " is too large");
+      numel *= v;
+      t.shape.push_back(int64_t(v));
+    }
+    const json& b = (*off)[0];
+    const json& en = (*off)[1];
+    if (!b.is_number_unsigned() || !en.is_number_unsigned())
+      throw Error(where + ": data_offsets must be non-negative integers");
+    uint64_t ob = b.get<uint64_t>(), oe = en.get<uint64_t>();
+    if (ob > oe) throw Error(where + ": data_offsets begin " + std::to_string(ob) + " > end " + std::to_string(oe));
+    if (oe > data_size)
+      throw Error(where + ": data_offsets end " + std::to_string(oe) + " is past the data section (" +
+                  std::to_string(data_size) + " bytes; file truncated?)");
+    uint64_t expect = numel * dtype_size(t.dtype);
+    if (oe - ob != expect)
+      throw Error(where + ": data_offsets span " + std::to_string(oe - ob) + " bytes but shape " + sh->dump() +
+                  " x " + dts + " needs " + std::to_string(expect));
+    t.nbytes = size_t(expect);
+    t.data = data_base ? data_base + ob : nullptr;
+    auto [pos, inserted] = out.emplace(name, std::move(t));
+    spans.push_back({ob, oe, &pos->first});
+  }
+  std::sort(spans.begin(), spans.end(), [](const Span& a, const Span& b) { return a.b < b.b; });
+  for (size_t i = 1; i < spans.size(); ++i) {
+    if (spans[i].b < spans[i - 1].e && spans[i].e > spans[i].b && spans[i - 1].e > spans[i - 1].b)
+      throw Error(path + ": tensors '" + *spans[i - 1].name + "' and '" + *spans[i].name + "' overlap in the data section");
+  }
+  return out;
+}
+
+SafetensorsFile::SafetensorsFile(const std::string& path) : map_(path) {
+  const size_t size = map_.size();
+  if (size < 8) throw Error(path + ": file is " + std::to_string(size) + " bytes, too short for a safetensors header");
+  uint64_t n = 0;
+  for (int i = 7; i >= 0; --i) n = (n << 8) | map_.data()[i];
+  if (n > kMaxHeaderBytes) throw Error(path + ": header length " + std::to_string(n) + " exceeds the 100 MB limit");
+  if (n > size - 8)
+    throw Error(path + ": header length " + std::to_string(n) + " runs past the end of the file (" +
+                std::to_string(size) + " bytes)");
+  if (n == 0) throw Error(path + ": empty safetensors header");
+  const char* text = reinterpret_cast<const char*>(map_.data() + 8);
+  tensors_ = parse_safetensors_header(path, text, size_t(n), map_.data() + 8 + n, size - 8 - size_t(n));
+}
+
+TensorStore TensorStore::open_dir(const std::string& dir) {
+  TensorStore st;
+  fs::path d(dir);
+  std::error_code ec;
+  if (!fs::exists(d, ec)) throw Error(dir + ": model directory does not exist");
+  if (!fs::is_directory(d, ec)) throw Error(dir + ": is not a directory (expected a model directory)");
+  fs::path single = d / "model.safetensors";
+  fs::path index = d / "model.safetensors.index.json";
+  if (fs::exists(index, ec)) {
+    std::ifstream in(index, std::ios::binary);
+    if (!in) throw Error(index.string() + ": cannot open");
+    std::stringstream ss;
+    ss << in.rdbuf();
+    std::string text = ss.str();
+    json j = parse_json_checked(index.string(), text.data(), text.size(), "index");
+    if (!j.is_object() || !j.contains("weight_map") || !j["weight_map"].is_object())
+      throw Error(index.string() + ": missing 'weight_map' object");
+    std::map<std::string, SafetensorsFile*> opened;
+    for (auto it = j["weight_map"].begin(); it != j["weight_map"].end(); ++it) {
+      if (!it.value().is_string()) throw Error(index.string() + ": weight_map entry '" + it.key() + "' is not a file name");
+      std::string shard = it.value().get<std::string>();
+      if (shard.empty() || shard.find('/') != std::string::npos || shard == "." || shard == "..")
+        throw Error(index.string() + ": shard name '" + shard + "' must be a plain file name in the model directory");
+      if (!opened.count(shard)) {
+        fs::path sp = d / shard;
+        if (!fs::exists(sp, ec)) throw Error(index.string() + ": shard '" + shard + "' named in weight_map is missing");
+        st.files_.push_back(std::make_unique<SafetensorsFile>(sp.string()));
+        opened[shard] = st.files_.back().get();
+      }
+      const auto& ts = opened[shard]->tensors();
+      auto t = ts.find(it.key());
+      if (t == ts.end())
+        throw Error(index.string() + ": tensor '" + it.key() + "' is mapped to '" + shard + "' but that shard lacks it");
+      st.index_[it.key()] = &t->second;
+    }
+  } else if (fs::exists(single, ec)) {
+    st.files_.push_back(std::make_unique<SafetensorsFile>(single.string()));
+    for (const auto& [name, t] : st.files_.back()->tensors()) st.index_[name] = &t;
+  } else {
+    throw Error(dir + ": no model.safetensors or model.safetensors.index.json in the model directory");
+  }
+  return st;
+}
+
+const TensorInfo* TensorStore::find(const std::string& name) const {
+  auto it = index_.find(name);
+  return it == index_.end() ? nullptr : it->second;
+}
+
+uint64_t TensorStore::total_bytes() const {
+  uint64_t s = 0;
+  for (const auto& [n, t] : index_) s += t->nbytes;
+  return s;
+}
+
+}  // namespace retnet

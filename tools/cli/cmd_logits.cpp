@@ -1,0 +1,95 @@
+// retnet logits: full logits of a token sequence, for parity checks against reference implementations.
+#include <memory>
+
+#include "common/npy.hpp"
+#include "commands.hpp"
+
+namespace retnet::cli {
+
+namespace {
+struct LogitsArgs {
+  std::string model, ids, mode = "chunkwise", out, device = "auto", angles = "reference";
+  int64_t chunk_size = 0;
+  int64_t prefill = -1;
+  int threads = 0;
+};
+}  // namespace
+
+Runner add_logits_command(CLI::App& app) {
+  auto a = std::make_shared<LogitsArgs>();
+  CLI::App* c = app.add_subcommand("logits", "Write the logits of every position of a token sequence to a .npy file");
+  c->add_option("-m,--model", a->model, "Model directory (config.json + safetensors)")->required();
+  c->add_option("--ids", a->ids, "Comma-separated token ids, e.g. 5,17,3")->required();
+  c->add_option("--mode", a->mode, "Retention form for the prefilled tokens: parallel, recurrent or chunkwise")
+      ->capture_default_str();
+  c->add_option("--chunk-size", a->chunk_size, "Chunk size of chunkwise mode (default: the model's)");
+  c->add_option("--prefill", a->prefill,
+                "Prefill the first K tokens in --mode, then decode the rest one by one recurrently (default: all)");
+  c->add_option("-o,--output", a->out, "Output .npy file: float32 [T, vocab]")->required();
+  c->add_option("-t,--threads", a->threads, "CPU threads (0 = all)");
+  c->add_option("--device", a->device, "auto, cpu or cuda")->capture_default_str();
+  c->add_option("--angles", a->angles, "reference (fp32 angles, as the references) or exact (float64)")
+      ->capture_default_str();
+  return [a, c]() -> int {
+    if (!c->parsed()) return -1;
+    const std::vector<int32_t> ids = parse_id_list(a->ids);
+    const Mode mode = parse_mode(a->mode);
+    if (a->chunk_size < 0 || (c->count("--chunk-size") && a->chunk_size == 0))
+      throw Error("--chunk-size: must be a positive integer, got " + std::to_string(a->chunk_size));
+    if (a->threads < 0) throw Error("--threads: must be >= 0, got " + std::to_string(a->threads));
+    if (a->angles != "reference" && a->angles != "exact") throw Error("--angles: '" + a->angles + "' is not reference or exact");
+    const int64_t T = int64_t(ids.size());
+    int64_t K = a->prefill < 0 ? T : a->prefill;
+    if (c->count("--prefill") && (a->prefill < 0 || a->prefill > T))
+      throw Error("--prefill: " + std::to_string(a->prefill) + " is not in [0, " + std::to_string(T) + "]");
+    LoadOptions lo;
+    lo.device = parse_device(a->device);
+    lo.threads = a->threads;
+    lo.angles = a->angles == "exact" ? Angles::Exact : Angles::Reference;
+    auto model = Model::load(a->model, lo);
+    const int64_t V = model->info().vocab_size;
+    Session s(model);
+    std::vector<float> all(size_t(T * V));
+    if (K > 0) {
+      PrefillOptions po;
+      po.mode = mode;
+      po.chunk_size = a->chunk_size;
+      po.all_logits = true;
+      auto lg = s.prefill(std::span<const int32_t>(ids.data(), size_t(K)), po);
+      std::copy(lg.begin(), lg.end(), all.begin());
+    }
+    for (int64_t t = K; t < T; ++t) {
+      auto lg = s.decode(ids[size_t(t)]);
+      std::copy(lg.begin(), lg.end(), all.begin() + t * V);
+    }
+    write_npy_f32(a->out, all.data(), {T, V});
+    return 0;
+  };
+}
+
+Runner add_info_command(CLI::App& app) {
+  auto dir = std::make_shared<std::string>();
+  CLI::App* c = app.add_subcommand("info", "Print what a model directory holds");
+  c->add_option("-m,--model", *dir, "Model directory")->required();
+  return [dir, c]() -> int {
+    if (!c->parsed()) return -1;
+    LoadOptions lo;
+    lo.threads = 1;
+    auto model = Model::load(*dir, lo);
+    const ModelInfo& i = model->info();
+    std::printf("family          %s\n", i.family.c_str());
+    std::printf("vocab_size      %lld\n", (long long)i.vocab_size);
+    std::printf("hidden_size     %lld\n", (long long)i.hidden_size);
+    std::printf("layers          %lld\n", (long long)i.layers);
+    std::printf("heads           %lld (dk %lld, dv %lld)\n", (long long)i.heads, (long long)i.key_head_dim,
+                (long long)i.value_head_dim);
+    std::printf("ffn_dim         %lld\n", (long long)i.ffn_dim);
+    std::printf("parameters      %llu\n", (unsigned long long)i.n_params);
+    std::printf("weights         %llu bytes (%s)\n", (unsigned long long)i.weight_bytes, i.weight_dtype.c_str());
+    std::printf("state           %llu bytes per session\n", (unsigned long long)i.state_bytes);
+    std::printf("chunk size      %lld (default)\n", (long long)i.default_chunk_size);
+    return 0;
+  };
+}
+
+}  // namespace retnet::cli

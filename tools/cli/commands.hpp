@@ -1,0 +1,23 @@
+// Subcommands of the `retnet` command-line tool. Each registers its options on the app and
+// returns the function that runs it.
+#pragma once
+#include <CLI/CLI.hpp>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "retnet/retnet.hpp"
+
+namespace retnet::cli {
+
+using Runner = std::function<int()>;
+
+Runner add_logits_command(CLI::App& app);
+Runner add_info_command(CLI::App& app);
+
+// Shared option parsing helpers (common.cpp).
+std::vector<int32_t> parse_id_list(const std::string& text);  // "5,17,3" -> ids; throws Error
+Device parse_device(const std::string& s);
+Mode parse_mode(const std::string& s);
+
+}  // namespace retnet::cli

@@ -1,0 +1,54 @@
+#include <cerrno>
+#include <cstdlib>
+
+#include "commands.hpp"
+
+namespace retnet::cli {
+
+std::vector<int32_t> parse_id_list(const std::string& text) {
+  std::vector<int32_t> ids;
+  size_t i = 0;
+  const size_t n = text.size();
+  auto skip_ws = [&] {
+    while (i < n && (text[i] == ' ' || text[i] == '\t')) ++i;
+  };
+  skip_ws();
+  if (i == n) throw Error("--ids: empty list (expected comma-separated token ids, e.g. 5,17,3)");
+  while (true) {
+    skip_ws();
+    size_t start = i;
+    if (i < n && (text[i] == '-' || text[i] == '+')) ++i;
+    while (i < n && text[i] >= '0' && text[i] <= '9') ++i;
+    std::string tok = text.substr(start, i - start);
+    if (tok.empty() || tok == "-" || tok == "+")
+      throw Error("--ids: '" + text + "' does not parse: expected an integer at character " + std::to_string(start + 1));
+    errno = 0;
+    long long v = std::strtoll(tok.c_str(), nullptr, 10);
+    if (errno == ERANGE || v < INT32_MIN || v > INT32_MAX) throw Error("--ids: '" + tok + "' is out of range");
+    if (v < 0) throw Error("--ids: token id " + tok + " is negative");
+    ids.push_back(int32_t(v));
+    skip_ws();
+    if (i == n) break;
+    if (text[i] != ',')
+      throw Error("--ids: '" + text + "' does not parse: unexpected '" + std::string(1, text[i]) + "' at character " +
+                  std::to_string(i + 1));
+    ++i;
+  }
+  return ids;
+}
+
+Device parse_device(const std::string& s) {
+  if (s == "auto") return Device::Auto;
+  if (s == "cpu") return Device::Cpu;
+  if (s == "cuda") return Device::Cuda;
+  throw Error("--device: '" + s + "' is not one of auto, cpu, cuda");
+}
+
+Mode parse_mode(const std::string& s) {
+  if (s == "parallel") return Mode::Parallel;
+  if (s == "recurrent") return Mode::Recurrent;
+  if (s == "chunkwise") return Mode::Chunkwise;
+  throw Error("--mode: '" + s + "' is not one of parallel, recurrent, chunkwise");
+}
+
+}  // namespace retnet::cli

@@ -1,0 +1,48 @@
+// retnet — command-line front end. Errors: one line on stderr, exit code 1.
+#include <spdlog/spdlog.h>
+
+#include <cstdio>
+#include <exception>
+
+#include "commands.hpp"
+
+int main(int argc, char** argv) {
+  using namespace retnet;
+  CLI::App app{"retnet: inference engine for RetNet language models"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", "retnet 0.1.0");
+  bool verbose = false, quiet = false;
+  app.add_flag("-v,--verbose", verbose, "Verbose logging on stderr")->configurable(false);
+  app.add_flag("-q,--quiet", quiet, "Only errors on stderr");
+  std::vector<cli::Runner> runners = {cli::add_logits_command(app), cli::add_info_command(app)};
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    std::fputs(app.help().c_str(), stdout);
+    return 0;
+  } catch (const CLI::CallForAllHelp& e) {
+    std::fputs(app.help("", CLI::AppFormatMode::All).c_str(), stdout);
+    return 0;
+  } catch (const CLI::CallForVersion& e) {
+    std::puts("retnet 0.1.0");
+    return 0;
+  } catch (const CLI::ParseError& e) {
+    std::fprintf(stderr, "error: %s\n", e.what());
+    return 1;
+  }
+  spdlog::set_pattern("%^%l%$: %v");
+  spdlog::set_level(quiet ? spdlog::level::err : verbose ? spdlog::level::debug : spdlog::level::warn);
+  try {
+    for (auto& r : runners) {
+      int rc = r();
+      if (rc >= 0) return rc;
+    }
+  } catch (const retnet::Error& e) {
+    std::fprintf(stderr, "error: %s\n", e.what());
+    return 1;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "error: %s\n", e.what());
+    return 1;
+  }
+  return 1;
+}
