@@ -7,9 +7,16 @@
 
 namespace retnet {
 
+#ifdef RETNET_WITH_CUDA
+int cuda_device_count();  // kernels/cuda_probe.cu
+#endif
+
 bool cuda_available() {
-  // The CUDA backend lands with its own issue; until then no device is ever reported.
+#ifdef RETNET_WITH_CUDA
+  return cuda_device_count() > 0;
+#else
   return false;
+#endif
 }
 
 std::unique_ptr<Backend> make_backend(DeviceKind device, int threads) {
@@ -17,7 +24,10 @@ std::unique_ptr<Backend> make_backend(DeviceKind device, int threads) {
   if (threads > 512) throw Error("threads: " + std::to_string(threads) + " is more than 512");
   switch (device) {
     case DeviceKind::Cuda:
-      throw Error("device 'cuda': this build has no CUDA backend yet (use --device cpu)");
+      // The CUDA kernels and backend are their own piece of work; until they land, say so plainly.
+      throw Error(std::string("device 'cuda': ") +
+                  (cuda_available() ? "the CUDA backend is not implemented yet (use --device cpu)"
+                                    : "no CUDA device is available (use --device cpu)"));
     case DeviceKind::Auto:
     case DeviceKind::Cpu:
       return std::make_unique<CpuBackend>(threads);

@@ -151,6 +151,9 @@ ModelConfig parse_fla(const Keys& c) {
                 " not divisible by num_heads " + std::to_string(m.n_heads));
   m.head_dk = key_dim / m.n_heads;
   m.head_dv = value_dim / m.n_heads;
+  if (m.head_dk < 1 || m.head_dv < 1)
+    throw Error(c.path() + ": key dim per head " + std::to_string(m.head_dk) + " / value dim per head " +
+                std::to_string(m.head_dv) + " must be positive (expand_k/expand_v too small)");
   if (m.head_dk % 2 != 0) throw Error(c.path() + ": key dim per head " + std::to_string(m.head_dk) + " must be even");
   if (c.has("num_kv_heads") && c.opt_int("num_kv_heads", m.n_heads, 1) != m.n_heads)
     c.unsupported("num_kv_heads", "grouped key/value heads are not supported");
@@ -168,8 +171,10 @@ ModelConfig parse_fla(const Keys& c) {
     m.ffn_dim = c.req_int("intermediate_size");
   } else {
     const double ratio = c.opt_num("hidden_ratio", 2.0);
+    if (!(ratio > 0) || ratio > 64) throw Error(c.path() + ": key 'hidden_ratio' must be in (0, 64]");
     int64_t i = int64_t(double(m.d_model) * ratio * 2.0 / 3.0);
     m.ffn_dim = 256 * ((i + 255) / 256);
+    if (m.ffn_dim < 1) throw Error(c.path() + ": hidden_ratio " + std::to_string(ratio) + " leaves the MLP with no channels");
   }
   double eps = c.opt_num("norm_eps", c.opt_num("rms_norm_eps", 1e-6));
   check_eps(c, "norm_eps", eps);
@@ -203,14 +208,14 @@ std::vector<float> theta_linspace(int64_t dk) {
   const int64_t halfway = n / 2;
   for (int64_t i = 0; i < n; ++i) {
     float x = i < halfway ? 0.0f + step * float(i) : 1.0f - step * float(n - i - 1);
-    t[size_t(i)] = 1.0f / std::pow(10000.0f, x);
+    t[size_t(i)] = 1.0f / float(std::pow(10000.0, double(x)));  // pow as torch's (correctly rounded), then fp32 1/x
   }
   return t;
 }
 
 std::vector<float> theta_fla(int64_t dk) {
   std::vector<float> t(static_cast<size_t>(dk / 2));
-  for (int64_t i = 0; i < dk / 2; ++i) t[size_t(i)] = 1.0f / std::pow(10000.0f, float(2 * i) / float(dk));
+  for (int64_t i = 0; i < dk / 2; ++i) t[size_t(i)] = 1.0f / float(std::pow(10000.0, double(float(2 * i) / float(dk))));
   return t;
 }
 
@@ -274,6 +279,8 @@ ModelConfig load_config(const std::string& model_dir) {
   namespace fs = std::filesystem;
   fs::path p = fs::path(model_dir) / "config.json";
   std::error_code ec;
+  if (!fs::exists(model_dir, ec)) throw Error(model_dir + ": model directory does not exist");
+  if (!fs::is_directory(model_dir, ec)) throw Error(model_dir + ": is not a directory (expected a model directory)");
   if (!fs::exists(p, ec)) throw Error(p.string() + ": config.json is missing from the model directory");
   std::ifstream in(p, std::ios::binary);
   if (!in) throw Error(p.string() + ": cannot open");

@@ -135,10 +135,15 @@ std::map<std::string, TensorInfo> parse_safetensors_header(const std::string& pa
     auto [pos, inserted] = out.emplace(name, std::move(t));
     spans.push_back({ob, oe, &pos->first});
   }
+  // Zero-sized tensors hold no bytes and cannot overlap anything; every other span is checked
+  // against the earlier span that reaches furthest (not only its sorted neighbour).
+  spans.erase(std::remove_if(spans.begin(), spans.end(), [](const Span& s) { return s.e == s.b; }), spans.end());
   std::sort(spans.begin(), spans.end(), [](const Span& a, const Span& b) { return a.b < b.b; });
+  size_t far = 0;
   for (size_t i = 1; i < spans.size(); ++i) {
-    if (spans[i].b < spans[i - 1].e && spans[i].e > spans[i].b && spans[i - 1].e > spans[i - 1].b)
-      throw Error(path + ": tensors '" + *spans[i - 1].name + "' and '" + *spans[i].name + "' overlap in the data section");
+    if (spans[i].b < spans[far].e)
+      throw Error(path + ": tensors '" + *spans[far].name + "' and '" + *spans[i].name + "' overlap in the data section");
+    if (spans[i].e > spans[far].e) far = i;
   }
   return out;
 }

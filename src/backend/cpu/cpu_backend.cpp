@@ -9,6 +9,7 @@
 #include <new>
 
 #include "backend/cpu/kernels_cpu.hpp"
+#include "common/rotary.hpp"
 #include "retnet/error.hpp"
 
 extern "C" void openblas_set_num_threads(int);
@@ -103,16 +104,10 @@ void CpuBackend::theta_shift(float* q, float* k, int64_t T, int64_t H, int64_t d
     float* sinv = cosv + half;
     for (int64_t t = b; t < e; ++t) {
       for (int64_t p = 0; p < half; ++p) {
-        if (angles == AngleMode::Reference) {
-          // float32(n) · float32(θ) rounded to fp32, then accurate sin/cos (retnet-reference P3).
-          const float ang = float(pos[t]) * theta32[p];
-          cosv[p] = std::cos(ang);
-          sinv[p] = std::sin(ang);
-        } else {
-          const double ang = double(pos[t]) * theta64[p];
-          cosv[p] = float(std::cos(ang));
-          sinv[p] = float(std::sin(ang));
-        }
+        if (angles == AngleMode::Reference)
+          rotary_sincos_reference(pos[t], theta32[p], &sinv[p], &cosv[p]);
+        else
+          rotary_sincos_exact(pos[t], theta64[p], &sinv[p], &cosv[p]);
       }
       for (int which = 0; which < 2; ++which) {
         float* x = (which == 0 ? q : k) + t * H * dk;

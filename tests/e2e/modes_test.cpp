@@ -1,0 +1,179 @@
+// The three retention forms against each other, and prefill → decode continuity.
+//
+// fla has no normalisation (ρ = 1), so parallel, chunkwise (any C) and recurrent compute the same
+// function; only fp32 summation order differs: tolerance 2e-5 of the logit scale (measured ≤ 3e-6).
+// torchscale divides each row by a mode-specific positive scalar ρ before an RMS norm with eps;
+// the norm cancels ρ except through eps (retnet-reference P5), so the modes legitimately differ by
+// O(eps·ρ²/|U|²). The reference's own parallel and recurrent logits differ by up to 8.3e-5 on these
+// fixtures (tests/data/*/golden.json "checks"); chunk size 1 has the largest ρ spread (measured
+// 9.4e-4 at eps 1e-5 on ts_sharded). Tolerance with the real eps: 2e-3. To show that this gap is
+// the eps effect and nothing else, every torchscale fixture is also run with eps → 0, where the
+// three forms must agree to fp32 rounding (2e-5; measured ≤ 1e-6).
+// Decode after a prefill uses the same state and the same recurrent ρ as pure recurrent decoding,
+// so those rows must agree to fp32 rounding in both families: 2e-5.
+#include <gtest/gtest.h>
+
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <random>
+
+#include "test_util.hpp"
+
+namespace retnet::test {
+namespace {
+
+bool is_fla(const std::string& f) { return read_json(fixture_dir(f) + "/golden.json")["family"] == "fla"; }
+double cross_mode_tol(const std::string& f) { return is_fla(f) ? 2e-5 : 2e-3; }
+constexpr double kExactTol = 2e-5;
+
+// A copy of a fixture with every RMS/group-norm eps set to ~0 (temporary directory).
+std::string eps_zero_copy(const std::string& f) {
+  namespace fs = std::filesystem;
+  const fs::path dst = fs::temp_directory_path() / ("retnet_eps0_" + f + "_" + std::to_string(::getpid()));
+  fs::remove_all(dst);
+  fs::copy(fixture_dir(f), dst, fs::copy_options::recursive);
+  nlohmann::json c = read_json((dst / "config.json").string());
+  c[c.contains("norm_eps") || c.contains("hidden_size") ? "norm_eps" : "layernorm_eps"] = 1e-30;
+  std::ofstream((dst / "config.json").string()) << c.dump();
+  return dst.string();
+}
+constexpr double kDecodeTol = 2e-5;
+
+class Modes : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(Modes, ParallelChunkwiseRecurrentAgree) {
+  const std::string f = GetParam();
+  auto model = load_fixture(f);
+  const auto ids = golden_ids(f);
+  const auto rec = run_logits(model, ids, Mode::Recurrent);
+  const auto par = run_logits(model, ids, Mode::Parallel);
+  double e = rel_err(par, rec);
+  std::printf("[ measured ] %s parallel vs recurrent %.2e (tol %.0e)\n", f.c_str(), e, cross_mode_tol(f));
+  EXPECT_LE(e, cross_mode_tol(f));
+  for (int64_t C : {1, 2, 7, 64}) {
+    const auto ch = run_logits(model, ids, Mode::Chunkwise, C);
+    const double ep = rel_err(ch, par), er = rel_err(ch, rec);
+    std::printf("[ measured ] %s chunkwise C=%lld vs parallel %.2e, vs recurrent %.2e\n", f.c_str(), (long long)C, ep, er);
+    EXPECT_LE(ep, cross_mode_tol(f)) << "C=" << C;
+    EXPECT_LE(er, cross_mode_tol(f)) << "C=" << C;
+  }
+}
+
+TEST_P(Modes, AllFormsAgreeExactlyWithoutEps) {
+  const std::string f = GetParam();
+  const std::string dir = eps_zero_copy(f);
+  LoadOptions lo;
+  lo.device = Device::Cpu;
+  lo.threads = 2;
+  auto model = Model::load(dir, lo);
+  const auto ids = golden_ids(f);
+  const auto rec = run_logits(model, ids, Mode::Recurrent);
+  const auto par = run_logits(model, ids, Mode::Parallel);
+  EXPECT_LE(rel_err(par, rec), kExactTol);
+  for (int64_t C : {1, 2, 7, 64}) {
+    const auto ch = run_logits(model, ids, Mode::Chunkwise, C);
+    const double e = std::max(rel_err(ch, par), rel_err(ch, rec));
+    std::printf("[ measured ] %s eps=0: chunkwise C=%lld vs parallel/recurrent %.2e (tol %.0e)\n", f.c_str(), (long long)C, e, kExactTol);
+    EXPECT_LE(e, kExactTol) << "C=" << C;
+  }
+  std::filesystem::remove_all(dir);
+}
+
+TEST_P(Modes, PrefillThenDecodeEqualsPureRecurrent) {
+  const std::string f = GetParam();
+  auto model = load_fixture(f);
+  const auto ids = golden_ids(f);
+  const size_t V = size_t(model->info().vocab_size), T = ids.size();
+  const auto rec = run_logits(model, ids, Mode::Recurrent);
+  for (Mode mode : {Mode::Chunkwise, Mode::Parallel, Mode::Recurrent}) {
+    for (int64_t K : {int64_t(1), int64_t(5), int64_t(8), int64_t(T / 2), int64_t(T - 1)}) {
+      for (int64_t C : {int64_t(3), int64_t(4)}) {
+        if (mode != Mode::Chunkwise && C != 4) continue;
+        const auto got = run_logits(model, ids, mode, C, K);
+        const double prompt = rel_err(got, rec, 0, size_t(K) * V);
+        const double decode = rel_err(got, rec, size_t(K) * V, T * V);
+        EXPECT_LE(decode, kDecodeTol) << "mode " << int(mode) << " K=" << K << " C=" << C;
+        EXPECT_LE(prompt, cross_mode_tol(f)) << "mode " << int(mode) << " K=" << K << " C=" << C;
+      }
+    }
+  }
+}
+
+TEST_P(Modes, SplitPrefillsContinueTheSameState) {
+  const std::string f = GetParam();
+  auto model = load_fixture(f);
+  const auto ids = golden_ids(f);
+  const size_t V = size_t(model->info().vocab_size), T = ids.size();
+  const auto rec = run_logits(model, ids, Mode::Recurrent);
+  // Prefill in three uneven chunkwise calls, then decode the rest.
+  Session s(model);
+  PrefillOptions po;
+  po.chunk_size = 4;
+  s.prefill(std::span<const int32_t>(ids.data(), 3), po);
+  s.prefill(std::span<const int32_t>(ids.data() + 3, 9), po);
+  po.mode = Mode::Parallel;
+  s.prefill(std::span<const int32_t>(ids.data() + 12, 5), po);
+  EXPECT_EQ(s.position(), 17);
+  std::vector<float> tail;
+  for (size_t t = 17; t < T; ++t) {
+    auto lg = s.decode(ids[t]);
+    tail.insert(tail.end(), lg.begin(), lg.end());
+  }
+  std::vector<float> ref(rec.begin() + std::ptrdiff_t(17 * V), rec.end());
+  EXPECT_LE(rel_err(tail, ref), kDecodeTol);
+}
+
+TEST_P(Modes, CloneAndResetAreIndependent) {
+  const std::string f = GetParam();
+  auto model = load_fixture(f);
+  const auto ids = golden_ids(f);
+  Session a(model);
+  PrefillOptions po;
+  a.prefill(std::span<const int32_t>(ids.data(), 10), po);
+  Session b = a.clone();
+  EXPECT_EQ(b.position(), 10);
+  auto la = a.decode(ids[10]);
+  std::vector<float> va(la.begin(), la.end());
+  auto lb = b.decode(ids[10]);
+  std::vector<float> vb(lb.begin(), lb.end());
+  EXPECT_EQ(va, vb);  // same state, same op sequence: bit-identical
+  a.decode(ids[11]);  // advancing a must not move b
+  EXPECT_EQ(b.position(), 11);
+  a.reset();
+  EXPECT_EQ(a.position(), 0);
+  Session fresh(model);
+  auto l1 = a.decode(ids[0]);
+  std::vector<float> v1(l1.begin(), l1.end());
+  auto l2 = fresh.decode(ids[0]);
+  std::vector<float> v2(l2.begin(), l2.end());
+  EXPECT_EQ(v1, v2);
+}
+
+INSTANTIATE_TEST_SUITE_P(Fixtures, Modes, ::testing::ValuesIn(model_fixtures()));
+
+// Prompts longer than one prefill block (512 tokens) cross block boundaries; decode after them must
+// still equal pure recurrent decoding.
+TEST(ModesLong, MultiBlockPrefillThenDecode) {
+  for (const std::string f : {"fla_base", "ts_swish_scaled"}) {
+    auto model = load_fixture(f);
+    std::mt19937 rng(7);
+    std::vector<int32_t> ids(1300);
+    for (auto& x : ids) x = int32_t(rng() % uint32_t(model->info().vocab_size));
+    const size_t V = size_t(model->info().vocab_size);
+    const int64_t K = 1290;
+    const auto rec = run_logits(model, ids, Mode::Recurrent);
+    for (int64_t C : {64, 100}) {
+      const auto got = run_logits(model, ids, Mode::Chunkwise, C, K);
+      const double d = rel_err(got, rec, size_t(K) * V, ids.size() * V);
+      const double p = rel_err(got, rec, 0, size_t(K) * V);
+      std::printf("[ measured ] %s T=1300 C=%lld: decode rows %.2e, prompt rows %.2e\n", f.c_str(), (long long)C, d, p);
+      EXPECT_LE(d, kDecodeTol);
+      EXPECT_LE(p, cross_mode_tol(f));
+    }
+  }
+}
+
+}  // namespace
+}  // namespace retnet::test

@@ -1,0 +1,81 @@
+// Shared helpers for the tests: fixtures, goldens, error measures, running a Session in a mode.
+#pragma once
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "common/npy.hpp"
+#include "retnet/retnet.hpp"
+
+namespace retnet::test {
+
+inline std::string data_dir() { return RETNET_TEST_DATA; }
+inline std::string fixture_dir(const std::string& name) { return data_dir() + "/" + name; }
+
+inline nlohmann::json read_json(const std::string& path) {
+  std::ifstream in(path);
+  return nlohmann::json::parse(in);
+}
+
+// Every model fixture (a directory with golden.json), sorted.
+inline std::vector<std::string> model_fixtures() {
+  std::vector<std::string> out;
+  for (const auto& e : std::filesystem::directory_iterator(data_dir()))
+    if (e.is_directory() && std::filesystem::exists(e.path() / "golden.json")) out.push_back(e.path().filename().string());
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+inline std::vector<int32_t> golden_ids(const std::string& fixture) {
+  std::vector<int32_t> ids;
+  const nlohmann::json g = read_json(fixture_dir(fixture) + "/golden.json");
+  for (const auto& v : g["ids"]) ids.push_back(v.get<int32_t>());
+  return ids;
+}
+
+// max|a - b| / max|b|: error relative to the logit scale of the reference b.
+inline double rel_err(const std::vector<float>& a, const std::vector<float>& b, size_t begin = 0, size_t end = SIZE_MAX) {
+  end = std::min(end, b.size());
+  double num = 0, den = 0;
+  for (size_t i = begin; i < end; ++i) {
+    num = std::max(num, double(std::fabs(a[i] - b[i])));
+    den = std::max(den, double(std::fabs(b[i])));
+  }
+  return den > 0 ? num / den : num;
+}
+
+// Logits [T*V] for ids: the first K prefilled in `mode` (chunk C), the rest decoded one by one.
+inline std::vector<float> run_logits(const std::shared_ptr<const Model>& model, const std::vector<int32_t>& ids, Mode mode,
+                                     int64_t chunk = 0, int64_t K = -1) {
+  const size_t T = ids.size();
+  const size_t V = size_t(model->info().vocab_size);
+  if (K < 0) K = int64_t(T);
+  Session s(model);
+  std::vector<float> all(T * V);
+  if (K > 0) {
+    PrefillOptions po;
+    po.mode = mode;
+    po.chunk_size = chunk;
+    po.all_logits = true;
+    auto lg = s.prefill(std::span<const int32_t>(ids.data(), size_t(K)), po);
+    std::copy(lg.begin(), lg.end(), all.begin());
+  }
+  for (size_t t = size_t(K); t < T; ++t) {
+    auto lg = s.decode(ids[t]);
+    std::copy(lg.begin(), lg.end(), all.begin() + std::ptrdiff_t(t * V));
+  }
+  return all;
+}
+
+inline std::shared_ptr<const Model> load_fixture(const std::string& name, int threads = 2) {
+  LoadOptions lo;
+  lo.device = Device::Cpu;
+  lo.threads = threads;
+  return Model::load(fixture_dir(name), lo);
+}
+
+}  // namespace retnet::test
