@@ -37,6 +37,7 @@ if(RETNET_BUILD_TOOLS)
   set_target_properties(retnet_cli PROPERTIES OUTPUT_NAME retnet)
   target_include_directories(retnet_cli PRIVATE ${PROJECT_SOURCE_DIR}/src)
   target_link_libraries(retnet_cli PRIVATE retnet CLI11::CLI11 spdlog::spdlog nlohmann_json::nlohmann_json)
+  target_compile_definitions(retnet_cli PRIVATE RETNET_SOURCE_MODEL_DIR="${PROJECT_SOURCE_DIR}/models/kjv-retnet")
 endif()
 
 if(RETNET_BUILD_TESTS)

@@ -6,6 +6,7 @@
 //  * Session holds one sequence's recurrent state; use one Session per thread.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <span>
 #include <string>
@@ -30,6 +31,9 @@ struct LoadOptions {
   Device device = Device::Auto;
   int threads = 0;  // 0 = all hardware threads
   Angles angles = Angles::Reference;
+  // Called while the weights are paged in / uploaded, with bytes done and total; return false to
+  // cancel (load() then throws Error). Called on the loading thread.
+  std::function<bool(uint64_t done, uint64_t total)> on_progress;
 };
 
 struct ModelInfo {
@@ -81,6 +85,13 @@ class Session {
   std::span<const float> prefill(std::span<const int32_t> tokens, const PrefillOptions& options = {});
   // One recurrent step; returns [vocab] logits of this token.
   std::span<const float> decode(int32_t token);
+
+  // Advances each session by one token in a single step that reads the weights once (batch
+  // decoding); results equal decoding each alone. All sessions must share one Model and be
+  // distinct. Afterwards each session's logits() holds its [vocab] row.
+  static void decode_batch(std::span<Session* const> sessions, std::span<const int32_t> tokens);
+  // Logits of the last prefill/decode call of this session (same view those calls returned).
+  std::span<const float> logits() const;
 
   int64_t position() const;  // tokens absorbed so far (the absolute position of the next token)
   void reset();              // back to the empty state at position 0

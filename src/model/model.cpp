@@ -238,6 +238,24 @@ std::unique_ptr<Model::Impl> load_model_impl(const std::string& dir, const LoadO
   m->backend = make_backend(dev, options.threads);
   m->angles = options.angles == Angles::Exact ? AngleMode::Exact : AngleMode::Reference;
 
+  // Touch every page of the weights once, so the first token does not pay for page faults and a
+  // large model shows load progress; on a GPU backend this is where the upload streams.
+  {
+    const uint64_t total = m->store.total_bytes();
+    uint64_t done = 0, next_report = 0;
+    volatile uint8_t sink = 0;
+    if (options.on_progress && !options.on_progress(0, total)) throw Error(dir + ": load cancelled");
+    for (const auto& [name, t] : m->store.all()) {
+      for (size_t off = 0; off < t->nbytes; off += 4096) sink = sink + t->data[off];
+      done += t->nbytes;
+      if (options.on_progress && done >= next_report) {
+        if (!options.on_progress(done, total)) throw Error(dir + ": load cancelled");
+        next_report = done + (64ull << 20);
+      }
+    }
+    if (options.on_progress && !options.on_progress(total, total)) throw Error(dir + ": load cancelled");
+  }
+
   Binder b(*m, dir);
   if (m->cfg.family == Family::Torchscale) bind_torchscale(*m, b);
   else bind_fla(*m, b);

@@ -40,15 +40,16 @@ struct Session::Impl {
   int64_t logits_rows = 0;
   std::vector<float> logits_host;
   std::vector<int64_t> positions;
-  std::vector<float> step_scale;  // [H]
-  float* const* state_ptrs() const { return states.data(); }
+  std::vector<float> step_scale;    // [rows, H] 1/ρ of a recurrent step
+  std::vector<float*> step_states;  // [rows] state of each row's session, current layer
 
   explicit Impl(std::shared_ptr<const Model> mr)
       : model_ref(std::move(mr)), m(model_ref->impl()), be(*m.backend), c(m.cfg) {
     const size_t sz = size_t(c.n_heads * c.head_dk * c.head_dv);
     for (int64_t l = 0; l < c.n_layers; ++l) states.push_back(be.alloc(sz));
     ts_scale.assign(size_t(c.n_heads), 0.f);
-    step_scale.assign(size_t(c.n_heads), 1.f);
+    step_scale.reserve(size_t(c.n_heads));
+    step_states.reserve(1);
     ensure_rows(1);
     ensure_logits(1);
   }
@@ -98,25 +99,28 @@ struct Session::Impl {
                     " is outside the vocabulary [0, " + std::to_string(c.vocab_size) + ")");
   }
 
-  // Runs T tokens through every layer. recurrent: T == 1 and the step kernel is used.
-  // Leaves the final-normed hidden rows [T, D] in hn.
-  void forward(const int32_t* ids, int64_t T, bool recurrent, RetentionNorm norm, int64_t chunk) {
-    const int64_t D = c.d_model, KD = c.key_dim(), VD = c.value_dim(), F = c.ffn_dim, H = c.n_heads;
-    for (int64_t t = 0; t < T; ++t) positions[size_t(t)] = pos + t;
+  // Runs T tokens through every layer and leaves the final-normed hidden rows [T, D] in hn.
+  // Block form (seqs == null): T consecutive tokens of this session, retention_chunk.
+  // Step form (seqs != null): row t is one token of session seqs[t] (this one's workspace is used;
+  // all share the model), each advanced by one recurrent step: batch decoding reads weights once.
+  void forward(const int32_t* ids, int64_t T, Impl* const* seqs, RetentionNorm norm, int64_t chunk) {
+    const bool recurrent = seqs != nullptr;
+    const int64_t D = c.d_model, VD = c.value_dim(), F = c.ffn_dim, H = c.n_heads;
+    for (int64_t t = 0; t < T; ++t) positions[size_t(t)] = recurrent ? seqs[t]->pos : pos + t;
     be.embed(m.embed, ids, T, c.embed_scale, x);
     if (m.embed_norm) be.rms_norm(x, T, D, m.embed_norm, c.norm_eps, x);
     const float q_scale = c.scale_on_q ? 1.0f / std::sqrt(float(c.head_dk)) : 1.0f;
     const float k_scale = c.scale_on_q ? 1.0f : 1.0f / std::sqrt(float(c.head_dk));
     if (recurrent) {
-      for (int64_t h = 0; h < H; ++h) {
-        const size_t hh = size_t(h);
-        if (c.torchscale_norm) {
-          const float s_new = ts_scale[hh] * m.gamma[hh] + 1.0f;
-          step_scale[hh] = 1.0f / std::sqrt(s_new);
-        } else {
-          step_scale[hh] = 1.0f;
+      step_scale.resize(size_t(T * H));
+      step_states.resize(size_t(T));
+      for (int64_t t = 0; t < T; ++t)
+        for (int64_t h = 0; h < H; ++h) {
+          const size_t hh = size_t(h);
+          // torchscale recurrent: ρ = sqrt(s_n) with s_n = s_{n-1}·γ + 1 (fla: ρ = 1)
+          step_scale[size_t(t * H + h)] =
+              c.torchscale_norm ? 1.0f / std::sqrt(seqs[t]->ts_scale[hh] * m.gamma[hh] + 1.0f) : 1.0f;
         }
-      }
     }
     for (int64_t l = 0; l < c.n_layers; ++l) {
       const LayerWeights& w = m.layers[size_t(l)];
@@ -131,9 +135,10 @@ struct Session::Impl {
       be.theta_shift(q, k, T, H, c.head_dk, positions.data(), c.theta.data(), c.theta64.data(), c.pairing,
                      m.angles, q_scale, k_scale);
       if (recurrent) {
+        for (int64_t t = 0; t < T; ++t) step_states[size_t(t)] = seqs[t]->states[size_t(l)];
         RetentionStepArgs a;
-        a.q = q; a.k = k; a.v = v; a.states = &states[size_t(l)]; a.out = o;
-        a.B = 1; a.H = H; a.dk = c.head_dk; a.dv = c.head_dv;
+        a.q = q; a.k = k; a.v = v; a.states = step_states.data(); a.out = o;
+        a.B = T; a.H = H; a.dk = c.head_dk; a.dv = c.head_dv;
         a.gamma = m.gamma.data(); a.out_scale = step_scale.data();
         be.retention_step(a);
       } else {
@@ -164,7 +169,10 @@ struct Session::Impl {
     }
     if (m.final_norm) be.rms_norm(x, T, D, m.final_norm, c.norm_eps, hn);
     else be.copy(hn, x, size_t(T * D));
-    advance(T);
+    if (recurrent)
+      for (int64_t t = 0; t < T; ++t) seqs[t]->advance(1);
+    else
+      advance(T);
   }
 
   void advance(int64_t T) {
@@ -191,8 +199,9 @@ struct Session::Impl {
     const int64_t out_rows = opt.all_logits ? T : 1;
     logits_host.resize(size_t(out_rows * V));
     if (opt.mode == Mode::Recurrent) {
+      Impl* self = this;
       for (int64_t t = 0; t < T; ++t) {
-        forward(ids.data() + t, 1, true, RetentionNorm::None, 1);
+        forward(ids.data() + t, 1, &self, RetentionNorm::None, 1);
         if (opt.all_logits || t == T - 1) emit_logits(0, 1, opt.all_logits ? t : 0);
       }
       return logits_host;
@@ -216,7 +225,7 @@ struct Session::Impl {
     ensure_rows(std::min(block, T));
     for (int64_t s = 0; s < T; s += block) {
       const int64_t n = std::min(block, T - s);
-      forward(ids.data() + s, n, false, norm, std::min(chunk, n));
+      forward(ids.data() + s, n, nullptr, norm, std::min(chunk, n));
       if (opt.all_logits) emit_logits(0, n, s);
       else if (s + n == T) emit_logits(n - 1, 1, 0);
     }
@@ -235,12 +244,46 @@ std::span<const float> Session::prefill(std::span<const int32_t> tokens, const P
 }
 
 std::span<const float> Session::decode(int32_t token) {
-  impl_->check_ids(std::span<const int32_t>(&token, 1));
-  impl_->logits_host.resize(size_t(impl_->c.vocab_size));
-  impl_->forward(&token, 1, true, RetentionNorm::None, 1);
-  impl_->emit_logits(0, 1, 0);
-  return impl_->logits_host;
+  Impl* self = impl_.get();
+  self->check_ids(std::span<const int32_t>(&token, 1));
+  self->logits_host.resize(size_t(self->c.vocab_size));
+  self->forward(&token, 1, &self, RetentionNorm::None, 1);
+  self->emit_logits(0, 1, 0);
+  return self->logits_host;
 }
+
+void Session::decode_batch(std::span<Session* const> sessions, std::span<const int32_t> tokens) {
+  if (sessions.size() != tokens.size())
+    throw Error("decode_batch: " + std::to_string(sessions.size()) + " sessions but " + std::to_string(tokens.size()) +
+                " tokens");
+  if (sessions.empty()) return;
+  std::vector<Impl*> seqs;
+  seqs.reserve(sessions.size());
+  for (size_t i = 0; i < sessions.size(); ++i) {
+    if (!sessions[i]) throw Error("decode_batch: session " + std::to_string(i) + " is null");
+    Impl* s = sessions[i]->impl_.get();
+    if (&s->m != &sessions[0]->impl_->m) throw Error("decode_batch: session " + std::to_string(i) + " belongs to another model");
+    for (size_t j = 0; j < i; ++j)
+      if (seqs[j] == s) throw Error("decode_batch: session " + std::to_string(i) + " appears twice");
+    seqs.push_back(s);
+  }
+  Impl& lead = *seqs[0];
+  lead.check_ids(tokens);
+  const int64_t B = int64_t(sessions.size()), V = lead.c.vocab_size;
+  lead.ensure_rows(B);
+  lead.forward(tokens.data(), B, seqs.data(), RetentionNorm::None, 1);
+  // Logits of all rows in one product, then each session gets its own row.
+  lead.ensure_logits(B);
+  Backend::MatmulJob job{&lead.m.lm_head, lead.logits};
+  lead.be.matmul(lead.hn, B, lead.c.d_model, std::span<const Backend::MatmulJob>(&job, 1));
+  for (int64_t b = 0; b < B; ++b) {
+    Impl& s = *seqs[size_t(b)];
+    s.logits_host.resize(size_t(V));
+    lead.be.to_host(s.logits_host.data(), lead.logits + b * V, size_t(V));
+  }
+}
+
+std::span<const float> Session::logits() const { return impl_->logits_host; }
 
 int64_t Session::position() const { return impl_->pos; }
 const Model& Session::model() const { return *impl_->model_ref; }

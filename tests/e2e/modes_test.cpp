@@ -177,3 +177,58 @@ TEST(ModesLong, MultiBlockPrefillThenDecode) {
 
 }  // namespace
 }  // namespace retnet::test
+
+namespace retnet::test {
+namespace {
+
+// decode_batch reads the weights once for B sessions; each row must equal decoding that session
+// alone. Different prompts put the sessions at different positions and states. The only
+// difference allowed is the order of fp32 sums in the batched products: 1e-6 of the logit scale.
+TEST(BatchDecode, EqualsDecodingEachAlone) {
+  for (const std::string f : {"fla_bf16_tied", "ts_swish_scaled", "ts_deepnorm_fairseq_f16"}) {
+    auto model = load_fixture(f);
+    const auto ids = golden_ids(f);
+    const int B = 5;
+    std::vector<Session> batch, alone;
+    for (int b = 0; b < B; ++b) {
+      for (auto* v : {&batch, &alone}) {
+        v->emplace_back(model);
+        PrefillOptions po;
+        po.chunk_size = 4;
+        v->back().prefill(std::span<const int32_t>(ids.data() + b, size_t(3 + 2 * b)), po);
+      }
+    }
+    std::vector<Session*> ptrs;
+    for (auto& s : batch) ptrs.push_back(&s);
+    for (int step = 0; step < 4; ++step) {
+      std::vector<int32_t> toks;
+      for (int b = 0; b < B; ++b) toks.push_back(ids[size_t(10 + b + step)]);
+      Session::decode_batch(ptrs, toks);
+      for (int b = 0; b < B; ++b) {
+        auto ref = alone[size_t(b)].decode(toks[size_t(b)]);
+        std::vector<float> r(ref.begin(), ref.end());
+        auto got = batch[size_t(b)].logits();
+        std::vector<float> g(got.begin(), got.end());
+        EXPECT_LE(rel_err(g, r), 1e-6) << f << " b=" << b << " step=" << step;
+        EXPECT_EQ(batch[size_t(b)].position(), alone[size_t(b)].position());
+      }
+    }
+  }
+}
+
+TEST(BatchDecode, RejectsMismatchedInput) {
+  auto model = load_fixture("fla_base");
+  Session a(model), b(model);
+  std::vector<Session*> two = {&a, &a};
+  std::vector<int32_t> toks = {1, 2};
+  EXPECT_THROW(Session::decode_batch(two, toks), Error);
+  std::vector<Session*> one = {&a};
+  EXPECT_THROW(Session::decode_batch(one, toks), Error);
+  auto other = load_fixture("fla_base");
+  Session c(other);
+  std::vector<Session*> mixed = {&a, &c};
+  EXPECT_THROW(Session::decode_batch(mixed, toks), Error);
+}
+
+}  // namespace
+}  // namespace retnet::test

@@ -14,6 +14,15 @@ using Runner = std::function<int()>;
 
 Runner add_logits_command(CLI::App& app);
 Runner add_info_command(CLI::App& app);
+Runner add_generate_command(CLI::App& app);
+Runner add_perplexity_command(CLI::App& app);
+Runner add_tokenize_command(CLI::App& app);
+
+struct GlobalFlags {
+  bool verbose = false;
+  bool quiet = false;
+};
+GlobalFlags& global_flags();
 
 // Shared option parsing helpers (common.cpp).
 std::vector<int32_t> parse_id_list(const std::string& text);  // "5,17,3" -> ids; throws Error

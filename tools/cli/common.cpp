@@ -5,6 +5,11 @@
 
 namespace retnet::cli {
 
+GlobalFlags& global_flags() {
+  static GlobalFlags g;
+  return g;
+}
+
 std::vector<int32_t> parse_id_list(const std::string& text) {
   std::vector<int32_t> ids;
   size_t i = 0;

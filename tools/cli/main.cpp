@@ -11,9 +11,11 @@ int main(int argc, char** argv) {
   CLI::App app{"retnet: inference engine for RetNet language models"};
   app.require_subcommand(1);
   app.set_version_flag("--version", "retnet 0.1.0");
-  bool verbose = false, quiet = false;
-  app.add_flag("-v,--verbose", verbose, "Verbose logging on stderr")->configurable(false);
+  bool& verbose = cli::global_flags().verbose;
+  bool& quiet = cli::global_flags().quiet;
+  app.add_flag("-v,--verbose", verbose, "Verbose logging on stderr");
   app.add_flag("-q,--quiet", quiet, "Only errors on stderr");
+  app.fallthrough();  // -v/-q may also follow the subcommand
   std::vector<cli::Runner> runners = {cli::add_logits_command(app), cli::add_info_command(app)};
   try {
     app.parse(argc, argv);
