@@ -37,7 +37,13 @@ if(RETNET_BUILD_TOOLS)
   set_target_properties(retnet_cli PROPERTIES OUTPUT_NAME retnet)
   target_include_directories(retnet_cli PRIVATE ${PROJECT_SOURCE_DIR}/src)
   target_link_libraries(retnet_cli PRIVATE retnet CLI11::CLI11 spdlog::spdlog nlohmann_json::nlohmann_json)
-  target_compile_definitions(retnet_cli PRIVATE RETNET_SOURCE_MODEL_DIR="${PROJECT_SOURCE_DIR}/models/kjv-retnet")
+  execute_process(COMMAND git rev-parse --short HEAD WORKING_DIRECTORY ${PROJECT_SOURCE_DIR}
+                  OUTPUT_VARIABLE RETNET_GIT_COMMIT OUTPUT_STRIP_TRAILING_WHITESPACE ERROR_QUIET)
+  if(NOT RETNET_GIT_COMMIT)
+    set(RETNET_GIT_COMMIT unknown)
+  endif()
+  target_compile_definitions(retnet_cli PRIVATE RETNET_SOURCE_MODEL_DIR="${PROJECT_SOURCE_DIR}/models/kjv-retnet"
+                                                RETNET_BUILD_COMMIT="${RETNET_GIT_COMMIT}")
 endif()
 
 if(RETNET_BUILD_TESTS)

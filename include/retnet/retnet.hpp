@@ -31,6 +31,9 @@ struct LoadOptions {
   Device device = Device::Auto;
   int threads = 0;  // 0 = all hardware threads
   Angles angles = Angles::Reference;
+  // Storage of the weight matrices: "" keeps the checkpoint's dtypes; "f32", "f16" or "bf16"
+  // converts every matrix at load (norm vectors are always fp32).
+  std::string dtype;
   // Called while the weights are paged in / uploaded, with bytes done and total; return false to
   // cancel (load() then throws Error). Called on the loading thread.
   std::function<bool(uint64_t done, uint64_t total)> on_progress;
@@ -51,8 +54,25 @@ struct ModelInfo {
   int64_t bos_token_id = -1;
 };
 
+// A model with random weights of a given shape, built in memory (no checkpoint): for benchmarks
+// and tests at realistic sizes. dk = hidden/heads, dv = value_dim/heads.
+struct RandomModelSpec {
+  std::string family = "torchscale";  // "torchscale" (syncdoth conventions) or "fla"
+  int64_t vocab_size = 32000;
+  int64_t hidden_size = 768;
+  int64_t layers = 12;
+  int64_t heads = 3;
+  int64_t value_dim = 0;  // 0: 2 × hidden_size (dv = 512 at dk = 256, as the paper's shapes)
+  int64_t ffn_dim = 0;    // 0: 2 × hidden_size
+  std::string dtype = "bf16";  // "f32", "f16" or "bf16": storage of the matrices
+  uint64_t seed = 1;
+};
+
 class Model {
  public:
+  // Builds a random-weight model in memory (see RandomModelSpec). Throws Error on a bad shape.
+  static std::shared_ptr<const Model> random(const RandomModelSpec& spec, const LoadOptions& options = {});
+
   // Loads a Hugging Face-style model directory (config.json + model.safetensors or sharded).
   // Throws Error naming the file, key or tensor on any problem.
   static std::shared_ptr<const Model> load(const std::string& dir, const LoadOptions& options = {});

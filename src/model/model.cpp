@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <cstring>
+#include <optional>
 #include <set>
 
 #include "model/model_impl.hpp"
@@ -76,6 +77,23 @@ class Binder {
  private:
   WeightRef view(const TensorInfo& t, int64_t rows, int64_t cols) {
     WeightRef w{t.data, t.dtype, rows, cols};
+    if (convert_to_ && *convert_to_ != t.dtype) {
+      // Requested storage dtype differs: convert once at load into an owned buffer.
+      const size_t n = size_t(rows * cols), es = dtype_size(*convert_to_);
+      auto buf = std::unique_ptr<uint8_t[]>(new (std::align_val_t(64)) uint8_t[n * es]);
+      for (size_t i = 0; i < n; ++i) {
+        const float v = load_as_f32(t.data, t.dtype, i);
+        if (*convert_to_ == DType::F32) std::memcpy(buf.get() + 4 * i, &v, 4);
+        else {
+          const uint16_t h = *convert_to_ == DType::F16 ? f32_to_f16(v) : f32_to_bf16(v);
+          std::memcpy(buf.get() + 2 * i, &h, 2);
+        }
+      }
+      w.data = buf.get();
+      w.dtype = *convert_to_;
+      m_.owned_bytes.push_back(std::move(buf));
+      return m_.backend->upload(w);
+    }
     // safetensors does not promise alignment; kernels may assume element alignment, so realign.
     if (reinterpret_cast<uintptr_t>(t.data) % dtype_size(t.dtype) != 0) {
       auto buf = std::unique_ptr<uint8_t[]>(new (std::align_val_t(64)) uint8_t[t.nbytes]);
@@ -89,6 +107,9 @@ class Binder {
   Model::Impl& m_;
   std::string dir_;
   std::set<std::string> used_, ignored_;
+
+ public:
+  std::optional<DType> convert_to_;
 };
 
 // Stored rotation/decay buffers of torchscale/syncdoth checkpoints (P2, P11): preferred over our
@@ -227,13 +248,39 @@ Model::Impl::~Impl() {
     for (float* p : owned_f32) backend->release(p);
 }
 
+DeviceKind device_kind(Device d) {
+  return d == Device::Cpu ? DeviceKind::Cpu : d == Device::Cuda ? DeviceKind::Cuda : DeviceKind::Auto;
+}
+
+void finalize_model(Model::Impl& mi) {
+  Model::Impl* m = &mi;
+  const ModelConfig& c = m->cfg;
+  m->gamma.resize(size_t(c.n_heads));
+  for (int64_t h = 0; h < c.n_heads; ++h) m->gamma[size_t(h)] = std::exp(c.log_decay[size_t(h)]);
+
+  ModelInfo& i = m->info;
+  i.family = c.source;
+  i.vocab_size = c.vocab_size;
+  i.hidden_size = c.d_model;
+  i.layers = c.n_layers;
+  i.heads = c.n_heads;
+  i.key_head_dim = c.head_dk;
+  i.value_head_dim = c.head_dv;
+  i.ffn_dim = c.ffn_dim;
+  i.default_chunk_size = c.default_chunk_size;
+  i.state_bytes = uint64_t(c.n_layers * c.n_heads * c.head_dk * c.head_dv) * 4;
+  i.weight_dtype = matrix_dtype(*m);
+  i.device = m->backend->name();
+  i.threads = m->backend->threads();
+  i.eos_token_ids = c.eos_token_ids;
+  i.bos_token_id = c.bos_token_id;
+}
+
 std::unique_ptr<Model::Impl> load_model_impl(const std::string& dir, const LoadOptions& options) {
   auto m = std::make_unique<Model::Impl>();
   m->cfg = load_config(dir);
   m->store = TensorStore::open_dir(dir);
-  DeviceKind dev = options.device == Device::Cpu ? DeviceKind::Cpu
-                   : options.device == Device::Cuda ? DeviceKind::Cuda
-                                                    : DeviceKind::Auto;
+  const DeviceKind dev = device_kind(options.device);
   if (options.threads < 0) throw Error("threads: must be >= 0 (0 = all hardware threads), got " + std::to_string(options.threads));
   m->backend = make_backend(dev, options.threads);
   m->angles = options.angles == Angles::Exact ? AngleMode::Exact : AngleMode::Reference;
@@ -257,30 +304,18 @@ std::unique_ptr<Model::Impl> load_model_impl(const std::string& dir, const LoadO
   }
 
   Binder b(*m, dir);
+  if (!options.dtype.empty()) {
+    const std::string& d = options.dtype;
+    if (d == "f32" || d == "F32") b.convert_to_ = DType::F32;
+    else if (d == "f16" || d == "F16") b.convert_to_ = DType::F16;
+    else if (d == "bf16" || d == "BF16") b.convert_to_ = DType::BF16;
+    else throw Error("dtype: '" + d + "' is not one of f32, f16, bf16");
+  }
   if (m->cfg.family == Family::Torchscale) bind_torchscale(*m, b);
   else bind_fla(*m, b);
   b.warn_unused();
 
-  const ModelConfig& c = m->cfg;
-  m->gamma.resize(size_t(c.n_heads));
-  for (int64_t h = 0; h < c.n_heads; ++h) m->gamma[size_t(h)] = std::exp(c.log_decay[size_t(h)]);
-
-  ModelInfo& i = m->info;
-  i.family = c.source;
-  i.vocab_size = c.vocab_size;
-  i.hidden_size = c.d_model;
-  i.layers = c.n_layers;
-  i.heads = c.n_heads;
-  i.key_head_dim = c.head_dk;
-  i.value_head_dim = c.head_dv;
-  i.ffn_dim = c.ffn_dim;
-  i.default_chunk_size = c.default_chunk_size;
-  i.state_bytes = uint64_t(c.n_layers * c.n_heads * c.head_dk * c.head_dv) * 4;
-  i.weight_dtype = matrix_dtype(*m);
-  i.device = m->backend->name();
-  i.threads = m->backend->threads();
-  i.eos_token_ids = c.eos_token_ids;
-  i.bos_token_id = c.bos_token_id;
+  finalize_model(*m);
   return m;
 }
 

@@ -46,5 +46,8 @@ struct Model::Impl {
 
 // Builds Impl from a directory (model.cpp).
 std::unique_ptr<Model::Impl> load_model_impl(const std::string& dir, const LoadOptions& options);
+// Derived constants (γ) and ModelInfo once cfg and the weights are bound (model.cpp).
+void finalize_model(Model::Impl& m);
+DeviceKind device_kind(Device d);
 
 }  // namespace retnet

@@ -17,6 +17,7 @@ Runner add_info_command(CLI::App& app);
 Runner add_generate_command(CLI::App& app);
 Runner add_perplexity_command(CLI::App& app);
 Runner add_tokenize_command(CLI::App& app);
+Runner add_bench_command(CLI::App& app);
 
 struct GlobalFlags {
   bool verbose = false;

@@ -16,7 +16,8 @@ int main(int argc, char** argv) {
   app.add_flag("-v,--verbose", verbose, "Verbose logging on stderr");
   app.add_flag("-q,--quiet", quiet, "Only errors on stderr");
   app.fallthrough();  // -v/-q may also follow the subcommand
-  std::vector<cli::Runner> runners = {cli::add_logits_command(app), cli::add_info_command(app)};
+  std::vector<cli::Runner> runners = {cli::add_bench_command(app), cli::add_logits_command(app),
+                                      cli::add_info_command(app)};
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

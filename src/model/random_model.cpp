@@ -1,0 +1,130 @@
+// Random-weight models of arbitrary shape, built in memory: `retnet bench --shape` and large tests.
+#include <cmath>
+#include <cstring>
+
+#include "model/model_impl.hpp"
+#include "retnet/error.hpp"
+
+namespace retnet {
+
+namespace {
+
+// splitmix64: a tiny, fast, portable generator; quality is ample for weight noise.
+struct Mix {
+  uint64_t s;
+  uint64_t next() {
+    uint64_t z = (s += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+  }
+  // Uniform in [-a, a): variance a²/3.
+  float uniform(float a) { return (float(next() >> 40) * (1.0f / 16777216.0f) * 2.0f - 1.0f) * a; }
+};
+
+DType parse_dtype(const std::string& s) {
+  if (s == "f32" || s == "F32" || s == "fp32") return DType::F32;
+  if (s == "f16" || s == "F16" || s == "fp16") return DType::F16;
+  if (s == "bf16" || s == "BF16") return DType::BF16;
+  throw Error("dtype: '" + s + "' is not one of f32, f16, bf16");
+}
+
+}  // namespace
+
+std::shared_ptr<const Model> Model::random(const RandomModelSpec& sp, const LoadOptions& options) {
+  auto m = std::make_unique<Impl>();
+  ModelConfig& c = m->cfg;
+  const DType dt = parse_dtype(sp.dtype);
+  if (sp.family != "torchscale" && sp.family != "fla") throw Error("family: '" + sp.family + "' is not torchscale or fla");
+  for (auto [v, name] : {std::pair{sp.vocab_size, "vocab_size"}, {sp.hidden_size, "hidden_size"}, {sp.layers, "layers"},
+                         {sp.heads, "heads"}})
+    if (v < 1 || v > (int64_t(1) << 20)) throw Error(std::string(name) + ": " + std::to_string(v) + " is out of range");
+  c.family = sp.family == "fla" ? Family::Fla : Family::Torchscale;
+  c.source = sp.family;
+  c.vocab_size = sp.vocab_size;
+  c.d_model = sp.hidden_size;
+  c.n_layers = sp.layers;
+  c.n_heads = sp.heads;
+  const int64_t vd = sp.value_dim > 0 ? sp.value_dim : 2 * sp.hidden_size;
+  c.ffn_dim = sp.ffn_dim > 0 ? sp.ffn_dim : 2 * sp.hidden_size;
+  if (c.d_model % c.n_heads || vd % c.n_heads || (c.d_model / c.n_heads) % 2)
+    throw Error("shape: hidden " + std::to_string(c.d_model) + " / value " + std::to_string(vd) +
+                " must divide by heads " + std::to_string(c.n_heads) + " into an even key dim");
+  c.head_dk = c.d_model / c.n_heads;
+  c.head_dv = vd / c.n_heads;
+  const bool fla = c.family == Family::Fla;
+  c.pairing = fla ? Pairing::Half : Pairing::Interleaved;
+  c.torchscale_norm = !fla;
+  c.scale_on_q = fla;
+  c.group_norm_weight = fla;
+  c.theta = fla ? theta_fla(c.head_dk) : theta_linspace(c.head_dk);
+  c.theta64 = fla ? theta64_fla(c.head_dk) : theta64_linspace(c.head_dk);
+  c.log_decay = log_decay_default(c.n_heads);
+  c.default_chunk_size = 64;
+  c.embed_scale = fla ? 1.0f : std::sqrt(float(c.d_model));
+  c.embed_norm = !fla;
+
+  if (options.threads < 0) throw Error("threads: must be >= 0, got " + std::to_string(options.threads));
+  m->backend = make_backend(device_kind(options.device), options.threads);
+  m->angles = options.angles == Angles::Exact ? AngleMode::Exact : AngleMode::Reference;
+
+  Mix rng{sp.seed};
+  uint64_t total = 0, done = 0;
+  {
+    const int64_t D = c.d_model, KD = c.key_dim(), VD = c.value_dim(), F = c.ffn_dim;
+    total = uint64_t(2 * c.vocab_size * D + c.n_layers * (2 * KD * D + 3 * VD * D + 3 * F * D)) * dtype_size(dt);
+  }
+  auto matrix = [&](int64_t rows, int64_t cols) {
+    const size_t n = size_t(rows * cols), bytes = n * dtype_size(dt);
+    auto buf = std::unique_ptr<uint8_t[]>(new (std::align_val_t(64)) uint8_t[bytes]);
+    const float a = std::sqrt(3.0f / float(cols));  // unit-variance outputs for unit-variance inputs
+    for (size_t i = 0; i < n; ++i) {
+      const float v = rng.uniform(a);
+      if (dt == DType::F32) std::memcpy(buf.get() + 4 * i, &v, 4);
+      else {
+        const uint16_t h = dt == DType::F16 ? f32_to_f16(v) : f32_to_bf16(v);
+        std::memcpy(buf.get() + 2 * i, &h, 2);
+      }
+    }
+    WeightRef w{buf.get(), dt, rows, cols};
+    m->owned_bytes.push_back(std::move(buf));
+    m->info.n_params += n;
+    m->info.weight_bytes += bytes;
+    done += bytes;
+    if (options.on_progress && !options.on_progress(done, total)) throw Error("random model: cancelled");
+    return m->backend->upload(w);
+  };
+  auto ones = [&](int64_t n) {
+    std::vector<float> host(static_cast<size_t>(n), 1.0f);
+    float* d = m->backend->alloc(size_t(n));
+    m->backend->from_host(d, host.data(), size_t(n));
+    m->owned_f32.push_back(d);
+    m->info.n_params += uint64_t(n);
+    m->info.weight_bytes += uint64_t(n) * 4;
+    return d;
+  };
+  const int64_t D = c.d_model, KD = c.key_dim(), VD = c.value_dim(), F = c.ffn_dim, V = c.vocab_size;
+  m->embed = matrix(V, D);
+  if (c.embed_norm) m->embed_norm = ones(D);
+  for (int64_t l = 0; l < c.n_layers; ++l) {
+    LayerWeights w;
+    w.q = matrix(KD, D);
+    w.k = matrix(KD, D);
+    w.v = matrix(VD, D);
+    w.g = matrix(VD, D);
+    w.o = matrix(D, VD);
+    w.ffn_act = matrix(F, D);
+    w.ffn_lin = matrix(F, D);
+    w.ffn_down = matrix(D, F);
+    w.attn_norm = ones(D);
+    w.ffn_norm = ones(D);
+    if (c.group_norm_weight) w.gn_weight = ones(c.head_dv);
+    m->layers.push_back(w);
+  }
+  m->final_norm = ones(D);
+  m->lm_head = matrix(V, D);
+  finalize_model(*m);
+  return std::shared_ptr<const Model>(new Model(std::move(m)));
+}
+
+}  // namespace retnet

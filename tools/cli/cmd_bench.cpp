@@ -1,0 +1,374 @@
+// retnet bench: prefill (pp), decode (tg) and prompt+generate (pg) throughput in llama-bench's
+// conventions, with the roofline measured on this machine in the same run.
+#include <nlohmann/json.hpp>
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <ctime>
+#include <map>
+#include <memory>
+#include <random>
+#include <sstream>
+
+#include "cli_util.hpp"
+#include "commands.hpp"
+#include "retnet/system.hpp"
+
+#ifndef RETNET_BUILD_COMMIT
+#define RETNET_BUILD_COMMIT "unknown"
+#endif
+
+namespace retnet::cli {
+
+namespace {
+
+using clk = std::chrono::steady_clock;
+
+struct Shape {
+  std::string name;
+  int64_t d, l, h;
+};
+
+Shape parse_shape(const std::string& s) {
+  // The RetNet paper's shapes: dk = 256 per head, value dim and FFN 2·D, vocabulary 32000.
+  static const std::map<std::string, Shape> named = {{"125m", {"125m", 768, 12, 3}},   {"350m", {"350m", 1024, 24, 4}},
+                                                     {"1.3b", {"1.3b", 2048, 24, 8}},  {"2.7b", {"2.7b", 2560, 32, 10}},
+                                                     {"6.7b", {"6.7b", 4096, 32, 16}}, {"tiny", {"tiny", 64, 2, 2}}};
+  if (auto it = named.find(s); it != named.end()) return it->second;
+  Shape r{s, 0, 0, 0};
+  char x1 = 0, x2 = 0;
+  std::istringstream in(s);
+  if (!(in >> r.d >> x1 >> r.l >> x2 >> r.h) || x1 != 'x' || x2 != 'x' || !in.eof() || r.d < 2 || r.l < 1 || r.h < 1)
+    throw Error("--shape: '" + s + "' is not 125m, 350m, 1.3b, 2.7b, 6.7b, tiny or WIDTHxLAYERSxHEADS (e.g. 512x6x2)");
+  return r;
+}
+
+std::vector<int64_t> parse_int_list(const std::string& flag, const std::string& s, int64_t min_value) {
+  std::vector<int64_t> out;
+  std::stringstream ss(s);
+  std::string tok;
+  while (std::getline(ss, tok, ',')) {
+    char* end = nullptr;
+    errno = 0;
+    const long long v = std::strtoll(tok.c_str(), &end, 10);
+    if (tok.empty() || *end || errno) throw Error(flag + ": '" + s + "' is not a comma-separated list of integers");
+    if (v < min_value) throw Error(flag + ": " + tok + " is below " + std::to_string(min_value));
+    out.push_back(v);
+  }
+  if (out.empty()) throw Error(flag + ": empty list");
+  return out;
+}
+
+std::vector<std::string> split(const std::string& s) {
+  std::vector<std::string> out;
+  std::stringstream ss(s);
+  std::string tok;
+  while (std::getline(ss, tok, ',')) out.push_back(tok);
+  return out;
+}
+
+struct Row {
+  std::string model, model_type, dtype, test;
+  uint64_t model_size = 0, model_n_params = 0, state_bytes = 0;
+  int64_t n_prompt = 0, n_gen = 0, n_depth = 0, n_batch = 1, chunk = 0;
+  int threads = 1;
+  std::vector<double> samples_ns, samples_ts;
+  double avg_ns = 0, stddev_ns = 0, avg_ts = 0, stddev_ts = 0;
+  double gbs = 0, roofline_pct = 0, gflops = 0, peak_pct = 0, bw_gbs = 0, peak_gflops = 0;
+  std::string time;
+};
+
+void finish_stats(Row& r) {
+  auto mean_sd = [](const std::vector<double>& v, double& m, double& sd) {
+    m = 0;
+    for (double x : v) m += x;
+    m /= double(v.size());
+    sd = 0;
+    for (double x : v) sd += (x - m) * (x - m);
+    sd = v.size() > 1 ? std::sqrt(sd / double(v.size() - 1)) : 0.0;  // sample stddev
+  };
+  mean_sd(r.samples_ns, r.avg_ns, r.stddev_ns);
+  mean_sd(r.samples_ts, r.avg_ts, r.stddev_ts);
+}
+
+nlohmann::json to_json(const Row& r, const MachineInfo& mi) {
+  return {{"build_commit", RETNET_BUILD_COMMIT},
+          {"cpu_info", mi.cpu_name},
+          {"gpu_info", ""},
+          {"backends", "CPU"},
+          {"model_filename", r.model},
+          {"model_type", r.model_type},
+          {"model_size", r.model_size},
+          {"model_n_params", r.model_n_params},
+          {"state_bytes", r.state_bytes},
+          {"type", r.dtype},
+          {"n_batch", r.n_batch},
+          {"n_threads", r.threads},
+          {"chunk_size", r.chunk},
+          {"n_prompt", r.n_prompt},
+          {"n_gen", r.n_gen},
+          {"n_depth", r.n_depth},
+          {"test", r.test},
+          {"test_time", r.time},
+          {"avg_ns", uint64_t(r.avg_ns)},
+          {"stddev_ns", uint64_t(r.stddev_ns)},
+          {"avg_ts", r.avg_ts},
+          {"stddev_ts", r.stddev_ts},
+          {"samples_ns", r.samples_ns},
+          {"samples_ts", r.samples_ts},
+          {"bandwidth_gbs", r.gbs},
+          {"roofline_pct", r.roofline_pct},
+          {"measured_bandwidth_gbs", r.bw_gbs},
+          {"gflops", r.gflops},
+          {"peak_pct", r.peak_pct},
+          {"measured_sgemm_gflops", r.peak_gflops}};
+}
+
+std::string fixed(double v, int prec) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.*f", prec, v);
+  return buf;
+}
+
+std::string now_iso() {
+  std::time_t t = std::time(nullptr);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&t));
+  return buf;
+}
+
+struct BenchArgs {
+  std::string models, shapes, prompts = "512", gens = "128", pgs, depths = "0", batches = "1", threads, dtypes = "bf16",
+              chunks = "0", output = "md", device = "auto";
+  int reps = 5;
+  bool no_warmup = false;
+  double bw_mib = 1024;
+};
+
+}  // namespace
+
+Runner add_bench_command(CLI::App& app) {
+  auto a = std::make_shared<BenchArgs>();
+  CLI::App* c = app.add_subcommand("bench", "Measure prefill and decode throughput (llama-bench conventions)");
+  c->add_option("-m,--model", a->models, "Model directories, comma-separated");
+  c->add_option("--shape", a->shapes, "Random-weight models: 125m,350m,1.3b,2.7b,6.7b,tiny or WxLxH (comma list)");
+  c->add_option("-p,--n-prompt", a->prompts, "Prompt lengths of pp tests (0 skips)")->capture_default_str();
+  c->add_option("-n,--n-gen", a->gens, "Generated tokens of tg tests (0 skips)")->capture_default_str();
+  c->add_option("--pg", a->pgs, "Prompt+generate tests 'N,M' (several: separate with ';')");
+  c->add_option("-d,--n-depth", a->depths, "Tokens already in the state before each test")->capture_default_str();
+  c->add_option("-b,--batch", a->batches, "Sequences decoded together in tg tests")->capture_default_str();
+  c->add_option("-t,--threads", a->threads, "Thread counts (default: all)");
+  c->add_option("--dtype", a->dtypes, "Weight dtypes f32,f16,bf16 (random models; checkpoints are converted)")
+      ->capture_default_str();
+  c->add_option("--chunk-size", a->chunks, "Chunk sizes for prefill (0 = the model's)")->capture_default_str();
+  c->add_option("-r,--repetitions", a->reps, "Timed repetitions per test")->capture_default_str();
+  c->add_flag("--no-warmup", a->no_warmup, "Skip the untimed warm-up run");
+  c->add_option("-o,--output", a->output, "md, csv, json or jsonl")->capture_default_str();
+  c->add_option("--device", a->device, "auto, cpu or cuda")->capture_default_str();
+  c->add_option("--bandwidth-mib", a->bw_mib, "Buffer size for the bandwidth measurement")->capture_default_str();
+  return [a, c]() -> int {
+    if (!c->parsed()) return -1;
+    if (a->models.empty() && a->shapes.empty()) a->shapes = "125m";
+    if (a->reps < 1) throw Error("--repetitions: must be >= 1");
+    if (a->output != "md" && a->output != "csv" && a->output != "json" && a->output != "jsonl")
+      throw Error("--output: '" + a->output + "' is not md, csv, json or jsonl");
+    if (!(a->bw_mib >= 1)) throw Error("--bandwidth-mib: must be >= 1");
+    const MachineInfo mi = machine_info();
+    const auto prompts = parse_int_list("--n-prompt", a->prompts, 0);
+    const auto gens = parse_int_list("--n-gen", a->gens, 0);
+    const auto depths = parse_int_list("--n-depth", a->depths, 0);
+    const auto batches = parse_int_list("--batch", a->batches, 1);
+    const auto threads = a->threads.empty() ? std::vector<int64_t>{mi.hardware_threads} : parse_int_list("--threads", a->threads, 1);
+    const auto chunks = parse_int_list("--chunk-size", a->chunks, 0);
+    std::vector<std::pair<int64_t, int64_t>> pgs;
+    if (!a->pgs.empty()) {
+      std::stringstream ss(a->pgs);
+      std::string item;
+      while (std::getline(ss, item, ';')) {
+        auto v = parse_int_list("--pg", item, 1);
+        if (v.size() != 2) throw Error("--pg: '" + item + "' is not N,M");
+        pgs.emplace_back(v[0], v[1]);
+      }
+    }
+    std::vector<std::string> dtypes = split(a->dtypes);
+    for (const auto& d : dtypes)
+      if (d != "f32" && d != "f16" && d != "bf16") throw Error("--dtype: '" + d + "' is not f32, f16 or bf16");
+    std::vector<Shape> shapes;
+    for (const auto& s : split(a->shapes)) shapes.push_back(parse_shape(s));
+    const std::vector<std::string> dirs = split(a->models);
+    const bool quiet = global_flags().quiet;
+
+    // Rooflines of this machine, per thread count, measured now.
+    std::map<int64_t, std::pair<double, double>> roof;
+    for (int64_t t : threads) {
+      const double bw = measure_read_bandwidth(int(t), size_t(a->bw_mib * 1048576.0), 5);
+      const double fl = measure_sgemm_flops(int(t), 1024, 3);
+      roof[t] = {bw, fl};
+      if (!quiet)
+        std::fprintf(stderr, "machine: %s, %d hw threads (%s); with %lld threads: read bandwidth %.1f GB/s, sgemm %.1f GFLOP/s (measured)\n",
+                     mi.cpu_name.c_str(), mi.hardware_threads, mi.cpu_features.c_str(), (long long)t, bw / 1e9, fl / 1e9);
+    }
+
+    std::vector<Row> rows;
+    auto run_model = [&](const std::string& label, const std::string& type, const std::string& dtype, int64_t t,
+                         const std::function<std::shared_ptr<const Model>()>& make) {
+      auto model = make();
+      const ModelInfo& info = model->info();
+      const auto [bw, peak] = roof[t];
+      std::mt19937 rng(1234);
+      auto random_ids = [&](int64_t n) {
+        std::vector<int32_t> ids(static_cast<size_t>(n));
+        for (auto& x : ids) x = int32_t(rng() % uint32_t(info.vocab_size));
+        return ids;
+      };
+      // Matmul FLOPs per token (2 per weight of the layer stack and head) plus chunkwise retention.
+      const double layer_params = double(info.n_params) - double(info.vocab_size * info.hidden_size);  // minus the gather
+      for (int64_t chunk_opt : chunks) {
+        const int64_t chunk = chunk_opt > 0 ? chunk_opt : info.default_chunk_size;
+        for (int64_t depth : depths) {
+          // The state after `depth` tokens, built once by a real chunkwise prefill; every
+          // repetition starts from a clone (a RetNet state has constant size whatever the depth).
+          Session base(model);
+          if (depth > 0) {
+            PrefillOptions po;
+            po.chunk_size = chunk;
+            const auto ids = random_ids(depth);
+            base.prefill(ids, po);
+          }
+          auto bench = [&](Row r, const std::function<void(std::vector<Session>&)>& body, int64_t tokens,
+                           int64_t n_seq) {
+            r.model = label; r.model_type = type; r.dtype = dtype; r.threads = int(t); r.n_depth = depth;
+            r.chunk = chunk; r.model_size = info.weight_bytes; r.model_n_params = info.n_params;
+            r.state_bytes = info.state_bytes; r.bw_gbs = bw / 1e9; r.peak_gflops = peak / 1e9; r.time = now_iso();
+            for (int rep = a->no_warmup ? 0 : -1; rep < a->reps; ++rep) {
+              std::vector<Session> seqs;
+              for (int64_t i = 0; i < n_seq; ++i) seqs.push_back(base.clone());
+              const auto t0 = clk::now();
+              body(seqs);
+              const double ns = double(std::chrono::duration_cast<std::chrono::nanoseconds>(clk::now() - t0).count());
+              if (rep < 0) continue;
+              r.samples_ns.push_back(ns);
+              r.samples_ts.push_back(double(tokens) * 1e9 / ns);
+              if (interrupted()) throw Error("interrupted");
+            }
+            finish_stats(r);
+            return r;
+          };
+          for (int64_t p : prompts) {
+            if (p == 0) continue;
+            const auto ids = random_ids(p);
+            Row r;
+            r.test = "pp" + std::to_string(p);
+            r.n_prompt = p;
+            PrefillOptions po;
+            po.chunk_size = chunk;
+            r = bench(r, [&](std::vector<Session>& s) { s[0].prefill(ids, po); }, p, 1);
+            const double retention = double(info.layers * info.heads) *
+                                     (2.0 * double(std::min(chunk, p)) * double(info.key_head_dim + info.value_head_dim) +
+                                      4.0 * double(info.key_head_dim * info.value_head_dim));
+            r.gflops = r.avg_ts * (2.0 * layer_params + retention) / 1e9;
+            r.peak_pct = 100.0 * r.gflops * 1e9 / peak;
+            rows.push_back(r);
+          }
+          for (int64_t b : batches) {
+            for (int64_t n : gens) {
+              if (n == 0) continue;
+              const auto ids = random_ids(n * b);
+              Row r;
+              r.test = "tg" + std::to_string(n);
+              r.n_gen = n;
+              r.n_batch = b;
+              r = bench(r, [&](std::vector<Session>& s) {
+                    if (b == 1) {
+                      for (int64_t i = 0; i < n; ++i) s[0].decode(ids[size_t(i)]);
+                      return;
+                    }
+                    std::vector<Session*> ptrs;
+                    for (auto& x : s) ptrs.push_back(&x);
+                    for (int64_t i = 0; i < n; ++i)
+                      Session::decode_batch(ptrs, std::span<const int32_t>(ids.data() + i * b, size_t(b)));
+                  }, n * b, b);
+              // One step reads every weight once and each sequence's state twice (read + write).
+              const double step_bytes = double(info.weight_bytes) + 2.0 * double(b) * double(info.state_bytes);
+              r.gbs = r.avg_ts / double(b) * step_bytes / 1e9;
+              r.roofline_pct = 100.0 * r.gbs * 1e9 / bw;
+              rows.push_back(r);
+            }
+          }
+          for (auto [pn, gn] : pgs) {
+            const auto ids = random_ids(pn + gn);
+            Row r;
+            r.test = "pp" + std::to_string(pn) + "+tg" + std::to_string(gn);
+            r.n_prompt = pn;
+            r.n_gen = gn;
+            PrefillOptions po;
+            po.chunk_size = chunk;
+            r = bench(r, [&](std::vector<Session>& s) {
+                  s[0].prefill(std::span<const int32_t>(ids.data(), size_t(pn)), po);
+                  for (int64_t i = 0; i < gn; ++i) s[0].decode(ids[size_t(pn + i)]);
+                }, pn + gn, 1);
+            rows.push_back(r);
+          }
+        }
+      }
+    };
+
+    install_sigint_handler();
+    for (const auto& dtype : dtypes)
+      for (int64_t t : threads) {
+        for (const Shape& s : shapes)
+          run_model("random:" + s.name, s.name, dtype, t, [&] {
+            RandomModelSpec sp;
+            sp.hidden_size = s.d;
+            sp.layers = s.l;
+            sp.heads = s.h;
+            sp.dtype = dtype;
+            if (s.name == "tiny") sp.vocab_size = 512;
+            LoadOptions lo;
+            lo.threads = int(t);
+            lo.device = parse_device(a->device);
+            return Model::random(sp, lo);
+          });
+        for (const auto& d : dirs)
+          run_model(d, "checkpoint", dtype, t, [&] {
+            LoadOptions lo;
+            lo.threads = int(t);
+            lo.device = parse_device(a->device);
+            lo.dtype = dtype;
+            return Model::load(d, lo);
+          });
+      }
+
+    if (a->output == "json" || a->output == "jsonl") {
+      nlohmann::json arr = nlohmann::json::array();
+      for (const Row& r : rows) {
+        if (a->output == "jsonl") std::printf("%s\n", to_json(r, mi).dump().c_str());
+        else arr.push_back(to_json(r, mi));
+      }
+      if (a->output == "json") std::printf("%s\n", arr.dump(2).c_str());
+    } else if (a->output == "csv") {
+      std::printf("model_filename,model_type,type,model_size,model_n_params,n_threads,n_batch,chunk_size,n_depth,n_prompt,n_gen,test,avg_ns,stddev_ns,avg_ts,stddev_ts,bandwidth_gbs,roofline_pct,gflops,peak_pct\n");
+      for (const Row& r : rows)
+        std::printf("%s,%s,%s,%llu,%llu,%d,%lld,%lld,%lld,%lld,%lld,%s,%.0f,%.0f,%.3f,%.3f,%.3f,%.2f,%.3f,%.2f\n", r.model.c_str(),
+                    r.model_type.c_str(), r.dtype.c_str(), (unsigned long long)r.model_size,
+                    (unsigned long long)r.model_n_params, r.threads, (long long)r.n_batch, (long long)r.chunk,
+                    (long long)r.n_depth, (long long)r.n_prompt, (long long)r.n_gen, r.test.c_str(), r.avg_ns,
+                    r.stddev_ns, r.avg_ts, r.stddev_ts, r.gbs, r.roofline_pct, r.gflops, r.peak_pct);
+    } else {
+      std::printf("| model | size | params | type | threads | batch | depth | test | t/s | GB/s | %% roofline | GFLOP/s | %% peak |\n");
+      std::printf("| --- | ---: | ---: | --- | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: |\n");
+      for (const Row& r : rows) {
+        const bool tg = r.gbs > 0, pp = r.gflops > 0;
+        std::printf("| %s | %.2f MiB | %.2f M | %s | %d | %lld | %lld | %s | %.2f ± %.2f | %s | %s | %s | %s |\n",
+                    r.model_type.c_str(), double(r.model_size) / 1048576.0, double(r.model_n_params) / 1e6,
+                    r.dtype.c_str(), r.threads, (long long)r.n_batch, (long long)r.n_depth, r.test.c_str(), r.avg_ts,
+                    r.stddev_ts, tg ? fixed(r.gbs, 2).c_str() : "", tg ? (fixed(r.roofline_pct, 1) + "%").c_str() : "",
+                    pp ? fixed(r.gflops, 1).c_str() : "", pp ? (fixed(r.peak_pct, 1) + "%").c_str() : "");
+      }
+    }
+    return 0;
+  };
+}
+
+}  // namespace retnet::cli
