@@ -52,6 +52,7 @@ struct ModelInfo {
   int threads = 1;
   std::vector<int64_t> eos_token_ids;
   int64_t bos_token_id = -1;
+  uint64_t fingerprint = 0;  // architecture + weight sample hash; state snapshots carry it
 };
 
 // A model with random weights of a given shape, built in memory (no checkpoint): for benchmarks
@@ -115,6 +116,17 @@ class Session {
 
   int64_t position() const;  // tokens absorbed so far (the absolute position of the next token)
   void reset();              // back to the empty state at position 0
+
+  // State snapshots. A RetNet state has a constant size whatever the context length, so a long
+  // prompt can be prefilled once, saved, and resumed in another process. The snapshot carries a
+  // format version, the model's fingerprint, the position and a checksum; loading a snapshot of
+  // another model, or a truncated or corrupted one, throws Error and leaves this session unchanged.
+  std::vector<uint8_t> save_state() const;
+  void load_state(std::span<const uint8_t> bytes);
+  // File forms. Saving writes a temporary file beside the target and renames it into place, so a
+  // failure never leaves a partial snapshot under the target name.
+  void save_state_file(const std::string& path) const;
+  void load_state_file(const std::string& path);
   Session clone() const;     // an independent copy of the state
   const Model& model() const;
 

@@ -252,9 +252,40 @@ DeviceKind device_kind(Device d) {
   return d == Device::Cpu ? DeviceKind::Cpu : d == Device::Cuda ? DeviceKind::Cuda : DeviceKind::Auto;
 }
 
+uint64_t fnv1a(const void* data, size_t n, uint64_t h) {
+  const auto* p = static_cast<const uint8_t*>(data);
+  for (size_t i = 0; i < n; ++i) h = (h ^ p[i]) * 0x100000001b3ull;
+  return h;
+}
+
+namespace {
+// Hash of the architecture and of a sample of every weight (its first and last 256 bytes): cheap
+// at any model size, and two different checkpoints of one shape still differ.
+uint64_t model_fingerprint(const Model::Impl& m) {
+  const ModelConfig& c = m.cfg;
+  uint64_t h = 0xcbf29ce484222325ull;
+  const int64_t dims[] = {int64_t(c.family), c.vocab_size, c.d_model, c.n_layers, c.n_heads, c.head_dk, c.head_dv, c.ffn_dim};
+  h = fnv1a(dims, sizeof dims, h);
+  h = fnv1a(c.theta.data(), c.theta.size() * 4, h);
+  h = fnv1a(c.log_decay.data(), c.log_decay.size() * 4, h);
+  auto sample = [&](const WeightRef& w) {
+    if (!w.data) return;
+    const size_t n = w.bytes(), k = std::min<size_t>(256, n);
+    h = fnv1a(w.data, k, h);
+    h = fnv1a(static_cast<const uint8_t*>(w.data) + (n - k), k, h);
+  };
+  sample(m.embed);
+  sample(m.lm_head);
+  for (const LayerWeights& l : m.layers)
+    for (const WeightRef* w : {&l.q, &l.k, &l.v, &l.g, &l.o, &l.ffn_act, &l.ffn_lin, &l.ffn_down}) sample(*w);
+  return h;
+}
+}  // namespace
+
 void finalize_model(Model::Impl& mi) {
   Model::Impl* m = &mi;
   const ModelConfig& c = m->cfg;
+  m->fingerprint = model_fingerprint(*m);
   m->gamma.resize(size_t(c.n_heads));
   for (int64_t h = 0; h < c.n_heads; ++h) m->gamma[size_t(h)] = std::exp(c.log_decay[size_t(h)]);
 
@@ -274,6 +305,7 @@ void finalize_model(Model::Impl& mi) {
   i.threads = m->backend->threads();
   i.eos_token_ids = c.eos_token_ids;
   i.bos_token_id = c.bos_token_id;
+  i.fingerprint = m->fingerprint;
 }
 
 std::unique_ptr<Model::Impl> load_model_impl(const std::string& dir, const LoadOptions& options) {

@@ -36,6 +36,7 @@ struct Model::Impl {
   const float* final_norm = nullptr;  // [D] or null
   std::vector<LayerWeights> layers;
   std::vector<float> gamma;  // [H] exp(ln γ) in fp32: the per-step decay of the recurrent form
+  uint64_t fingerprint = 0;  // identifies config + weights (state snapshots refuse other models)
 
   // Backend buffers owned by the model (norm vectors, realigned or uploaded weights).
   std::vector<float*> owned_f32;
@@ -46,8 +47,9 @@ struct Model::Impl {
 
 // Builds Impl from a directory (model.cpp).
 std::unique_ptr<Model::Impl> load_model_impl(const std::string& dir, const LoadOptions& options);
-// Derived constants (γ) and ModelInfo once cfg and the weights are bound (model.cpp).
+// Derived constants (γ), the fingerprint and ModelInfo once cfg and the weights are bound (model.cpp).
 void finalize_model(Model::Impl& m);
 DeviceKind device_kind(Device d);
+uint64_t fnv1a(const void* data, size_t n, uint64_t h = 0xcbf29ce484222325ull);
 
 }  // namespace retnet

@@ -232,3 +232,75 @@ TEST(BatchDecode, RejectsMismatchedInput) {
 
 }  // namespace
 }  // namespace retnet::test
+
+namespace retnet::test {
+namespace {
+
+// A snapshot restores exactly the state, the position and torchscale's scale recursion: decoding
+// after load_state is bit-identical to decoding the uninterrupted session.
+TEST(StateSnapshot, ResumedDecodingIsIdentical) {
+  for (const std::string f : {"ts_swish_scaled", "fla_bf16_tied"}) {
+    auto model = load_fixture(f);
+    const auto ids = golden_ids(f);
+    Session a(model);
+    a.prefill(std::span<const int32_t>(ids.data(), 13), PrefillOptions{});
+    const std::vector<uint8_t> snap = a.save_state();
+    EXPECT_EQ(snap.size(), 48 + 4 * size_t(model->info().heads) + model->info().state_bytes + 8);
+    const std::string path = (std::filesystem::temp_directory_path() / ("retnet_state_" + f + ".bin")).string();
+    a.save_state_file(path);
+    Session b(model), c(model);
+    b.decode(ids[0]);  // some unrelated state, fully replaced by the load
+    b.load_state(snap);
+    c.load_state_file(path);
+    EXPECT_EQ(b.position(), 13);
+    EXPECT_EQ(c.position(), 13);
+    for (size_t t = 13; t < ids.size(); ++t) {
+      auto la = a.decode(ids[t]);
+      std::vector<float> va(la.begin(), la.end());
+      auto lb = b.decode(ids[t]);
+      EXPECT_EQ(va, std::vector<float>(lb.begin(), lb.end())) << f << " t=" << t;
+      auto lc = c.decode(ids[t]);
+      EXPECT_EQ(va, std::vector<float>(lc.begin(), lc.end())) << f << " t=" << t;
+    }
+    std::filesystem::remove(path);
+  }
+}
+
+TEST(StateSnapshot, RefusesOtherModelsAndDamagedSnapshots) {
+  auto m1 = load_fixture("ts_swish_scaled");
+  auto m2 = load_fixture("ts_sharded");
+  Session a(m1);
+  const auto ids = golden_ids("ts_swish_scaled");
+  a.prefill(std::span<const int32_t>(ids.data(), 7), PrefillOptions{});
+  const std::vector<uint8_t> snap = a.save_state();
+  Session other(m2);
+  EXPECT_THROW(other.load_state(snap), Error);
+  auto expect_refused = [&](std::vector<uint8_t> bytes, const std::string& word) {
+    Session s(m1);
+    s.prefill(std::span<const int32_t>(ids.data(), 3), PrefillOptions{});
+    try {
+      s.load_state(bytes);
+      ADD_FAILURE() << "accepted a snapshot that should fail with '" << word << "'";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(word), std::string::npos) << e.what();
+    }
+    EXPECT_EQ(s.position(), 3);  // unchanged on failure
+  };
+  expect_refused({}, "magic");
+  expect_refused(std::vector<uint8_t>(snap.begin(), snap.begin() + 47), "magic");
+  expect_refused(std::vector<uint8_t>(snap.begin(), snap.end() - 1), "truncated");
+  auto corrupt = snap;
+  corrupt[100] ^= 0x40;
+  expect_refused(corrupt, "checksum");
+  auto version = snap;
+  version[8] = 9;
+  expect_refused(version, "version");
+  // Same shape, different weights: the fingerprint samples the weights, not just the shape.
+  std::vector<uint8_t> same_shape_other = snap;
+  same_shape_other[16] ^= 1;
+  expect_refused(same_shape_other, "different model");
+  EXPECT_THROW(a.load_state_file("/nonexistent/state.bin"), Error);
+}
+
+}  // namespace
+}  // namespace retnet::test
