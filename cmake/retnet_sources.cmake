@@ -1,6 +1,12 @@
 # The library: every source under src/, kernels/ when CUDA is on.
 file(GLOB_RECURSE RETNET_SOURCES CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/src/*.cpp)
-add_library(retnet STATIC ${RETNET_SOURCES})
+if(RETNET_SHARED)
+  add_library(retnet SHARED ${RETNET_SOURCES})
+else()
+  add_library(retnet STATIC ${RETNET_SOURCES})
+endif()
+set_target_properties(retnet PROPERTIES VERSION ${PROJECT_VERSION} SOVERSION ${PROJECT_VERSION_MAJOR}
+                                        EXPORT_NAME retnet)
 add_library(retnet::retnet ALIAS retnet)
 target_include_directories(retnet
   PUBLIC  $<BUILD_INTERFACE:${PROJECT_SOURCE_DIR}/include> $<INSTALL_INTERFACE:include>
