@@ -46,6 +46,9 @@ struct ModelInfo {
   int64_t default_chunk_size = 0;
   uint64_t n_params = 0;      // parameters read from the checkpoint
   uint64_t weight_bytes = 0;  // bytes of weights as stored
+  // Weight bytes one decode step reads: every matrix but the embedding table (of which one row is
+  // gathered), unless the head is tied to it. Roofline: (this + 2·state_bytes) per token.
+  uint64_t decode_weight_bytes = 0;
   uint64_t state_bytes = 0;   // bytes of one Session's recurrent state (fp32)
   std::string weight_dtype;   // dtype of the projection matrices: "F32", "F16", "BF16" or "mixed"
   std::string device;         // backend that runs it

@@ -290,7 +290,7 @@ Runner add_bench_command(CLI::App& app) {
                       Session::decode_batch(ptrs, std::span<const int32_t>(ids.data() + i * b, size_t(b)));
                   }, n * b, b);
               // One step reads every weight once and each sequence's state twice (read + write).
-              const double step_bytes = double(info.weight_bytes) + 2.0 * double(b) * double(info.state_bytes);
+              const double step_bytes = double(info.decode_weight_bytes) + 2.0 * double(b) * double(info.state_bytes);
               r.gbs = r.avg_ts / double(b) * step_bytes / 1e9;
               r.roofline_pct = 100.0 * r.gbs * 1e9 / bw;
               rows.push_back(r);
