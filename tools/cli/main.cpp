@@ -16,8 +16,9 @@ int main(int argc, char** argv) {
   app.add_flag("-v,--verbose", verbose, "Verbose logging on stderr");
   app.add_flag("-q,--quiet", quiet, "Only errors on stderr");
   app.fallthrough();  // -v/-q may also follow the subcommand
-  std::vector<cli::Runner> runners = {cli::add_bench_command(app), cli::add_logits_command(app),
-                                      cli::add_info_command(app)};
+  std::vector<cli::Runner> runners = {cli::add_generate_command(app), cli::add_perplexity_command(app),
+                                      cli::add_tokenize_command(app),  cli::add_bench_command(app),
+                                      cli::add_logits_command(app),    cli::add_info_command(app)};
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

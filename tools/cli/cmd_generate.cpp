@@ -1,0 +1,210 @@
+// retnet generate: prompt → chunkwise prefill → recurrent decoding with the sampler chain, streamed.
+// stdout carries the generated text only; everything else goes to stderr.
+#include <nlohmann/json.hpp>
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <random>
+#include <set>
+
+#include "cli_util.hpp"
+#include "commands.hpp"
+#include "retnet/sampler.hpp"
+#include "retnet/tokenizer.hpp"
+
+namespace retnet::cli {
+
+namespace {
+
+struct GenerateArgs {
+  std::string model, prompt, file, device = "auto", samplers;
+  int64_t n_predict = 128;
+  int64_t seed = -1;
+  int threads = 0;
+  bool ignore_eos = false, echo = false;
+  SamplerParams sp;
+};
+
+struct GenerationConfig {
+  std::vector<int64_t> eos;
+  bool has_temperature = false, has_top_k = false, has_top_p = false, do_sample = true;
+  float temperature = 0, top_p = 1;
+  int32_t top_k = 0;
+};
+
+GenerationConfig read_generation_config(const std::string& dir) {
+  GenerationConfig g;
+  const std::filesystem::path p = std::filesystem::path(dir) / "generation_config.json";
+  std::error_code ec;
+  if (!std::filesystem::exists(p, ec)) return g;
+  nlohmann::json j;
+  try {
+    std::ifstream in(p);
+    j = nlohmann::json::parse(in);
+  } catch (const std::exception& e) {
+    throw Error(p.string() + ": not valid JSON");
+  }
+  if (!j.is_object()) throw Error(p.string() + ": not a JSON object");
+  if (j.contains("eos_token_id")) {
+    const auto& e = j["eos_token_id"];
+    if (e.is_number_integer()) g.eos.push_back(e.get<int64_t>());
+    else if (e.is_array())
+      for (const auto& x : e) {
+        if (!x.is_number_integer()) throw Error(p.string() + ": eos_token_id must hold integers");
+        g.eos.push_back(x.get<int64_t>());
+      }
+    else if (!e.is_null()) throw Error(p.string() + ": eos_token_id must be an integer or a list");
+  }
+  if (j.contains("do_sample") && j["do_sample"].is_boolean()) g.do_sample = j["do_sample"].get<bool>();
+  if (j.contains("temperature") && j["temperature"].is_number()) {
+    g.has_temperature = true;
+    g.temperature = j["temperature"].get<float>();
+  }
+  if (j.contains("top_k") && j["top_k"].is_number_integer()) {
+    g.has_top_k = true;
+    g.top_k = j["top_k"].get<int32_t>();
+  }
+  if (j.contains("top_p") && j["top_p"].is_number()) {
+    g.has_top_p = true;
+    g.top_p = j["top_p"].get<float>();
+  }
+  return g;
+}
+
+void print_rate(const char* label, double ms, int64_t n, double bytes_per_token) {
+  const double per = n ? ms / double(n) : 0.0;
+  const double tps = ms > 0 ? double(n) * 1000.0 / ms : 0.0;
+  std::fprintf(stderr, "%-17s= %10.2f ms / %5lld tokens (%8.2f ms per token, %9.2f tokens per second", label, ms,
+               (long long)n, per, tps);
+  if (bytes_per_token > 0) std::fprintf(stderr, ", %.2f GB/s", tps * bytes_per_token / 1e9);
+  std::fprintf(stderr, ")\n");
+}
+
+}  // namespace
+
+Runner add_generate_command(CLI::App& app) {
+  auto a = std::make_shared<GenerateArgs>();
+  CLI::App* c = app.add_subcommand("generate", "Generate text from a prompt (streamed to stdout)");
+  c->add_option("-m,--model", a->model, "Model directory (default: the bundled model)");
+  c->add_option("-p,--prompt", a->prompt, "Prompt text ('-' reads stdin); empty: start from BOS");
+  c->add_option("-f,--file", a->file, "Read the prompt from a file");
+  c->add_option("-n,--predict", a->n_predict, "Tokens to generate (-1 = until EOS)")->capture_default_str();
+  c->add_option("-s,--seed", a->seed, "Random seed (default: random, printed on stderr)");
+  c->add_option("-t,--threads", a->threads, "CPU threads (0 = all)");
+  c->add_option("--device", a->device, "auto, cpu or cuda")->capture_default_str();
+  c->add_option("--temp", a->sp.temperature, "Temperature (0 = greedy)")->capture_default_str();
+  c->add_option("--top-k", a->sp.top_k, "Top-k (0 = off)")->capture_default_str();
+  c->add_option("--top-p", a->sp.top_p, "Top-p (1 = off)")->capture_default_str();
+  c->add_option("--min-p", a->sp.min_p, "Min-p (0 = off)")->capture_default_str();
+  c->add_option("--repeat-penalty", a->sp.repeat_penalty, "Repetition penalty (1 = off)")->capture_default_str();
+  c->add_option("--repeat-last-n", a->sp.repeat_last_n, "Penalty window in tokens (0 = off, -1 = all)")
+      ->capture_default_str();
+  c->add_option("--presence-penalty", a->sp.presence_penalty, "Presence penalty")->capture_default_str();
+  c->add_option("--frequency-penalty", a->sp.frequency_penalty, "Frequency penalty")->capture_default_str();
+  c->add_option("--samplers", a->samplers, "Sampler order, e.g. penalties;top_k;top_p;min_p;temperature");
+  c->add_flag("--ignore-eos", a->ignore_eos, "Do not stop at the end-of-sequence token");
+  c->add_flag("-e,--echo", a->echo, "Print the prompt on stdout before the generated text");
+  return [a, c]() -> int {
+    if (!c->parsed()) return -1;
+    const bool quiet = global_flags().quiet;
+    const bool verbose = global_flags().verbose;
+    if (a->n_predict < -1) throw Error("--predict: " + std::to_string(a->n_predict) + " is not >= -1");
+    if (a->threads < 0) throw Error("--threads: must be >= 0, got " + std::to_string(a->threads));
+    const std::string dir = resolve_model_dir(a->model);
+    const std::string prompt = read_prompt(a->prompt, c->count("--prompt") > 0, a->file);
+
+    // Defaults from generation_config.json unless given on the command line.
+    const GenerationConfig gc = read_generation_config(dir);
+    if (!c->count("--temp")) {
+      if (!gc.do_sample) a->sp.temperature = 0.0f;
+      else if (gc.has_temperature) a->sp.temperature = gc.temperature;
+    }
+    if (!c->count("--top-k") && gc.has_top_k) a->sp.top_k = gc.top_k;
+    if (!c->count("--top-p") && gc.has_top_p) a->sp.top_p = gc.top_p;
+    if (!a->samplers.empty()) a->sp.order = parse_sampler_order(a->samplers);
+    uint64_t seed = a->seed >= 0 ? uint64_t(a->seed) : (uint64_t(std::random_device{}()) << 32 | std::random_device{}());
+    if (c->count("--seed") && a->seed < 0) throw Error("--seed: must be >= 0");
+    a->sp.seed = seed;
+    a->sp.validate();
+
+    install_sigint_handler();
+    const auto t_load = std::chrono::steady_clock::now();
+    LoadOptions lo;
+    lo.device = parse_device(a->device);
+    lo.threads = a->threads;
+    if (!quiet) lo.on_progress = progress_bar("loading");
+    auto model = Model::load(dir, lo);
+    const Tokenizer tok = Tokenizer::load(dir);
+    const double load_ms = ms_since(t_load);
+    const ModelInfo& info = model->info();
+    if (tok.vocab_size() > info.vocab_size)
+      throw Error(dir + ": tokenizer has " + std::to_string(tok.vocab_size()) + " tokens but the model only " +
+                  std::to_string(info.vocab_size));
+
+    std::set<int64_t> eos(info.eos_token_ids.begin(), info.eos_token_ids.end());
+    eos.insert(gc.eos.begin(), gc.eos.end());
+    if (tok.eos_id() >= 0 && eos.empty()) eos.insert(tok.eos_id());
+
+    std::vector<int32_t> ids = tok.encode(prompt, true);
+    if (ids.empty()) {
+      if (tok.bos_id() < 0) throw Error("empty prompt and the tokenizer has no BOS token to start from");
+      ids.push_back(tok.bos_id());
+    }
+    if (!quiet) {
+      std::fprintf(stderr, "model: %s (%s, %.2fM params, %s, %.1f MB), %s, %d threads\n", dir.c_str(),
+                   info.family.c_str(), double(info.n_params) / 1e6, info.weight_dtype.c_str(),
+                   double(info.weight_bytes) / 1e6, info.device.c_str(), info.threads);
+      std::fprintf(stderr, "seed: %llu\n", (unsigned long long)seed);
+      if (verbose) std::fprintf(stderr, "prompt: %zu tokens\n", ids.size());
+    }
+    if (a->echo) {
+      std::fwrite(prompt.data(), 1, prompt.size(), stdout);
+      std::fflush(stdout);
+    }
+
+    Session session(model);
+    Sampler sampler(a->sp, int32_t(info.vocab_size));
+    for (int32_t id : ids) sampler.accept(id);
+    int64_t n_gen = 0;
+    double prompt_ms = 0, eval_ms = 0;
+    if (a->n_predict != 0) {
+      auto t0 = std::chrono::steady_clock::now();
+      PrefillOptions po;  // chunkwise, the model's chunk size
+      std::span<const float> logits = session.prefill(ids, po);
+      prompt_ms = ms_since(t0);
+      auto stream = tok.stream_decoder();
+      t0 = std::chrono::steady_clock::now();
+      while ((a->n_predict < 0 || n_gen < a->n_predict) && !interrupted()) {
+        const int32_t next = sampler.sample(logits);
+        sampler.accept(next);
+        if (!a->ignore_eos && eos.count(next)) break;
+        ++n_gen;
+        const std::string piece = stream.push(next);
+        if (!piece.empty()) {
+          std::fwrite(piece.data(), 1, piece.size(), stdout);
+          std::fflush(stdout);
+        }
+        if (a->n_predict >= 0 && n_gen >= a->n_predict) break;
+        logits = session.decode(next);
+      }
+      const std::string rest = stream.flush();
+      std::fwrite(rest.data(), 1, rest.size(), stdout);
+      eval_ms = ms_since(t0);
+      std::fputc('\n', stdout);
+      std::fflush(stdout);
+    }
+    if (!quiet) {
+      const double bytes_per_token = double(info.decode_weight_bytes) + 2.0 * double(info.state_bytes);
+      std::fprintf(stderr, "\n%-17s= %10.2f ms\n", "load time", load_ms);
+      print_rate("prompt eval time", prompt_ms, int64_t(ids.size()), 0);
+      print_rate("eval time", eval_ms, n_gen, bytes_per_token);
+      if (interrupted()) std::fprintf(stderr, "interrupted\n");
+    }
+    return interrupted() ? 130 : 0;
+  };
+}
+
+}  // namespace retnet::cli
