@@ -13,6 +13,8 @@
 #include <vector>
 
 #include "retnet/error.hpp"
+#include "retnet/sampler.hpp"
+#include "retnet/tokenizer.hpp"
 
 namespace retnet {
 
@@ -53,8 +55,9 @@ struct ModelInfo {
   std::string weight_dtype;   // dtype of the projection matrices: "F32", "F16", "BF16" or "mixed"
   std::string device;         // backend that runs it
   int threads = 1;
-  std::vector<int64_t> eos_token_ids;
+  std::vector<int64_t> eos_token_ids;  // config.json and generation_config.json, merged
   int64_t bos_token_id = -1;
+  double load_ms = 0;  // wall time of Model::load
   uint64_t fingerprint = 0;  // architecture + weight sample hash; state snapshots carry it
 };
 
@@ -97,6 +100,39 @@ struct PrefillOptions {
   bool all_logits = false;  // return logits for every token, not only the last
 };
 
+struct GenerateOptions {
+  int64_t max_tokens = 128;  // < 0: until an end-of-sequence token
+  SamplerParams sampler;     // temperature 0 = greedy
+  bool ignore_eos = false;
+  // Tokens that end generation (not emitted). Empty: the model's eos_token_id (config.json and
+  // generation_config.json), else the tokenizer's EOS.
+  std::vector<int32_t> stop_tokens;
+  bool add_special = true;  // BOS/EOS around the prompt as the tokenizer config asks
+  PrefillOptions prefill;   // how the prompt is absorbed (chunkwise by default)
+};
+
+// One generated token: its id and the text it completes. text holds only whole UTF-8 characters
+// (it is empty while a multi-byte character is still incomplete); the concatenation of all texts
+// is exactly the tokenizer's decode of all generated ids. A final event with id -1 carries bytes
+// held back at the end (an incomplete character, as U+FFFD), if any.
+struct TokenEvent {
+  int32_t id;
+  std::string_view text;
+};
+
+struct GenerateResult {
+  std::string text;  // everything generated
+  int64_t prompt_tokens = 0, generated_tokens = 0;
+  double prompt_ms = 0, eval_ms = 0;
+  enum class Stop { Length, EndOfSequence, Callback } stop = Stop::Length;
+};
+
+struct SessionStats {
+  int64_t prompt_tokens = 0;  // absorbed by prefill()
+  int64_t eval_tokens = 0;    // absorbed by decode()/decode_batch()
+  double prompt_ms = 0, eval_ms = 0;
+};
+
 class Session {
  public:
   explicit Session(std::shared_ptr<const Model> model);
@@ -116,6 +152,13 @@ class Session {
   static void decode_batch(std::span<Session* const> sessions, std::span<const int32_t> tokens);
   // Logits of the last prefill/decode call of this session (same view those calls returned).
   std::span<const float> logits() const;
+
+  // Encodes the prompt, prefills it and samples up to max_tokens, calling on_token for each
+  // (return false from it to stop). Continues from the current state, so a chat can call it
+  // repeatedly on one session.
+  GenerateResult generate(const Tokenizer& tokenizer, std::string_view prompt, const GenerateOptions& options = {},
+                          const std::function<bool(const TokenEvent&)>& on_token = {});
+  SessionStats stats() const;  // cumulative since construction or reset()
 
   int64_t position() const;  // tokens absorbed so far (the absolute position of the next token)
   void reset();              // back to the empty state at position 0

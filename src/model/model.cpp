@@ -2,7 +2,11 @@
 // (retnet-reference §1.3 torchscale, §2.1 syncdoth, §3.2 fla), checking every shape.
 #include <spdlog/spdlog.h>
 
+#include <chrono>
 #include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <set>
 
@@ -248,6 +252,33 @@ Model::Impl::~Impl() {
     for (float* p : owned_f32) backend->release(p);
 }
 
+namespace {
+// generation_config.json's eos_token_id (int or list) joins config.json's: generation stops at any.
+void merge_generation_config(Model::Impl& m, const std::string& dir) {
+  const std::filesystem::path p = std::filesystem::path(dir) / "generation_config.json";
+  std::error_code ec;
+  if (!std::filesystem::exists(p, ec)) return;
+  std::ifstream in(p);
+  nlohmann::json j = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded() || !j.is_object()) throw Error(p.string() + ": not a valid JSON object");
+  if (!j.contains("eos_token_id") || j["eos_token_id"].is_null()) return;
+  const auto& e = j["eos_token_id"];
+  std::vector<int64_t> ids;
+  if (e.is_number_integer()) ids.push_back(e.get<int64_t>());
+  else if (e.is_array())
+    for (const auto& x : e) {
+      if (!x.is_number_integer()) throw Error(p.string() + ": eos_token_id must hold integers");
+      ids.push_back(x.get<int64_t>());
+    }
+  else throw Error(p.string() + ": eos_token_id must be an integer or a list of integers");
+  for (int64_t id : ids) {
+    if (id < 0 || id >= m.cfg.vocab_size) throw Error(p.string() + ": eos_token_id " + std::to_string(id) + " is outside the vocabulary");
+    if (std::find(m.info.eos_token_ids.begin(), m.info.eos_token_ids.end(), id) == m.info.eos_token_ids.end())
+      m.info.eos_token_ids.push_back(id);
+  }
+}
+}  // namespace
+
 DeviceKind device_kind(Device d) {
   return d == Device::Cpu ? DeviceKind::Cpu : d == Device::Cuda ? DeviceKind::Cuda : DeviceKind::Auto;
 }
@@ -355,6 +386,7 @@ std::unique_ptr<Model::Impl> load_model_impl(const std::string& dir, const LoadO
   b.warn_unused();
 
   finalize_model(*m);
+  merge_generation_config(*m, dir);
   return m;
 }
 
@@ -363,7 +395,10 @@ Model::~Model() = default;
 const ModelInfo& Model::info() const { return impl_->info; }
 
 std::shared_ptr<const Model> Model::load(const std::string& dir, const LoadOptions& options) {
-  return std::shared_ptr<const Model>(new Model(load_model_impl(dir, options)));
+  const auto t0 = std::chrono::steady_clock::now();
+  auto impl = load_model_impl(dir, options);
+  impl->info.load_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  return std::shared_ptr<const Model>(new Model(std::move(impl)));
 }
 
 }  // namespace retnet

@@ -7,6 +7,8 @@
 //   torchscale parallel/chunkwise: ρ from the retention_chunk kernel (row norm × clamped abs-sum).
 #include "runtime/session_impl.hpp"
 
+#include <chrono>
+
 namespace retnet {
 
 Session::Session(std::shared_ptr<const Model> model) : impl_(std::make_unique<Impl>(std::move(model))) {}
@@ -16,15 +18,24 @@ Session::Session(Session&&) noexcept = default;
 Session& Session::operator=(Session&&) noexcept = default;
 
 std::span<const float> Session::prefill(std::span<const int32_t> tokens, const PrefillOptions& options) {
-  return impl_->prefill(tokens, options);
+  const auto t0 = std::chrono::steady_clock::now();
+  auto r = impl_->prefill(tokens, options);
+  impl_->stats.prompt_ms += std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  impl_->stats.prompt_tokens += int64_t(tokens.size());
+  return r;
 }
 
+SessionStats Session::stats() const { return impl_->stats; }
+
 std::span<const float> Session::decode(int32_t token) {
+  const auto t0 = std::chrono::steady_clock::now();
   Impl* self = impl_.get();
   self->check_ids(std::span<const int32_t>(&token, 1));
   self->logits_host.resize(size_t(self->c.vocab_size));
   self->forward(&token, 1, &self, RetentionNorm::None, 1);
   self->emit_logits(0, 1, 0);
+  self->stats.eval_ms += std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  self->stats.eval_tokens += 1;
   return self->logits_host;
 }
 
@@ -43,6 +54,7 @@ void Session::decode_batch(std::span<Session* const> sessions, std::span<const i
       if (seqs[j] == s) throw Error("decode_batch: session " + std::to_string(i) + " appears twice");
     seqs.push_back(s);
   }
+  const auto t0 = std::chrono::steady_clock::now();
   Impl& lead = *seqs[0];
   lead.check_ids(tokens);
   const int64_t B = int64_t(sessions.size()), V = lead.c.vocab_size;
@@ -57,6 +69,11 @@ void Session::decode_batch(std::span<Session* const> sessions, std::span<const i
     s.logits_host.resize(size_t(V));
     lead.be.to_host(s.logits_host.data(), lead.logits + b * V, size_t(V));
   }
+  const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  for (Impl* s : seqs) {
+    s->stats.eval_ms += ms;
+    s->stats.eval_tokens += 1;
+  }
 }
 
 std::span<const float> Session::logits() const { return impl_->logits_host; }
@@ -70,6 +87,7 @@ void Session::reset() {
   for (float* st : s.states) s.be.zero(st, sz);
   std::fill(s.ts_scale.begin(), s.ts_scale.end(), 0.f);
   s.pos = 0;
+  s.stats = SessionStats{};
 }
 
 Session Session::clone() const {

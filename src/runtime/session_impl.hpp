@@ -24,6 +24,7 @@ struct Session::Impl {
   const ModelConfig& c;
 
   int64_t pos = 0;
+  SessionStats stats;
   std::vector<float*> states;   // [L] each [H, dk, dv] fp32
   std::vector<float> ts_scale;  // [H] s_n = Σ_{t<pos} γ^t (torchscale recurrent bookkeeping)
 

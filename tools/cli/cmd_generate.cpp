@@ -8,7 +8,6 @@
 #include <fstream>
 #include <memory>
 #include <random>
-#include <set>
 
 #include "cli_util.hpp"
 #include "commands.hpp"
@@ -28,8 +27,8 @@ struct GenerateArgs {
   SamplerParams sp;
 };
 
+// Sampling defaults of generation_config.json (its eos_token_id is merged by Model::load).
 struct GenerationConfig {
-  std::vector<int64_t> eos;
   bool has_temperature = false, has_top_k = false, has_top_p = false, do_sample = true;
   float temperature = 0, top_p = 1;
   int32_t top_k = 0;
@@ -48,16 +47,6 @@ GenerationConfig read_generation_config(const std::string& dir) {
     throw Error(p.string() + ": not valid JSON");
   }
   if (!j.is_object()) throw Error(p.string() + ": not a JSON object");
-  if (j.contains("eos_token_id")) {
-    const auto& e = j["eos_token_id"];
-    if (e.is_number_integer()) g.eos.push_back(e.get<int64_t>());
-    else if (e.is_array())
-      for (const auto& x : e) {
-        if (!x.is_number_integer()) throw Error(p.string() + ": eos_token_id must hold integers");
-        g.eos.push_back(x.get<int64_t>());
-      }
-    else if (!e.is_null()) throw Error(p.string() + ": eos_token_id must be an integer or a list");
-  }
   if (j.contains("do_sample") && j["do_sample"].is_boolean()) g.do_sample = j["do_sample"].get<bool>();
   if (j.contains("temperature") && j["temperature"].is_number()) {
     g.has_temperature = true;
@@ -140,66 +129,43 @@ Runner add_generate_command(CLI::App& app) {
     const Tokenizer tok = Tokenizer::load(dir);
     const double load_ms = ms_since(t_load);
     const ModelInfo& info = model->info();
-    if (tok.vocab_size() > info.vocab_size)
-      throw Error(dir + ": tokenizer has " + std::to_string(tok.vocab_size()) + " tokens but the model only " +
-                  std::to_string(info.vocab_size));
 
-    std::set<int64_t> eos(info.eos_token_ids.begin(), info.eos_token_ids.end());
-    eos.insert(gc.eos.begin(), gc.eos.end());
-    if (tok.eos_id() >= 0 && eos.empty()) eos.insert(tok.eos_id());
-
-    std::vector<int32_t> ids = tok.encode(prompt, true);
-    if (ids.empty()) {
-      if (tok.bos_id() < 0) throw Error("empty prompt and the tokenizer has no BOS token to start from");
-      ids.push_back(tok.bos_id());
-    }
     if (!quiet) {
       std::fprintf(stderr, "model: %s (%s, %.2fM params, %s, %.1f MB), %s, %d threads\n", dir.c_str(),
                    info.family.c_str(), double(info.n_params) / 1e6, info.weight_dtype.c_str(),
                    double(info.weight_bytes) / 1e6, info.device.c_str(), info.threads);
       std::fprintf(stderr, "seed: %llu\n", (unsigned long long)seed);
-      if (verbose) std::fprintf(stderr, "prompt: %zu tokens\n", ids.size());
     }
     if (a->echo) {
       std::fwrite(prompt.data(), 1, prompt.size(), stdout);
       std::fflush(stdout);
     }
-
+    GenerateOptions go;
+    go.max_tokens = a->n_predict;
+    go.sampler = a->sp;
+    go.ignore_eos = a->ignore_eos;
     Session session(model);
-    Sampler sampler(a->sp, int32_t(info.vocab_size));
-    for (int32_t id : ids) sampler.accept(id);
-    int64_t n_gen = 0;
-    double prompt_ms = 0, eval_ms = 0;
-    if (a->n_predict != 0) {
-      auto t0 = std::chrono::steady_clock::now();
-      PrefillOptions po;  // chunkwise, the model's chunk size
-      std::span<const float> logits = session.prefill(ids, po);
-      prompt_ms = ms_since(t0);
-      auto stream = tok.stream_decoder();
-      t0 = std::chrono::steady_clock::now();
-      while ((a->n_predict < 0 || n_gen < a->n_predict) && !interrupted()) {
-        const int32_t next = sampler.sample(logits);
-        sampler.accept(next);
-        if (!a->ignore_eos && eos.count(next)) break;
-        ++n_gen;
-        const std::string piece = stream.push(next);
-        if (!piece.empty()) {
-          std::fwrite(piece.data(), 1, piece.size(), stdout);
-          std::fflush(stdout);
-        }
-        if (a->n_predict >= 0 && n_gen >= a->n_predict) break;
-        logits = session.decode(next);
+    const GenerateResult res = session.generate(tok, prompt, go, [](const TokenEvent& ev) {
+      if (!ev.text.empty()) {
+        std::fwrite(ev.text.data(), 1, ev.text.size(), stdout);
+        std::fflush(stdout);
       }
-      const std::string rest = stream.flush();
-      std::fwrite(rest.data(), 1, rest.size(), stdout);
-      eval_ms = ms_since(t0);
+      return !interrupted();
+    });
+    if (a->n_predict != 0) {
       std::fputc('\n', stdout);
       std::fflush(stdout);
     }
+    if (verbose) std::fprintf(stderr, "\nprompt: %lld tokens; stopped by %s\n", (long long)res.prompt_tokens,
+                              res.stop == GenerateResult::Stop::EndOfSequence ? "end of sequence"
+                              : res.stop == GenerateResult::Stop::Callback   ? "interrupt"
+                                                                             : "length");
+    const int64_t n_gen = res.generated_tokens;
+    const double prompt_ms = res.prompt_ms, eval_ms = res.eval_ms;
     if (!quiet) {
       const double bytes_per_token = double(info.decode_weight_bytes) + 2.0 * double(info.state_bytes);
       std::fprintf(stderr, "\n%-17s= %10.2f ms\n", "load time", load_ms);
-      print_rate("prompt eval time", prompt_ms, int64_t(ids.size()), 0);
+      print_rate("prompt eval time", prompt_ms, res.prompt_tokens, 0);
       print_rate("eval time", eval_ms, n_gen, bytes_per_token);
       if (interrupted()) std::fprintf(stderr, "interrupted\n");
     }

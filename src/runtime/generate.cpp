@@ -1,0 +1,77 @@
+// Session::generate: prompt → prefill → sample/decode loop, streaming whole UTF-8 characters.
+#include <chrono>
+#include <set>
+
+#include "runtime/session_impl.hpp"
+
+namespace retnet {
+
+namespace {
+double ms_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+}
+}  // namespace
+
+GenerateResult Session::generate(const Tokenizer& tok, std::string_view prompt, const GenerateOptions& opt,
+                                 const std::function<bool(const TokenEvent&)>& on_token) {
+  const ModelInfo& info = model().info();
+  if (tok.vocab_size() > info.vocab_size)
+    throw Error("generate: the tokenizer has " + std::to_string(tok.vocab_size()) + " tokens but the model only " +
+                std::to_string(info.vocab_size));
+  opt.sampler.validate();
+  std::set<int32_t> stop(opt.stop_tokens.begin(), opt.stop_tokens.end());
+  if (stop.empty()) {
+    for (int64_t e : info.eos_token_ids) stop.insert(int32_t(e));
+    if (stop.empty() && tok.eos_id() >= 0) stop.insert(tok.eos_id());
+  }
+  std::vector<int32_t> ids = tok.encode(prompt, opt.add_special);
+  if (ids.empty() && position() == 0) {
+    // Nothing to condition on: start from BOS.
+    if (tok.bos_id() < 0) throw Error("generate: empty prompt and the tokenizer has no BOS token to start from");
+    ids.push_back(tok.bos_id());
+  }
+  GenerateResult res;
+  res.prompt_tokens = int64_t(ids.size());
+  if (opt.max_tokens == 0) return res;
+  if (ids.empty()) throw Error("generate: empty prompt: nothing to continue from");  // mid-stream, no new text
+
+  Sampler sampler(opt.sampler, int32_t(info.vocab_size));
+  for (int32_t id : ids) sampler.accept(id);
+  auto t0 = std::chrono::steady_clock::now();
+  std::span<const float> logits = prefill(ids, opt.prefill);
+  res.prompt_ms = ms_since(t0);
+  auto stream = tok.stream_decoder();
+  t0 = std::chrono::steady_clock::now();
+  bool stopped = false;
+  while (opt.max_tokens < 0 || res.generated_tokens < opt.max_tokens) {
+    const int32_t next = sampler.sample(logits);
+    sampler.accept(next);
+    if (!opt.ignore_eos && stop.count(next)) {
+      res.stop = GenerateResult::Stop::EndOfSequence;
+      decode(next);  // the state ends with the end-of-sequence token, as the model would see it
+      break;
+    }
+    ++res.generated_tokens;
+    const std::string piece = stream.push(next);
+    res.text += piece;
+    if (on_token && !on_token(TokenEvent{next, piece})) {
+      res.stop = GenerateResult::Stop::Callback;
+      stopped = true;
+      decode(next);
+      break;
+    }
+    // Every emitted token enters the state, so a later generate() or prefill() on this session
+    // continues right after the text returned (one decode beyond what sampling needs).
+    logits = decode(next);
+    if (opt.max_tokens >= 0 && res.generated_tokens >= opt.max_tokens) break;
+  }
+  const std::string rest = stream.flush();
+  if (!rest.empty()) {
+    res.text += rest;
+    if (on_token && !stopped) on_token(TokenEvent{-1, rest});
+  }
+  res.eval_ms = ms_since(t0);
+  return res;
+}
+
+}  // namespace retnet
