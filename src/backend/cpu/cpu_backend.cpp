@@ -72,10 +72,15 @@ void CpuBackend::rms_norm(const float* x, int64_t T, int64_t D, const float* w, 
 
 void CpuBackend::matmul(const float* x, int64_t T, int64_t in, std::span<const MatmulJob> jobs) {
   // Split the concatenated output rows of all jobs into panels; every panel is independent.
-  std::vector<int64_t> first_panel(jobs.size() + 1, 0);
+  constexpr size_t kMaxJobs = 8;  // fixed-size table: no allocation per call
+  if (jobs.size() > kMaxJobs) {
+    for (size_t j = 0; j < jobs.size(); j += kMaxJobs) matmul(x, T, in, jobs.subspan(j, std::min(kMaxJobs, jobs.size() - j)));
+    return;
+  }
+  int64_t first_panel[kMaxJobs + 1] = {0};
   for (size_t j = 0; j < jobs.size(); ++j)
     first_panel[j + 1] = first_panel[j] + (jobs[j].w->rows + kPanelRows - 1) / kPanelRows;
-  const int64_t n_panels = first_panel.back();
+  const int64_t n_panels = first_panel[jobs.size()];
   const bool gemv = T <= kGemvMaxRows;
   pool_.parallel_for(n_panels, [&](int64_t pb, int64_t pe, int tid) {
     size_t j = 0;

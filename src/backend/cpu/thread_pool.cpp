@@ -21,7 +21,7 @@ static inline void block_of(int64_t n, int parts, int i, int64_t& b, int64_t& e)
   e = n * (i + 1) / parts;
 }
 
-void ThreadPool::parallel_for(int64_t n, const std::function<void(int64_t, int64_t, int)>& fn) {
+void ThreadPool::parallel_for(int64_t n, RangeFn fn) {
   if (n <= 0) return;
   if (n_threads_ == 1 || n == 1) {
     fn(0, n, 0);
@@ -54,7 +54,7 @@ void ThreadPool::worker(int index) {
       std::unique_lock<std::mutex> lk(mu_);
       cv_.wait(lk, [&] { return generation_.load() != seen; });
     }
-    const std::function<void(int64_t, int64_t, int)>* job;
+    const RangeFn* job;
     int64_t n;
     {
       std::lock_guard<std::mutex> lk(mu_);

@@ -11,6 +11,19 @@
 
 namespace retnet {
 
+// A non-owning reference to a callable (no allocation, unlike std::function with big captures):
+// parallel_for runs in every decode step, which must not touch the heap.
+class RangeFn {
+ public:
+  template <class F>
+  RangeFn(const F& f) : obj_(&f), call_([](const void* o, int64_t b, int64_t e, int t) { (*static_cast<const F*>(o))(b, e, t); }) {}
+  void operator()(int64_t b, int64_t e, int t) const { call_(obj_, b, e, t); }
+
+ private:
+  const void* obj_;
+  void (*call_)(const void*, int64_t, int64_t, int);
+};
+
 class ThreadPool {
  public:
   explicit ThreadPool(int threads);
@@ -20,7 +33,7 @@ class ThreadPool {
 
   int size() const { return n_threads_; }
   // fn(begin, end, thread_index) over contiguous blocks of [0, n); static split, one block per thread.
-  void parallel_for(int64_t n, const std::function<void(int64_t, int64_t, int)>& fn);
+  void parallel_for(int64_t n, RangeFn fn);
 
  private:
   void worker(int index);
@@ -30,7 +43,7 @@ class ThreadPool {
   std::condition_variable cv_;
   std::atomic<uint64_t> generation_{0};
   std::atomic<int> pending_{0};
-  const std::function<void(int64_t, int64_t, int)>* job_ = nullptr;
+  const RangeFn* job_ = nullptr;
   int64_t job_n_ = 0;
   bool stop_ = false;
 };
