@@ -152,9 +152,33 @@ TEST_F(Bundled, StopsAtEosUnlessIgnored) {
   const CliRun r = run({"generate", "-m", kModel, "-p", "In", "-n", "25", "--ignore-eos", "-s", "3"});
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_EQ(eval_tokens(r.err), 25);
-  // Generation until EOS (-n -1) ends by itself: the model was trained with EOS between chapters.
-  const CliRun u = run({"generate", "-m", kModel, "-p", "And it came to pass", "-n", "-1", "--temp", "0"});
-  EXPECT_EQ(u.code, 0) << u.err;
+  // Deterministic EOS: greedy text's 6th token is declared an end-of-sequence token in a copy's
+  // generation_config.json (a list, as HF allows); generation must stop right before it.
+  const Tokenizer tok = Tokenizer::load(kModel);
+  auto model = Model::load(kModel);
+  Session s(model);
+  GenerateOptions go;
+  go.max_tokens = 12;
+  go.sampler.temperature = 0;
+  go.ignore_eos = true;
+  std::vector<int32_t> ids;
+  s.generate(tok, "And it came to pass", go, [&](const TokenEvent& ev) {
+    if (ev.id >= 0) ids.push_back(ev.id);
+    return true;
+  });
+  ASSERT_EQ(ids.size(), 12u);
+  size_t first = 0;
+  while (first < 5 && ids[first] != ids[5]) ++first;  // the first occurrence of that token
+  const fs::path dir = fs::temp_directory_path() / ("retnet_eos_model_" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  fs::copy(kModel, dir, fs::copy_options::recursive);
+  std::ofstream(dir / "generation_config.json") << "{\"eos_token_id\": [0, " << ids[5] << "], \"do_sample\": false}";
+  const CliRun e = run({"generate", "-m", dir.string(), "-p", "And it came to pass", "-n", "-1"});
+  EXPECT_EQ(e.code, 0) << e.err;
+  EXPECT_EQ(eval_tokens(e.err), int64_t(first)) << e.err;
+  const CliRun ig = run({"generate", "-m", dir.string(), "-p", "And it came to pass", "-n", "12", "--ignore-eos"});
+  EXPECT_EQ(eval_tokens(ig.err), 12);
+  fs::remove_all(dir);
 }
 
 TEST_F(Bundled, CtrlCStopsCleanlyWithTheSummary) {
