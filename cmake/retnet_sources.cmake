@@ -41,8 +41,8 @@ if(RETNET_BUILD_TOOLS)
   file(GLOB RETNET_CLI_SOURCES CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/tools/cli/*.cpp)
   add_executable(retnet_cli ${RETNET_CLI_SOURCES})
   set_target_properties(retnet_cli PROPERTIES OUTPUT_NAME retnet)
-  target_include_directories(retnet_cli PRIVATE ${PROJECT_SOURCE_DIR}/src)
-  target_link_libraries(retnet_cli PRIVATE retnet CLI11::CLI11 spdlog::spdlog nlohmann_json::nlohmann_json)
+  # The CLI is the library's first user: public headers only (no src/ include path).
+  target_link_libraries(retnet_cli PRIVATE retnet CLI11::CLI11 nlohmann_json::nlohmann_json)
   execute_process(COMMAND git rev-parse --short HEAD WORKING_DIRECTORY ${PROJECT_SOURCE_DIR}
                   OUTPUT_VARIABLE RETNET_GIT_COMMIT OUTPUT_STRIP_TRAILING_WHITESPACE ERROR_QUIET)
   if(NOT RETNET_GIT_COMMIT)

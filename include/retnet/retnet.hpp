@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "retnet/error.hpp"
+#include "retnet/log.hpp"
 #include "retnet/sampler.hpp"
 #include "retnet/tokenizer.hpp"
 

@@ -1,12 +1,32 @@
 // retnet logits: full logits of a token sequence, for parity checks against reference implementations.
 #include <memory>
 
-#include "common/npy.hpp"
+#include <cstdio>
+#include <cstdint>
 #include "commands.hpp"
 
 namespace retnet::cli {
 
 namespace {
+// A float32 C-order .npy (format 1.0), written to a temporary name and renamed into place.
+void write_npy(const std::string& path, const std::vector<float>& data, int64_t rows, int64_t cols) {
+  std::string dict = "{'descr': '<f4', 'fortran_order': False, 'shape': (" + std::to_string(rows) + ", " +
+                     std::to_string(cols) + "), }";
+  dict.append((64 - (10 + dict.size() + 1) % 64) % 64, ' ');
+  dict += '\n';
+  const std::string tmp = path + ".tmp";
+  std::FILE* f = std::fopen(tmp.c_str(), "wb");
+  if (!f) throw Error(path + ": cannot open for writing");
+  const unsigned char head[10] = {0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0, uint8_t(dict.size() & 0xff), uint8_t(dict.size() >> 8)};
+  bool ok = std::fwrite(head, 1, 10, f) == 10 && std::fwrite(dict.data(), 1, dict.size(), f) == dict.size() &&
+            std::fwrite(data.data(), 4, data.size(), f) == data.size();
+  ok = std::fclose(f) == 0 && ok;
+  if (!ok || std::rename(tmp.c_str(), path.c_str()) != 0) {
+    std::remove(tmp.c_str());
+    throw Error(path + ": write failed");
+  }
+}
+
 struct LogitsArgs {
   std::string model, ids, mode = "chunkwise", out, device = "auto", angles = "reference";
   int64_t chunk_size = 0;
@@ -62,7 +82,7 @@ Runner add_logits_command(CLI::App& app) {
       auto lg = s.decode(ids[size_t(t)]);
       std::copy(lg.begin(), lg.end(), all.begin() + t * V);
     }
-    write_npy_f32(a->out, all.data(), {T, V});
+    write_npy(a->out, all, T, V);
     return 0;
   };
 }

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "retnet/log.hpp"
 #include "retnet/retnet.hpp"
 
 namespace retnet::cli {

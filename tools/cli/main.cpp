@@ -1,6 +1,4 @@
 // retnet — command-line front end. Errors: one line on stderr, exit code 1.
-#include <spdlog/spdlog.h>
-
 #include <cstdio>
 #include <exception>
 
@@ -34,8 +32,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "error: %s\n", e.what());
     return 1;
   }
-  spdlog::set_pattern("%^%l%$: %v");
-  spdlog::set_level(quiet ? spdlog::level::err : verbose ? spdlog::level::debug : spdlog::level::warn);
+  set_log_level(quiet ? LogLevel::Error : verbose ? LogLevel::Debug : LogLevel::Warn);
   try {
     for (auto& r : runners) {
       int rc = r();

@@ -1,0 +1,17 @@
+// Library logging: where warnings and diagnostics go (by default stderr, level Warn).
+#pragma once
+#include <functional>
+#include <string_view>
+
+namespace retnet {
+
+enum class LogLevel { Debug, Info, Warn, Error, Off };
+
+// Messages below `level` are dropped. Thread-safe.
+void set_log_level(LogLevel level);
+LogLevel log_level();
+// Routes every message to `sink` instead of stderr (an empty function restores stderr). The sink
+// may be called from any thread that uses the library, one message at a time. Thread-safe.
+void set_log_callback(std::function<void(LogLevel, std::string_view)> sink);
+
+}  // namespace retnet
