@@ -19,7 +19,11 @@ namespace retnet {
 namespace {
 // Below this many rows a product streams the weights once per row (GEMV); above it, sgemm panels.
 constexpr int64_t kGemvMaxRows = 8;
-constexpr int64_t kPanelRows = 64;
+// Output rows per work item. GEMV: small, for load balance (weights stream once either way).
+// GEMM: large, because every sgemm call re-packs the [T, in] activations; 256 rows keeps that
+// repacking under ~10% of the arithmetic while still giving each thread several items.
+constexpr int64_t kGemvPanelRows = 64;
+constexpr int64_t kGemmPanelRows = 256;
 
 inline void rms_row(const float* x, int64_t D, const float* w, float eps, float* y) {
   float ss = 0.f;
@@ -77,11 +81,12 @@ void CpuBackend::matmul(const float* x, int64_t T, int64_t in, std::span<const M
     for (size_t j = 0; j < jobs.size(); j += kMaxJobs) matmul(x, T, in, jobs.subspan(j, std::min(kMaxJobs, jobs.size() - j)));
     return;
   }
+  const bool gemv = T <= kGemvMaxRows;
+  const int64_t kPanelRows = gemv ? kGemvPanelRows : kGemmPanelRows;
   int64_t first_panel[kMaxJobs + 1] = {0};
   for (size_t j = 0; j < jobs.size(); ++j)
     first_panel[j + 1] = first_panel[j] + (jobs[j].w->rows + kPanelRows - 1) / kPanelRows;
   const int64_t n_panels = first_panel[jobs.size()];
-  const bool gemv = T <= kGemvMaxRows;
   pool_.parallel_for(n_panels, [&](int64_t pb, int64_t pe, int tid) {
     size_t j = 0;
     for (int64_t p = pb; p < pe; ++p) {
