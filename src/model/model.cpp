@@ -81,6 +81,7 @@ class Binder {
  private:
   WeightRef view(const TensorInfo& t, int64_t rows, int64_t cols) {
     WeightRef w{t.data, t.dtype, rows, cols};
+    hash_weight_sample(m_, t.data, t.nbytes);
     if (convert_to_ && *convert_to_ != t.dtype) {
       // Requested storage dtype differs: convert once at load into an owned buffer.
       const size_t n = size_t(rows * cols), es = dtype_size(*convert_to_);
@@ -95,6 +96,7 @@ class Binder {
       }
       w.data = buf.get();
       w.dtype = *convert_to_;
+      hash_weight_sample(m_, buf.get(), n * es);  // a converted model is a different model
       m_.owned_bytes.push_back(std::move(buf));
       return m_.backend->upload(w);
     }
@@ -283,6 +285,13 @@ DeviceKind device_kind(Device d) {
   return d == Device::Cpu ? DeviceKind::Cpu : d == Device::Cuda ? DeviceKind::Cuda : DeviceKind::Auto;
 }
 
+void hash_weight_sample(Model::Impl& m, const void* host, size_t n) {
+  if (!host || n == 0) return;
+  const size_t k = std::min<size_t>(256, n);
+  m.weight_hash = fnv1a(host, k, m.weight_hash);
+  m.weight_hash = fnv1a(static_cast<const uint8_t*>(host) + (n - k), k, m.weight_hash);
+}
+
 uint64_t fnv1a(const void* data, size_t n, uint64_t h) {
   const auto* p = static_cast<const uint8_t*>(data);
   for (size_t i = 0; i < n; ++i) h = (h ^ p[i]) * 0x100000001b3ull;
@@ -299,17 +308,9 @@ uint64_t model_fingerprint(const Model::Impl& m) {
   h = fnv1a(dims, sizeof dims, h);
   h = fnv1a(c.theta.data(), c.theta.size() * 4, h);
   h = fnv1a(c.log_decay.data(), c.log_decay.size() * 4, h);
-  auto sample = [&](const WeightRef& w) {
-    if (!w.data) return;
-    const size_t n = w.bytes(), k = std::min<size_t>(256, n);
-    h = fnv1a(w.data, k, h);
-    h = fnv1a(static_cast<const uint8_t*>(w.data) + (n - k), k, h);
-  };
-  sample(m.embed);
-  sample(m.lm_head);
-  for (const LayerWeights& l : m.layers)
-    for (const WeightRef* w : {&l.q, &l.k, &l.v, &l.g, &l.o, &l.ffn_act, &l.ffn_lin, &l.ffn_down}) sample(*w);
-  return h;
+  // Weight samples were hashed from host memory as they were bound (the backend's copies may
+  // live on a device).
+  return fnv1a(&m.weight_hash, sizeof m.weight_hash, h);
 }
 }  // namespace
 

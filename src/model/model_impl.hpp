@@ -37,6 +37,7 @@ struct Model::Impl {
   std::vector<LayerWeights> layers;
   std::vector<float> gamma;  // [H] exp(ln γ) in fp32: the per-step decay of the recurrent form
   uint64_t fingerprint = 0;  // identifies config + weights (state snapshots refuse other models)
+  uint64_t weight_hash = 0xcbf29ce484222325ull;  // running hash of weight samples, taken from host views
 
   // Backend buffers owned by the model (norm vectors, realigned or uploaded weights).
   std::vector<float*> owned_f32;
@@ -51,5 +52,7 @@ std::unique_ptr<Model::Impl> load_model_impl(const std::string& dir, const LoadO
 void finalize_model(Model::Impl& m);
 DeviceKind device_kind(Device d);
 uint64_t fnv1a(const void* data, size_t n, uint64_t h = 0xcbf29ce484222325ull);
+// Adds the first and last 256 bytes of a weight (host memory, before upload) to m.weight_hash.
+void hash_weight_sample(Model::Impl& m, const void* host, size_t bytes);
 
 }  // namespace retnet

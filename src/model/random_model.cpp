@@ -87,6 +87,7 @@ std::shared_ptr<const Model> Model::random(const RandomModelSpec& sp, const Load
       }
     }
     WeightRef w{buf.get(), dt, rows, cols};
+    hash_weight_sample(*m, buf.get(), bytes);
     m->owned_bytes.push_back(std::move(buf));
     m->info.n_params += n;
     m->info.weight_bytes += bytes;

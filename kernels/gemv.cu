@@ -1,0 +1,47 @@
+// Launcher of the decode GEMV (device code in gemv.cuh).
+#include "gemv.cuh"
+
+namespace retnet {
+inline namespace RETNET_KERNEL_ABI {
+
+namespace {
+
+template <WeightType W, int T>
+void gemv_t(const float* x, int64_t in, const void* w, int64_t rows, float* y, int64_t ldy, cudaStream_t stream) {
+  const auto kernel = &dev::gemv_kernel<W, T>;
+  const dim3 grid = dim3(unsigned((rows + dev::kGemvWarps - 1) / dev::kGemvWarps));
+  RETNET_LAUNCH(kernel, grid, dim3(dev::kGemvWarps * 32), 0, stream, x, in, w, rows, y, ldy);
+}
+
+template <WeightType W>
+void gemv_w(const float* x, int64_t T, int64_t in, const void* w, int64_t rows, float* y, int64_t ldy,
+            cudaStream_t stream) {
+  switch (T) {
+    case 1: gemv_t<W, 1>(x, in, w, rows, y, ldy, stream); break;
+    case 2: gemv_t<W, 2>(x, in, w, rows, y, ldy, stream); break;
+    case 3: gemv_t<W, 3>(x, in, w, rows, y, ldy, stream); break;
+    case 4: gemv_t<W, 4>(x, in, w, rows, y, ldy, stream); break;
+    case 5: gemv_t<W, 5>(x, in, w, rows, y, ldy, stream); break;
+    case 6: gemv_t<W, 6>(x, in, w, rows, y, ldy, stream); break;
+    case 7: gemv_t<W, 7>(x, in, w, rows, y, ldy, stream); break;
+    default: gemv_t<W, 8>(x, in, w, rows, y, ldy, stream); break;
+  }
+}
+
+}  // namespace
+
+cudaError_t launch_gemv(const float* x, int64_t T, int64_t in, const void* w, WeightType wt, int64_t rows, float* y,
+                        int64_t ldy, cudaStream_t stream) {
+  if (T <= 0 || rows <= 0) return cudaSuccess;
+  if (T > kGemvMaxRows || in <= 0) return cudaErrorInvalidValue;
+  switch (wt) {
+    case WeightType::F32: gemv_w<WeightType::F32>(x, T, in, w, rows, y, ldy, stream); break;
+    case WeightType::F16: gemv_w<WeightType::F16>(x, T, in, w, rows, y, ldy, stream); break;
+    case WeightType::BF16: gemv_w<WeightType::BF16>(x, T, in, w, rows, y, ldy, stream); break;
+    default: return cudaErrorInvalidValue;
+  }
+  return cudaGetLastError();
+}
+
+}  // namespace RETNET_KERNEL_ABI
+}  // namespace retnet

@@ -1,0 +1,47 @@
+// Reading weights stored as F32/F16/BF16 on the device: one element, or one 128-bit chunk.
+#pragma once
+
+#include "launchers.cuh"
+
+namespace retnet {
+inline namespace RETNET_KERNEL_ABI {
+namespace dev {
+
+// Element i of a weight array of type W, widened to fp32 (exact for every type).
+template <WeightType W>
+__device__ __forceinline__ float load_weight(const void* base, size_t i) {
+  if constexpr (W == WeightType::F32) {
+    return static_cast<const float*>(base)[i];
+  } else if constexpr (W == WeightType::F16) {
+    return f16_bits_to_float(static_cast<const unsigned short*>(base)[i]);
+  } else {
+    return bf16_bits_to_float(static_cast<const unsigned short*>(base)[i]);
+  }
+}
+
+// The elements of one 32-bit word / one 128-bit chunk, widened (element 0 in the low bits: little
+// endian, as the weights lie in memory).
+template <WeightType W>
+__device__ __forceinline__ void unpack_word(unsigned word, float* f) {
+  if constexpr (W == WeightType::F32) {
+    f[0] = __uint_as_float(word);
+  } else if constexpr (W == WeightType::F16) {
+    f[0] = f16_bits_to_float((unsigned short)(word & 0xffffu));
+    f[1] = f16_bits_to_float((unsigned short)(word >> 16));
+  } else {
+    f[0] = __uint_as_float(word << 16);
+    f[1] = __uint_as_float(word & 0xffff0000u);
+  }
+}
+template <WeightType W>
+__device__ __forceinline__ void unpack16(const uint4& u, float* f) {
+  constexpr int per_word = W == WeightType::F32 ? 1 : 2;
+  unpack_word<W>(u.x, f);
+  unpack_word<W>(u.y, f + per_word);
+  unpack_word<W>(u.z, f + 2 * per_word);
+  unpack_word<W>(u.w, f + 3 * per_word);
+}
+
+}  // namespace dev
+}  // namespace RETNET_KERNEL_ABI
+}  // namespace retnet

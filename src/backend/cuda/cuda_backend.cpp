@@ -1,0 +1,195 @@
+// The CUDA backend (see cuda_backend.hpp): each Backend op maps onto a launcher of kernels/.
+#include "backend/cuda/cuda_backend.hpp"
+
+#if defined(RETNET_WITH_CUDA) || defined(RETNET_SIMT)
+
+#include <algorithm>
+#include <cstring>
+
+#include "retnet/error.hpp"
+
+namespace retnet {
+inline namespace RETNET_KERNEL_ABI {
+
+namespace {
+// Widened fp32 panel for prefill products against F16/BF16 weights: bounded so that a 32k-vocab LM
+// head does not need its whole fp32 copy at once (64 MiB).
+constexpr size_t kPanelFloats = size_t(16) << 20;
+
+WeightType weight_type(DType t) { return WeightType(int32_t(t)); }
+}  // namespace
+
+CudaBackend::CudaBackend() {
+  if (gpu::device_count() <= 0) throw Error("device 'cuda': no CUDA device is available (use --device cpu)");
+  stream_ = gpu::create_stream();
+  blas_ = std::make_unique<gpu::Blas>(stream_);
+}
+
+CudaBackend::~CudaBackend() {
+  try {
+    gpu::sync_stream(stream_);
+  } catch (...) {
+    // destructor: a failed stream cannot be reported; the frees below are still attempted
+  }
+  for (void* p : uploads_) gpu::free_device(p);
+  for (Constant& c : constants_) gpu::free_device(c.dev);
+  blas_.reset();
+  gpu::destroy_stream(stream_);
+}
+
+std::string CudaBackend::name() const {
+#if defined(RETNET_SIMT)
+  return "cuda (simt emulator)";
+#else
+  return "cuda";
+#endif
+}
+std::string CudaBackend::device_name() const { return gpu::device_name(); }
+
+void* CudaBackend::Staging::ensure(size_t bytes) {
+  if (bytes <= cap) return p;
+  gpu::free_device(p);  // cudaFree waits for the kernels that may still read it
+  cap = std::max(bytes, cap * 2);
+  p = gpu::malloc_device(cap);
+  return p;
+}
+CudaBackend::Staging::~Staging() { gpu::free_device(p); }
+
+const void* CudaBackend::stage(Staging& s, const void* host, size_t bytes) {
+  void* d = s.ensure(bytes);
+  // Same stream as the kernels: the copy waits for earlier readers of the buffer.
+  gpu::copy_h2d(d, host, bytes, stream_);
+  return d;
+}
+
+const void* CudaBackend::constant(const void* host, size_t bytes) {
+  for (Constant& c : constants_)
+    if (c.host == host && c.copy.size() == bytes) {
+      if (std::memcmp(c.copy.data(), host, bytes) != 0) {  // same address, new content: refresh
+        std::memcpy(c.copy.data(), host, bytes);
+        gpu::copy_h2d(c.dev, host, bytes, stream_);
+      }
+      return c.dev;
+    }
+  Constant c{host, std::vector<unsigned char>(static_cast<const unsigned char*>(host),
+                                              static_cast<const unsigned char*>(host) + bytes),
+             gpu::malloc_device(bytes)};
+  gpu::copy_h2d(c.dev, host, bytes, stream_);
+  constants_.push_back(std::move(c));
+  return constants_.back().dev;
+}
+
+void CudaBackend::synchronize() { gpu::sync_stream(stream_); }
+
+// ---- memory ------------------------------------------------------------------------------------------
+float* CudaBackend::alloc(size_t n) {
+  void* p = gpu::malloc_device(n * sizeof(float));
+  gpu::zero_device(p, n * sizeof(float), stream_);
+  return static_cast<float*>(p);
+}
+void CudaBackend::release(float* p) { gpu::free_device(p); }
+void CudaBackend::to_host(float* dst, const float* src, size_t n) { gpu::copy_d2h(dst, src, n * 4, stream_); }
+void CudaBackend::from_host(float* dst, const float* src, size_t n) { gpu::copy_h2d(dst, src, n * 4, stream_); }
+void CudaBackend::copy(float* dst, const float* src, size_t n) {
+  if (dst != src) gpu::copy_d2d(dst, src, n * 4, stream_);
+}
+void CudaBackend::zero(float* dst, size_t n) { gpu::zero_device(dst, n * 4, stream_); }
+
+WeightRef CudaBackend::upload(const WeightRef& host) {
+  if (!host.data) return host;
+  WeightRef d = host;
+  void* p = gpu::malloc_device(host.bytes());
+  gpu::copy_h2d(p, host.data, host.bytes(), stream_);
+  uploads_.push_back(p);
+  d.data = p;
+  return d;
+}
+
+// ---- ops ---------------------------------------------------------------------------------------------
+void CudaBackend::embed(const WeightRef& table, const int32_t* ids_host, int64_t T, float scale, float* out) {
+  if (T <= 0) return;
+  const auto* ids = static_cast<const int32_t*>(stage(ids_, ids_host, size_t(T) * sizeof(int32_t)));
+  RETNET_CUDA_CHECK(launch_embed(table.data, weight_type(table.dtype), ids, T, table.cols, scale, out, stream_));
+}
+
+void CudaBackend::rms_norm(const float* x, int64_t T, int64_t D, const float* w, float eps, float* y) {
+  RETNET_CUDA_CHECK(launch_rms_norm(x, T, D, w, eps, y, stream_));
+}
+
+void CudaBackend::matmul(const float* x, int64_t T, int64_t in, std::span<const MatmulJob> jobs) {
+  if (T <= 0) return;
+  for (const MatmulJob& job : jobs) {
+    const WeightRef& w = *job.w;
+    if (w.rows <= 0) continue;
+    if (T <= kGemvMaxRows) {  // decode: bandwidth-bound, weights streamed once in their own dtype
+      RETNET_CUDA_CHECK(launch_gemv(x, T, in, w.data, weight_type(w.dtype), w.rows, job.y, w.rows, stream_));
+    } else if (w.dtype == DType::F32) {
+      blas_->sgemm_xwt(x, T, in, static_cast<const float*>(w.data), w.rows, job.y, w.rows);
+    } else {
+      // Prefill against 16-bit weights: widen a panel of rows to fp32, then an fp32 GEMM, so results
+      // match the CPU backend (which also computes with the exactly widened weights).
+      const int64_t panel_rows = std::max<int64_t>(1, std::min<int64_t>(w.rows, int64_t(kPanelFloats) / in));
+      auto* panel = static_cast<float*>(panel_.ensure(size_t(panel_rows * in) * sizeof(float)));
+      const size_t es = dtype_size(w.dtype);
+      for (int64_t r0 = 0; r0 < w.rows; r0 += panel_rows) {
+        const int64_t n = std::min(panel_rows, w.rows - r0);
+        RETNET_CUDA_CHECK(launch_widen(static_cast<const unsigned char*>(w.data) + size_t(r0 * in) * es,
+                                       weight_type(w.dtype), size_t(n * in), panel, stream_));
+        blas_->sgemm_xwt(x, T, in, panel, n, job.y + r0, w.rows);
+      }
+    }
+  }
+}
+
+void CudaBackend::theta_shift(float* q, float* k, int64_t T, int64_t H, int64_t dk, const int64_t* pos_host,
+                              const float* theta32_host, const double* theta64_host, Pairing pairing,
+                              AngleMode angles, float q_scale, float k_scale) {
+  if (T <= 0) return;
+  const size_t half = size_t(dk / 2);
+  const auto* pos = static_cast<const int64_t*>(stage(pos_, pos_host, size_t(T) * sizeof(int64_t)));
+  const float* theta32 = nullptr;
+  const double* theta64 = nullptr;
+  if (angles == AngleMode::Exact) theta64 = static_cast<const double*>(constant(theta64_host, half * sizeof(double)));
+  else theta32 = static_cast<const float*>(constant(theta32_host, half * sizeof(float)));
+  RETNET_CUDA_CHECK(launch_theta_shift(q, k, T, H, dk, pos, theta32, theta64, RotaryPairing(int32_t(pairing)),
+                                       q_scale, k_scale, stream_));
+}
+
+void CudaBackend::retention_chunk(const RetentionChunkArgs& a) {
+  if (a.T <= 0) return;
+  const auto norm = RetNorm(int32_t(a.norm));
+  const auto* ld = static_cast<const float*>(constant(a.log_decay, size_t(a.H) * sizeof(float)));
+  void* ws = workspace_.ensure(retention_chunk_workspace_bytes(a.T, a.H, a.dk, a.dv, a.chunk, norm));
+  RETNET_CUDA_CHECK(
+      launch_retention_chunk(a.q, a.k, a.v, a.state, a.out, a.T, a.H, a.dk, a.dv, a.chunk, ld, norm, ws, stream_));
+}
+
+void CudaBackend::retention_step(const RetentionStepArgs& a) {
+  if (a.B <= 0) return;
+  const auto* states = static_cast<float* const*>(stage(ptrs_, a.states, size_t(a.B) * sizeof(float*)));
+  const auto* gamma = static_cast<const float*>(constant(a.gamma, size_t(a.H) * sizeof(float)));
+  const float* scale =
+      a.out_scale ? static_cast<const float*>(stage(scale_, a.out_scale, size_t(a.B * a.H) * sizeof(float))) : nullptr;
+  RETNET_CUDA_CHECK(
+      launch_retention_step(a.q, a.k, a.v, states, a.out, a.B, a.H, a.dk, a.dv, gamma, scale, stream_));
+}
+
+void CudaBackend::group_norm_gate(float* o, const float* g, int64_t T, int64_t H, int64_t dv, const float* w,
+                                  float eps) {
+  RETNET_CUDA_CHECK(launch_group_norm_gate(o, g, T, H, dv, w, eps, stream_));
+}
+
+void CudaBackend::glu(const float* a, const float* b, float* out, size_t n, Activation act) {
+  RETNET_CUDA_CHECK(launch_glu(a, b, out, n, GluAct(int32_t(act)), stream_));
+}
+
+void CudaBackend::residual(float* x, const float* y, float alpha, size_t n) {
+  RETNET_CUDA_CHECK(launch_residual(x, y, alpha, n, stream_));
+}
+
+std::unique_ptr<Backend> make_cuda_backend() { return std::make_unique<CudaBackend>(); }
+
+}  // namespace RETNET_KERNEL_ABI
+}  // namespace retnet
+
+#endif
