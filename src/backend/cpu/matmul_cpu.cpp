@@ -143,6 +143,27 @@ void widen_row(const void* src, DType t, int64_t n, float* dst) {
 void gemv_rows(const float* x, int64_t T, int64_t in, const WeightRef& w, int64_t r0, int64_t r1, float* y,
                int64_t ldy, std::vector<float>& scratch) {
   const auto* base = static_cast<const uint8_t*>(w.data);
+  if (T > 1 && w.dtype != DType::F32) {
+    // Batched decode: widen a block of 4 weight rows × KC columns once (into L1), then use it
+    // for every activation row, so the conversion cost is shared by the whole batch.
+    constexpr int64_t KC = 512;
+    if (scratch.size() < size_t(4 * KC)) scratch.resize(size_t(4 * KC));
+    const size_t row_bytes = size_t(in) * dtype_size(w.dtype);
+    for (int64_t t = 0; t < T; ++t) std::fill(y + t * ldy, y + t * ldy + (r1 - r0), 0.0f);
+    for (int64_t r = r0; r < r1; r += 4) {
+      const int64_t nr = std::min<int64_t>(4, r1 - r);
+      for (int64_t c0 = 0; c0 < in; c0 += KC) {
+        const int64_t kc = std::min(KC, in - c0);
+        for (int64_t i = 0; i < nr; ++i)
+          widen_row(base + size_t(r + i) * row_bytes + size_t(c0) * dtype_size(w.dtype), w.dtype, kc,
+                    scratch.data() + i * KC);
+        for (int64_t t = 0; t < T; ++t)
+          for (int64_t i = 0; i < nr; ++i)
+            y[t * ldy + (r - r0) + i] += dot_f32(scratch.data() + i * KC, x + t * in + c0, kc);
+      }
+    }
+    return;
+  }
   for (int64_t t = 0; t < T; ++t) {
     const float* xt = x + t * in;
     float* yt = y + t * ldy;
