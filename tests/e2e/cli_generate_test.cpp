@@ -140,6 +140,15 @@ TEST_F(Bundled, PromptFromStdinFileAndEmpty) {
   EXPECT_EQ(z.out, "");
 }
 
+// The model was trained on 256-token windows; RetNet has no context limit, so a 14k-token prompt
+// (the validation text) prefills chunkwise and generation continues normally.
+TEST_F(Bundled, PromptLongerThanTrainingWindowsWorks) {
+  const CliRun r = run({"generate", "-m", kModel, "-f", kModel + "/validation.txt", "-n", "6", "-s", "2"});
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_FALSE(r.out.empty());
+  EXPECT_NE(r.err.find("14234 tokens"), std::string::npos) << r.err;  // the whole prompt was absorbed
+}
+
 TEST_F(Bundled, InvalidUtf8AndNulBytesInThePromptAreHandled) {
   const fs::path f = fs::temp_directory_path() / "retnet_bad_utf8.txt";
   std::ofstream(f, std::ios::binary) << std::string("And \xff\xfe the \xc3 LORD\0 said", 22);
