@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "common/npy.hpp"
+#include "npy.hpp"
 #include "retnet/retnet.hpp"
 
 namespace retnet::test {

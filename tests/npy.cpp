@@ -1,6 +1,5 @@
-#include "common/npy.hpp"
+#include "npy.hpp"
 
-#include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <sstream>
@@ -8,36 +7,6 @@
 #include "retnet/error.hpp"
 
 namespace retnet {
-
-void write_npy_f32(const std::string& path, const float* data, const std::vector<int64_t>& shape) {
-  std::string dict = "{'descr': '<f4', 'fortran_order': False, 'shape': (";
-  size_t count = 1;
-  for (size_t i = 0; i < shape.size(); ++i) {
-    dict += std::to_string(shape[i]);
-    if (shape.size() == 1 || i + 1 < shape.size()) dict += ",";
-    if (i + 1 < shape.size()) dict += " ";
-    count *= size_t(shape[i]);
-  }
-  dict += "), }";
-  // magic(6) + version(2) + len(2) + dict + padding + '\n' must be a multiple of 64.
-  size_t total = 10 + dict.size() + 1;
-  dict.append((64 - total % 64) % 64, ' ');
-  dict += '\n';
-  std::string tmp = path + ".tmp";
-  std::FILE* f = std::fopen(tmp.c_str(), "wb");
-  if (!f) throw Error(path + ": cannot open for writing");
-  const char magic[8] = {'\x93', 'N', 'U', 'M', 'P', 'Y', 1, 0};
-  uint16_t hlen = uint16_t(dict.size());
-  unsigned char hl[2] = {uint8_t(hlen & 0xff), uint8_t(hlen >> 8)};
-  bool ok = std::fwrite(magic, 1, 8, f) == 8 && std::fwrite(hl, 1, 2, f) == 2 &&
-            std::fwrite(dict.data(), 1, dict.size(), f) == dict.size() &&
-            (count == 0 || std::fwrite(data, sizeof(float), count, f) == count);
-  ok = (std::fclose(f) == 0) && ok;
-  if (!ok || std::rename(tmp.c_str(), path.c_str()) != 0) {
-    std::remove(tmp.c_str());
-    throw Error(path + ": write failed");
-  }
-}
 
 NpyArray read_npy_f32(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
