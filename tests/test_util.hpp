@@ -1,6 +1,10 @@
 // Shared helpers for the tests: fixtures, goldens, error measures, running a Session in a mode.
 #pragma once
+#include <gtest/gtest.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -14,6 +18,25 @@
 namespace retnet::test {
 
 inline std::string data_dir() { return RETNET_TEST_DATA; }
+
+// A fixture giving each test a fresh, uniquely named temporary directory dir_ (removed afterwards).
+class TempDirTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    static std::atomic<int> counter{0};
+    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
+    dir_ = std::filesystem::temp_directory_path() /
+           ("retnet_" + std::string(info->test_suite_name()) + "_" + std::to_string(::getpid()) + "_" + info->name() +
+            "_" + std::to_string(counter++));
+    std::filesystem::remove_all(dir_);
+    std::filesystem::create_directories(dir_);
+  }
+  void TearDown() override {
+    std::error_code ec;
+    std::filesystem::remove_all(dir_, ec);
+  }
+  std::filesystem::path dir_;
+};
 inline std::string fixture_dir(const std::string& name) { return data_dir() + "/" + name; }
 
 inline nlohmann::json read_json(const std::string& path) {

@@ -1,6 +1,8 @@
 // The `retnet` command line on bad input: exit code 1, exactly one "error: ..." line on stderr,
 // nothing on stdout, and no output file (or temporary) left behind.
 #include <gtest/gtest.h>
+
+#include "test_util.hpp"
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -47,20 +49,12 @@ struct RunResult {
   std::string out, err;
 };
 
-class CliBadInput : public ::testing::Test {
+class CliBadInput : public retnet::test::TempDirTest {
  protected:
   void SetUp() override {
-    static std::atomic<int> counter{0};
-    dir_ = fs::temp_directory_path() /
-           ("retnet_cli_" + std::to_string(::getpid()) + "_" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name() + "_" + std::to_string(counter++));
-    fs::remove_all(dir_);
+    TempDirTest::SetUp();
     fs::create_directories(dir_ / "out");
     out_npy_ = (dir_ / "out" / "logits.npy").string();
-  }
-  void TearDown() override {
-    std::error_code ec;
-    fs::remove_all(dir_, ec);
   }
 
   RunResult run(const std::vector<std::string>& args) {
@@ -107,7 +101,6 @@ class CliBadInput : public ::testing::Test {
     return d;
   }
 
-  fs::path dir_;
   std::string out_npy_;
 };
 

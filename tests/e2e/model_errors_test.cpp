@@ -2,6 +2,8 @@
 // vocabulary in Session::prefill / Session::decode. Every case must be a retnet::Error naming the
 // tensor, file or id concerned.
 #include <gtest/gtest.h>
+
+#include "test_util.hpp"
 #include <unistd.h>
 
 #include <atomic>
@@ -80,20 +82,8 @@ retnet::LoadOptions cpu1() {
   return o;
 }
 
-class ModelLoadBadInput : public ::testing::Test {
+class ModelLoadBadInput : public retnet::test::TempDirTest {
  protected:
-  void SetUp() override {
-    static std::atomic<int> counter{0};
-    dir_ = fs::temp_directory_path() /
-           ("retnet_model_" + std::to_string(::getpid()) + "_" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name() + "_" + std::to_string(counter++));
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-  }
-  void TearDown() override {
-    std::error_code ec;
-    fs::remove_all(dir_, ec);
-  }
 
   // Starts a broken copy of fixture `name`: its config and tensors, to edit and then write().
   void start(const std::string& name) {
@@ -121,7 +111,7 @@ class ModelLoadBadInput : public ::testing::Test {
     return "";
   }
 
-  fs::path dir_, src_;
+  fs::path src_;
   json config_;
   TMap tensors_;
 };

@@ -1,5 +1,7 @@
 // config.json parsing: refusals (each naming the file and the key) and the defaults of each family.
 #include <gtest/gtest.h>
+
+#include "test_util.hpp"
 #include <unistd.h>
 
 #include <atomic>
@@ -74,20 +76,8 @@ json without(json j, const std::string& k) {
   return j;
 }
 
-class ConfigFileBadInput : public ::testing::Test {
+class ConfigFileBadInput : public retnet::test::TempDirTest {
  protected:
-  void SetUp() override {
-    static std::atomic<int> counter{0};
-    dir_ = fs::temp_directory_path() /
-           ("retnet_cfg_" + std::to_string(::getpid()) + "_" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name() + "_" + std::to_string(counter++));
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-  }
-  void TearDown() override {
-    std::error_code ec;
-    fs::remove_all(dir_, ec);
-  }
   std::string load_error(const fs::path& d) {
     try {
       retnet::load_config(d.string());
@@ -97,7 +87,6 @@ class ConfigFileBadInput : public ::testing::Test {
     }
     return "";
   }
-  fs::path dir_;
 };
 
 // ---- the file ------------------------------------------------------------------------------

@@ -2,6 +2,8 @@
 // TensorStore::open_dir). Every malformed file must be refused with a retnet::Error whose message
 // names the file and the problem; none may crash or be read out of bounds.
 #include <gtest/gtest.h>
+
+#include "test_util.hpp"
 #include <unistd.h>
 
 #include <atomic>
@@ -76,20 +78,8 @@ std::string raw(const std::vector<T>& v) {
   return std::string(reinterpret_cast<const char*>(v.data()), v.size() * sizeof(T));
 }
 
-class TempDirTest : public ::testing::Test {
+class TempDirTest : public retnet::test::TempDirTest {
  protected:
-  void SetUp() override {
-    static std::atomic<int> counter{0};
-    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-    dir_ = fs::temp_directory_path() / ("retnet_st_" + std::to_string(::getpid()) + "_" + info->name() + "_" +
-                                        std::to_string(counter++));
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-  }
-  void TearDown() override {
-    std::error_code ec;
-    fs::remove_all(dir_, ec);
-  }
 
   // Writes bytes to a file in the temp dir, opens it and returns the Error message ("" + a test
   // failure when it did not throw retnet::Error).
@@ -127,7 +117,6 @@ class TempDirTest : public ::testing::Test {
     return d;
   }
 
-  fs::path dir_;
   std::string last_path_;
 };
 
