@@ -19,8 +19,6 @@ void gemm_rows(const float* x, int64_t T, int64_t in, const WeightRef& w, int64_
 // Widens n elements of a weight row to fp32.
 void widen_row(const void* src, DType t, int64_t n, float* dst);
 
-float dot_f32(const float* a, const float* b, int64_t n);
-
 // Chunkwise/parallel retention for one head h (see RetentionChunkArgs). scratch grows as needed.
 void retention_chunk_head(const RetentionChunkArgs& a, int64_t h, std::vector<float>& scratch);
 // One recurrent step for row b, head h.

@@ -26,13 +26,6 @@ inline __m256 load8(const void* base, int64_t i) {
   }
 }
 
-inline __m128 hsum4(__m256 a, __m256 b, __m256 c, __m256 d) {
-  __m256 ab = _mm256_hadd_ps(a, b);
-  __m256 cd = _mm256_hadd_ps(c, d);
-  __m256 abcd = _mm256_hadd_ps(ab, cd);
-  return _mm_add_ps(_mm256_castps256_ps128(abcd), _mm256_extractf128_ps(abcd, 1));
-}
-
 inline float hsum(__m256 a) {
   __m128 s = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
   s = _mm_hadd_ps(s, s);
@@ -41,88 +34,81 @@ inline float hsum(__m256 a) {
 }
 #endif
 
-// One x row against rows [r0, r1) of W: 4 weight rows at a time, 16 columns per iteration.
-template <DType D>
-void gemv1(const float* x, int64_t in, const uint8_t* wbase, int64_t r0, int64_t r1, float* y) {
-  const size_t es = dtype_size(D);
-  const size_t row_bytes = size_t(in) * es;
-  int64_t r = r0;
+// Dot products of one weight row w0 [in] with NT (1 or 2) activation rows x + t·in, 32 columns per
+// iteration into four accumulators per activation row. Every activation row is summed in exactly
+// the same order whatever NT and whichever other rows it is paired with, so batched decoding gives
+// bit-identical results to decoding each sequence alone.
+// (Written out with named accumulators: as loops over small arrays GCC -O2 kept them on the stack.)
+template <int NT, DType D, size_t PFB = 0>
+inline void row_dots(const uint8_t* w0, const float* x, int64_t in, float* out) {
+  static_assert(NT == 1 || NT == 2);
+  constexpr size_t kPrefetch = PFB;
+  const float* x1 = x + (NT == 2 ? in : 0);
+  int64_t i = 0;
+  float s0 = 0.f, s1 = 0.f;
 #ifdef RETNET_AVX2
-  const int64_t in16 = in & ~int64_t(15);
-  const int64_t in8 = in & ~int64_t(7);
-  for (; r + 4 <= r1; r += 4) {
-    const uint8_t* w0 = wbase + size_t(r) * row_bytes;
-    const uint8_t* w1 = w0 + row_bytes;
-    const uint8_t* w2 = w1 + row_bytes;
-    const uint8_t* w3 = w2 + row_bytes;
-    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(), a2 = _mm256_setzero_ps(), a3 = _mm256_setzero_ps();
-    __m256 b0 = _mm256_setzero_ps(), b1 = _mm256_setzero_ps(), b2 = _mm256_setzero_ps(), b3 = _mm256_setzero_ps();
-    int64_t i = 0;
-    for (; i < in16; i += 16) {
-      __m256 xa = _mm256_loadu_ps(x + i), xb = _mm256_loadu_ps(x + i + 8);
-      a0 = _mm256_fmadd_ps(load8<D>(w0, i), xa, a0);
-      b0 = _mm256_fmadd_ps(load8<D>(w0, i + 8), xb, b0);
-      a1 = _mm256_fmadd_ps(load8<D>(w1, i), xa, a1);
-      b1 = _mm256_fmadd_ps(load8<D>(w1, i + 8), xb, b1);
-      a2 = _mm256_fmadd_ps(load8<D>(w2, i), xa, a2);
-      b2 = _mm256_fmadd_ps(load8<D>(w2, i + 8), xb, b2);
-      a3 = _mm256_fmadd_ps(load8<D>(w3, i), xa, a3);
-      b3 = _mm256_fmadd_ps(load8<D>(w3, i + 8), xb, b3);
+  __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;  // activation row 0
+  __m256 b0 = a0, b1 = a0, b2 = a0, b3 = a0;                    // activation row 1 (NT == 2)
+  for (; i + 32 <= in; i += 32) {
+    if constexpr (kPrefetch > 0) {
+      _mm_prefetch(reinterpret_cast<const char*>(w0) + size_t(i) * dtype_size(D) + kPrefetch, _MM_HINT_T0);
+      if constexpr (D == DType::F32)
+        _mm_prefetch(reinterpret_cast<const char*>(w0) + size_t(i) * 4 + kPrefetch + 64, _MM_HINT_T0);
     }
-    for (; i < in8; i += 8) {
-      __m256 xa = _mm256_loadu_ps(x + i);
-      a0 = _mm256_fmadd_ps(load8<D>(w0, i), xa, a0);
-      a1 = _mm256_fmadd_ps(load8<D>(w1, i), xa, a1);
-      a2 = _mm256_fmadd_ps(load8<D>(w2, i), xa, a2);
-      a3 = _mm256_fmadd_ps(load8<D>(w3, i), xa, a3);
+    const __m256 w0v = load8<D>(w0, i), w1v = load8<D>(w0, i + 8), w2v = load8<D>(w0, i + 16),
+                 w3v = load8<D>(w0, i + 24);
+    a0 = _mm256_fmadd_ps(w0v, _mm256_loadu_ps(x + i), a0);
+    a1 = _mm256_fmadd_ps(w1v, _mm256_loadu_ps(x + i + 8), a1);
+    a2 = _mm256_fmadd_ps(w2v, _mm256_loadu_ps(x + i + 16), a2);
+    a3 = _mm256_fmadd_ps(w3v, _mm256_loadu_ps(x + i + 24), a3);
+    if constexpr (NT == 2) {
+      b0 = _mm256_fmadd_ps(w0v, _mm256_loadu_ps(x1 + i), b0);
+      b1 = _mm256_fmadd_ps(w1v, _mm256_loadu_ps(x1 + i + 8), b1);
+      b2 = _mm256_fmadd_ps(w2v, _mm256_loadu_ps(x1 + i + 16), b2);
+      b3 = _mm256_fmadd_ps(w3v, _mm256_loadu_ps(x1 + i + 24), b3);
     }
-    __m128 s = hsum4(_mm256_add_ps(a0, b0), _mm256_add_ps(a1, b1), _mm256_add_ps(a2, b2), _mm256_add_ps(a3, b3));
-    float out[4];
-    _mm_storeu_ps(out, s);
-    for (; i < in; ++i) {
-      out[0] += load_as_f32(w0, D, size_t(i)) * x[i];
-      out[1] += load_as_f32(w1, D, size_t(i)) * x[i];
-      out[2] += load_as_f32(w2, D, size_t(i)) * x[i];
-      out[3] += load_as_f32(w3, D, size_t(i)) * x[i];
-    }
-    std::memcpy(y + (r - r0), out, sizeof out);
   }
-  for (; r < r1; ++r) {
-    const uint8_t* w0 = wbase + size_t(r) * row_bytes;
-    __m256 a0 = _mm256_setzero_ps();
-    int64_t i = 0;
-    for (; i < in8; i += 8) a0 = _mm256_fmadd_ps(load8<D>(w0, i), _mm256_loadu_ps(x + i), a0);
-    float s = hsum(a0);
-    for (; i < in; ++i) s += load_as_f32(w0, D, size_t(i)) * x[i];
-    y[r - r0] = s;
+  for (; i + 8 <= in; i += 8) {
+    const __m256 wv = load8<D>(w0, i);
+    a0 = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x + i), a0);
+    if constexpr (NT == 2) b0 = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x1 + i), b0);
   }
-#else
-  for (; r < r1; ++r) {
-    const uint8_t* w0 = wbase + size_t(r) * row_bytes;
-    float s = 0.f;
-    for (int64_t i = 0; i < in; ++i) s += load_as_f32(w0, D, size_t(i)) * x[i];
-    y[r - r0] = s;
-  }
+  s0 = hsum(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
+  if constexpr (NT == 2) s1 = hsum(_mm256_add_ps(_mm256_add_ps(b0, b1), _mm256_add_ps(b2, b3)));
 #endif
+  for (; i < in; ++i) {
+    const float wi = load_as_f32(w0, D, size_t(i));
+    s0 += wi * x[i];
+    if constexpr (NT == 2) s1 += wi * x1[i];
+  }
+  out[0] = s0;
+  if constexpr (NT == 2) out[1] = s1;
+}
+
+// T activation rows [T, in] against rows [r0, r1) of W; y[t, r - r0] with row stride ldy.
+// One weight row at a time, read to its end: each thread's weight traffic is one sequential stream
+// (walking 4 adjacent rows in lockstep, 4 interleaved streams KiBs apart, reached only 0.5-0.75x of
+// the read bandwidth on the EPYC VM; one row at a time 1.0x). For T > 1 the row is reused from L1 by
+// every pair of activation rows, so weights still come from memory once, and the next row is
+// prefetched meanwhile (the batch makes each row compute-heavy enough to outrun the prefetcher).
+template <DType D>
+void gemv_batch_any(const float* x, int64_t T, int64_t in, const uint8_t* wbase, int64_t r0, int64_t r1, float* y,
+                    int64_t ldy) {
+  const size_t row_bytes = size_t(in) * dtype_size(D);
+  for (int64_t r = r0; r < r1; ++r) {
+    const uint8_t* w0 = wbase + size_t(r) * row_bytes;
+    int64_t t = 0;
+    float pair[2];
+    for (; t + 2 <= T; t += 2) {
+      row_dots<2, D, 2048>(w0, x + t * in, in, pair);
+      y[t * ldy + (r - r0)] = pair[0];
+      y[(t + 1) * ldy + (r - r0)] = pair[1];
+    }
+    if (t < T) row_dots<1, D>(w0, x + t * in, in, y + t * ldy + (r - r0));
+  }
 }
 
 }  // namespace
-
-float dot_f32(const float* a, const float* b, int64_t n) {
-  int64_t i = 0;
-  float s = 0.f;
-#ifdef RETNET_AVX2
-  __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
-  for (; i + 16 <= n; i += 16) {
-    acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), acc0);
-    acc1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8), acc1);
-  }
-  for (; i + 8 <= n; i += 8) acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), acc0);
-  s = hsum(_mm256_add_ps(acc0, acc1));
-#endif
-  for (; i < n; ++i) s += a[i] * b[i];
-  return s;
-}
 
 void widen_row(const void* src, DType t, int64_t n, float* dst) {
   int64_t i = 0;
@@ -141,37 +127,12 @@ void widen_row(const void* src, DType t, int64_t n, float* dst) {
 }
 
 void gemv_rows(const float* x, int64_t T, int64_t in, const WeightRef& w, int64_t r0, int64_t r1, float* y,
-               int64_t ldy, std::vector<float>& scratch) {
+               int64_t ldy, std::vector<float>& /*scratch*/) {
   const auto* base = static_cast<const uint8_t*>(w.data);
-  if (T > 1 && w.dtype != DType::F32) {
-    // Batched decode: widen a block of 4 weight rows × KC columns once (into L1), then use it
-    // for every activation row, so the conversion cost is shared by the whole batch.
-    constexpr int64_t KC = 512;
-    if (scratch.size() < size_t(4 * KC)) scratch.resize(size_t(4 * KC));
-    const size_t row_bytes = size_t(in) * dtype_size(w.dtype);
-    for (int64_t t = 0; t < T; ++t) std::fill(y + t * ldy, y + t * ldy + (r1 - r0), 0.0f);
-    for (int64_t r = r0; r < r1; r += 4) {
-      const int64_t nr = std::min<int64_t>(4, r1 - r);
-      for (int64_t c0 = 0; c0 < in; c0 += KC) {
-        const int64_t kc = std::min(KC, in - c0);
-        for (int64_t i = 0; i < nr; ++i)
-          widen_row(base + size_t(r + i) * row_bytes + size_t(c0) * dtype_size(w.dtype), w.dtype, kc,
-                    scratch.data() + i * KC);
-        for (int64_t t = 0; t < T; ++t)
-          for (int64_t i = 0; i < nr; ++i)
-            y[t * ldy + (r - r0) + i] += dot_f32(scratch.data() + i * KC, x + t * in + c0, kc);
-      }
-    }
-    return;
-  }
-  for (int64_t t = 0; t < T; ++t) {
-    const float* xt = x + t * in;
-    float* yt = y + t * ldy;
-    switch (w.dtype) {
-      case DType::F32: gemv1<DType::F32>(xt, in, base, r0, r1, yt); break;
-      case DType::F16: gemv1<DType::F16>(xt, in, base, r0, r1, yt); break;
-      case DType::BF16: gemv1<DType::BF16>(xt, in, base, r0, r1, yt); break;
-    }
+  switch (w.dtype) {
+    case DType::F32: gemv_batch_any<DType::F32>(x, T, in, base, r0, r1, y, ldy); break;
+    case DType::F16: gemv_batch_any<DType::F16>(x, T, in, base, r0, r1, y, ldy); break;
+    case DType::BF16: gemv_batch_any<DType::BF16>(x, T, in, base, r0, r1, y, ldy); break;
   }
 }
 
