@@ -21,7 +21,9 @@ void widen_row(const void* src, DType t, int64_t n, float* dst);
 
 // Chunkwise/parallel retention for one head h (see RetentionChunkArgs). scratch grows as needed.
 void retention_chunk_head(const RetentionChunkArgs& a, int64_t h, std::vector<float>& scratch);
-// One recurrent step for row b, head h.
-void retention_step_head(const RetentionStepArgs& a, int64_t b, int64_t h);
+// One recurrent step for row b, head h, value columns [c0, c1) of its state and output: the
+// columns are independent (decay, update and read-out all run along dk per column), so a step
+// splits across threads by column blocks with every column computed exactly as a whole head would.
+void retention_step_cols(const RetentionStepArgs& a, int64_t b, int64_t h, int64_t c0, int64_t c1);
 
 }  // namespace retnet::cpu

@@ -98,19 +98,19 @@ void retention_chunk_head(const RetentionChunkArgs& a, int64_t h, std::vector<fl
   }
 }
 
-void retention_step_head(const RetentionStepArgs& a, int64_t b, int64_t h) {
-  const int64_t H = a.H, dk = a.dk, dv = a.dv;
+void retention_step_cols(const RetentionStepArgs& a, int64_t b, int64_t h, int64_t c0, int64_t c1) {
+  const int64_t H = a.H, dk = a.dk, dv = a.dv, n = c1 - c0;
   const float* __restrict q = a.q + b * H * dk + h * dk;
   const float* __restrict k = a.k + b * H * dk + h * dk;
-  const float* __restrict v = a.v + b * H * dv + h * dv;
-  float* __restrict Z = a.states[b] + h * dk * dv;
-  float* __restrict o = a.out + b * H * dv + h * dv;
+  const float* __restrict v = a.v + b * H * dv + h * dv + c0;
+  float* __restrict Z = a.states[b] + h * dk * dv + c0;
+  float* __restrict o = a.out + b * H * dv + h * dv + c0;
   const float g = a.gamma[h];
-  std::fill(o, o + dv, 0.f);
+  std::fill(o, o + n, 0.f);
   for (int64_t j = 0; j < dk; ++j) {
     float* __restrict zj = Z + j * dv;
     const float kj = k[j], qj = q[j];
-    for (int64_t c = 0; c < dv; ++c) {
+    for (int64_t c = 0; c < n; ++c) {
       const float z = g * zj[c] + kj * v[c];
       zj[c] = z;
       o[c] += qj * z;
@@ -118,7 +118,7 @@ void retention_step_head(const RetentionStepArgs& a, int64_t b, int64_t h) {
   }
   const float sc = a.out_scale[b * H + h];
   if (sc != 1.0f)
-    for (int64_t c = 0; c < dv; ++c) o[c] *= sc;
+    for (int64_t c = 0; c < n; ++c) o[c] *= sc;
 }
 
 }  // namespace retnet::cpu
