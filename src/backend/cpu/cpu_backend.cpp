@@ -3,6 +3,7 @@
 #include <cblas.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -87,9 +88,14 @@ void CpuBackend::matmul(const float* x, int64_t T, int64_t in, std::span<const M
   for (size_t j = 0; j < jobs.size(); ++j)
     first_panel[j + 1] = first_panel[j] + (jobs[j].w->rows + kPanelRows - 1) / kPanelRows;
   const int64_t n_panels = first_panel[jobs.size()];
-  pool_.parallel_for(n_panels, [&](int64_t pb, int64_t pe, int tid) {
-    size_t j = 0;
-    for (int64_t p = pb; p < pe; ++p) {
+  // Panels are handed out one at a time from a shared counter rather than split statically: on a
+  // shared machine one core often runs slower for a while, and with a static split the other
+  // then waits at the join (measured as ~5% of a 1.3B decode spent in sched_yield).
+  std::atomic<int64_t> next{0};
+  pool_.parallel_for(std::min<int64_t>(n_panels, pool_.size()), [&](int64_t, int64_t, int tid) {
+    for (int64_t p = next.fetch_add(1, std::memory_order_relaxed); p < n_panels;
+         p = next.fetch_add(1, std::memory_order_relaxed)) {
+      size_t j = 0;
       while (p >= first_panel[j + 1]) ++j;
       const WeightRef& w = *jobs[j].w;
       const int64_t r0 = (p - first_panel[j]) * kPanelRows;
