@@ -163,8 +163,13 @@ TEST_P(TokenizerConformance, InvalidUtf8IsReplacedLikePython) {
   }
 }
 
-TEST_P(TokenizerConformance, RoundTripWhereLossless) {
-  if (!data_.value("roundtrip", false)) GTEST_SKIP() << "normalizing tokenizer: decode(encode(x)) != x by design";
+// decode(encode(x)) == x holds only for lossless (byte-level) tokenizers; the normalising ones
+// (NFKC, lowercasing, Metaspace, unknown pieces) are instantiated without this test rather than
+// skipping it, their decode being checked against the reference in DecodeMatchesReference.
+class LosslessTokenizer : public TokenizerConformance {};
+
+TEST_P(LosslessTokenizer, RoundTrip) {
+  ASSERT_TRUE(data_.value("roundtrip", false));
   for (const json& c : data_["cases"]) {
     const std::string text = c["text"];
     if (text.find("<mask>") != std::string::npos) continue;  // lstrip token: eats the spaces before it
@@ -196,6 +201,14 @@ TEST_P(TokenizerConformance, RoundTripWhereLossless) {
 std::string fixture_name(const ::testing::TestParamInfo<Fixture>& info) { return info.param.name; }
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, TokenizerConformance, ::testing::ValuesIn(fixtures()), fixture_name);
+
+std::vector<Fixture> lossless_fixtures() {
+  std::vector<Fixture> out;
+  for (const Fixture& f : fixtures())
+    if (read_json(f.cases).value("roundtrip", false)) out.push_back(f);
+  return out;
+}
+INSTANTIATE_TEST_SUITE_P(Fixtures, LosslessTokenizer, ::testing::ValuesIn(lossless_fixtures()), fixture_name);
 
 Tokenizer load_fixture(const std::string& name) { return Tokenizer::load((tokenizer_data() / name).string()); }
 
