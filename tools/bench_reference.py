@@ -43,8 +43,10 @@ import statistics
 import subprocess
 import sys
 import time
-import types
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from torchscale_shim import install_timm_stub, torchscale_version  # noqa: E402  (standard library only)
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -134,26 +136,11 @@ def _reexec_in_venv():
             os.execve(py, [py, os.path.abspath(__file__)] + sys.argv[1:], env)
 
 
-def _install_timm_stub():
-    """Stand-in for timm.models.layers (only drop_path is used by torchscale); see make_fixtures.py."""
-
-    def drop_path(x, drop_prob=0.0, training=False):
-        if drop_prob and training:
-            raise RuntimeError("drop_path stub: stochastic depth is not supported")
-        return x
-
-    for name in ("timm", "timm.models", "timm.models.layers"):
-        sys.modules[name] = types.ModuleType(name)
-    sys.modules["timm"].models = sys.modules["timm.models"]
-    sys.modules["timm.models"].layers = sys.modules["timm.models.layers"]
-    sys.modules["timm.models.layers"].drop_path = drop_path
-
-
 try:
     import torch
     import torch.nn as nn
 
-    _install_timm_stub()
+    install_timm_stub()
     from torchscale.architecture.config import RetNetConfig
     from torchscale.architecture.retnet import RetNetDecoder
 except ImportError as e:
@@ -161,12 +148,7 @@ except ImportError as e:
     raise SystemExit("bench_reference: cannot import torch/torchscale (%s). Set up the venv with "
                      "tools/setup_python.sh and run this script with its python." % e)
 
-try:
-    from importlib.metadata import version as _pkg_version
-
-    TORCHSCALE_VERSION = _pkg_version("torchscale")
-except Exception:  # pragma: no cover
-    TORCHSCALE_VERSION = "unknown"
+TORCHSCALE_VERSION = torchscale_version()
 
 TORCH_DTYPES = {"f32": torch.float32, "bf16": torch.bfloat16, "f16": torch.float16}
 

@@ -41,7 +41,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import types
 from pathlib import Path
 
 import numpy as np
@@ -51,27 +50,13 @@ import torch.nn.functional as F
 
 
 # --------------------------------------------------------------------------
-# torchscale import (timm stand-in, as in tools/make_fixtures.py)
+# torchscale import (timm stand-in from tools/torchscale_shim.py)
 # --------------------------------------------------------------------------
 
-def _install_timm_stub():
-    """torchscale imports timm.models.layers.drop_path (timm drags in torchvision): register a
-    stand-in.  Stochastic depth is never used here (drop_path_rate = 0)."""
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from torchscale_shim import install_timm_stub  # noqa: E402
 
-    def drop_path(x, drop_prob=0.0, training=False):
-        if drop_prob and training:
-            raise RuntimeError("drop_path stand-in: stochastic depth is not supported")
-        return x
-
-    for name in ("timm", "timm.models", "timm.models.layers"):
-        if name not in sys.modules:
-            sys.modules[name] = types.ModuleType(name)
-    sys.modules["timm"].models = sys.modules["timm.models"]
-    sys.modules["timm.models"].layers = sys.modules["timm.models.layers"]
-    sys.modules["timm.models.layers"].drop_path = drop_path
-
-
-_install_timm_stub()
+install_timm_stub()
 from torchscale.architecture.config import RetNetConfig  # noqa: E402
 from torchscale.architecture.retnet import RetNetDecoder  # noqa: E402
 from torchscale.component.multiscale_retention import MultiScaleRetention  # noqa: E402
