@@ -19,6 +19,21 @@ if(EXISTS ${PROJECT_SOURCE_DIR}/models/kjv-retnet/config.json)
 endif()
 
 install(EXPORT retnetTargets NAMESPACE retnet:: DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/retnet)
+# find_dependency() lines for retnetConfig.cmake: none for a shared library (tests/package/consumer_test.sh
+# checks that its installed package names no private dependency).
+set(RETNET_CONFIG_DEPENDENCIES "")
+if(NOT RETNET_SHARED)
+  set(_deps Threads nlohmann_json spdlog)
+  if(NOT OpenBLAS_FOUND)
+    list(APPEND _deps BLAS)
+  endif()
+  if(RETNET_WITH_CUDA)
+    list(APPEND _deps CUDAToolkit)
+  endif()
+  foreach(_d ${_deps})
+    string(APPEND RETNET_CONFIG_DEPENDENCIES "find_dependency(${_d})\n")
+  endforeach()
+endif()
 configure_package_config_file(${PROJECT_SOURCE_DIR}/cmake/retnetConfig.cmake.in
                               ${PROJECT_BINARY_DIR}/retnetConfig.cmake
                               INSTALL_DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/retnet)

@@ -38,18 +38,24 @@ endif()
 
 if(RETNET_BUILD_TOOLS)
   find_package(CLI11 REQUIRED)
+  # Everything but main.cpp goes into a static library, so that the argument parsing can also be
+  # driven in-process (tools/cli/app.hpp: dry_run, used by the cli_args fuzz target).
   file(GLOB RETNET_CLI_SOURCES CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/tools/cli/*.cpp)
-  add_executable(retnet_cli ${RETNET_CLI_SOURCES})
-  set_target_properties(retnet_cli PROPERTIES OUTPUT_NAME retnet)
+  list(REMOVE_ITEM RETNET_CLI_SOURCES ${PROJECT_SOURCE_DIR}/tools/cli/main.cpp)
+  add_library(retnet_cli_lib STATIC ${RETNET_CLI_SOURCES})
   # The CLI is the library's first user: public headers only (no src/ include path).
-  target_link_libraries(retnet_cli PRIVATE retnet CLI11::CLI11 nlohmann_json::nlohmann_json)
+  target_include_directories(retnet_cli_lib PUBLIC ${PROJECT_SOURCE_DIR}/tools/cli)
+  target_link_libraries(retnet_cli_lib PUBLIC retnet CLI11::CLI11 PRIVATE nlohmann_json::nlohmann_json)
   execute_process(COMMAND git rev-parse --short HEAD WORKING_DIRECTORY ${PROJECT_SOURCE_DIR}
                   OUTPUT_VARIABLE RETNET_GIT_COMMIT OUTPUT_STRIP_TRAILING_WHITESPACE ERROR_QUIET)
   if(NOT RETNET_GIT_COMMIT)
     set(RETNET_GIT_COMMIT unknown)
   endif()
-  target_compile_definitions(retnet_cli PRIVATE RETNET_SOURCE_MODEL_DIR="${PROJECT_SOURCE_DIR}/models/kjv-retnet"
-                                                RETNET_BUILD_COMMIT="${RETNET_GIT_COMMIT}")
+  target_compile_definitions(retnet_cli_lib PRIVATE RETNET_SOURCE_MODEL_DIR="${PROJECT_SOURCE_DIR}/models/kjv-retnet"
+                                                    RETNET_BUILD_COMMIT="${RETNET_GIT_COMMIT}")
+  add_executable(retnet_cli ${PROJECT_SOURCE_DIR}/tools/cli/main.cpp)
+  set_target_properties(retnet_cli PROPERTIES OUTPUT_NAME retnet)
+  target_link_libraries(retnet_cli PRIVATE retnet_cli_lib)
 endif()
 
 if(RETNET_BUILD_TESTS)

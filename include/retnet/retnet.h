@@ -1,9 +1,15 @@
 /* retnet — C API for bindings. Opaque handles; every call returns a status, and
  * retnet_last_error() gives the message of the last failure on the calling thread.
  *
- * Threads: a model may be shared by sessions on different threads; a session (and a tokenizer
- * stream) belongs to one thread at a time. Pointers returned by a call stay valid until the next
- * call on the same handle, or until it is freed. */
+ * Ownership: a handle returned through an out-parameter belongs to the caller, who frees it with the
+ * matching retnet_*_free (free functions accept NULL). A session and a tokenizer stay usable after
+ * the handles they were made from are freed (they keep what they need alive). Pointers the library
+ * returns (logits, error messages, callback arguments) point into library memory: each call says
+ * how long they stay valid; never free them.
+ *
+ * Threads: a model and a tokenizer are immutable and may be used from any number of threads at once.
+ * A session belongs to one thread at a time (sessions of one model may run on different threads
+ * concurrently; on the CPU their forward passes take turns on the model's thread pool). */
 #ifndef RETNET_RETNET_H
 #define RETNET_RETNET_H
 
@@ -29,36 +35,68 @@ typedef struct retnet_load_options {
   int threads; /* 0 = all hardware threads */
 } retnet_load_options;
 
-/* Message of the last failed call on this thread ("" if none). Valid until the next failing call. */
+/* Message of the last failed call on this thread ("" if none), NUL-terminated. Owned by the library;
+ * valid until the next failing call on this thread. Thread-safe (one message per thread). */
 const char* retnet_last_error(void);
 
-retnet_status retnet_model_load(const char* dir, const retnet_load_options* options /* may be NULL */,
-                                retnet_model** out);
+/* Loads a model directory (config.json + safetensors). *out receives a new model owned by the caller
+ * (NULL on failure). options may be NULL (auto device, all threads). Thread-safe. */
+retnet_status retnet_model_load(const char* dir, const retnet_load_options* options, retnet_model** out);
+/* Frees the caller's handle; sessions made from it keep the model alive until they are freed.
+ * Must not run concurrently with other calls on the same handle. */
 void retnet_model_free(retnet_model* model);
+/* Logit vector length (-1 for NULL). Thread-safe. */
 int64_t retnet_model_vocab_size(const retnet_model* model);
 
+/* A new session (position 0) on model; *out is owned by the caller (NULL on failure). Thread-safe. */
 retnet_status retnet_session_new(const retnet_model* model, retnet_session** out);
 void retnet_session_free(retnet_session* session);
-/* Absorbs n tokens (chunkwise); *logits receives the last token's [vocab] logits. */
+/* Absorbs n > 0 tokens (chunkwise); *logits receives the last token's [vocab] logits, owned by the
+ * session and valid until the next prefill/decode/generate/reset/load_state on it or its free.
+ * An id outside the vocabulary is RETNET_ERROR and leaves the state unchanged. */
 retnet_status retnet_session_prefill(retnet_session* session, const int32_t* tokens, size_t n, const float** logits);
-/* One recurrent step. */
+/* One recurrent step; *logits as for prefill. */
 retnet_status retnet_session_decode(retnet_session* session, int32_t token, const float** logits);
+/* Tokens absorbed so far (-1 for NULL). */
 int64_t retnet_session_position(const retnet_session* session);
+/* Back to the empty state at position 0. */
 retnet_status retnet_session_reset(retnet_session* session);
+/* State snapshot to / from a file (versioned, fingerprinted, checksummed; see Session::save_state).
+ * Saving writes a temporary file and renames it into place. Loading a snapshot of another model or
+ * a damaged one is RETNET_ERROR and leaves the session unchanged. */
 retnet_status retnet_session_save_state(const retnet_session* session, const char* path);
 retnet_status retnet_session_load_state(retnet_session* session, const char* path);
 
-/* Tokenizer of a model directory (tokenizer.json + tokenizer_config.json). */
+/* Tokenizer of a model directory (tokenizer.json + tokenizer_config.json); *out owned by the caller.
+ * Thread-safe; a tokenizer may then be used from any number of threads at once. */
 retnet_status retnet_tokenizer_load(const char* dir, retnet_tokenizer** out);
 void retnet_tokenizer_free(retnet_tokenizer* tokenizer);
-/* Encodes UTF-8 text (BOS/EOS per the tokenizer config when add_special != 0). Writes up to
- * capacity ids and stores the full count in *n_out (call with capacity 0 to size the buffer). */
+/* Encodes len bytes of UTF-8 text (BOS/EOS per the tokenizer config when add_special != 0; invalid
+ * UTF-8 is repaired, never an error). Writes up to capacity ids into the caller's buffer and stores
+ * the full count in *n_out (call with capacity 0 to size the buffer). Thread-safe. */
 retnet_status retnet_tokenize(const retnet_tokenizer* tokenizer, const char* text, size_t len, int add_special,
                               int32_t* ids, size_t capacity, size_t* n_out);
 
-/* Called for each generated token with its UTF-8-complete text (may be empty while a multi-byte
- * character is incomplete). Return non-zero to stop generation. */
-typedef int (*retnet_token_callback)(int32_t token, const char* text, size_t len, void* user);
+/* One generated token, as passed to retnet_token_callback. Every pointer is non-NULL, not
+ * NUL-terminated (use the lengths), owned by the library and valid only during the callback.
+ *  text:  the UTF-8 text this token completes: whole characters only, empty while a multi-byte
+ *         character is incomplete; all texts concatenated are the decode of the generated ids.
+ *  bytes: the raw bytes of this token itself (the C++ Tokenizer::token_bytes), at once: possibly
+ *         part of a multi-byte character, so not valid UTF-8 on its own. Empty for special tokens.
+ *  token: the token id, or -1 for a final event carrying held-back text (an incomplete character,
+ *         as U+FFFD) and no bytes.
+ * Later versions may append fields (the library allocates the event; callers only read it). */
+typedef struct retnet_token_event {
+  int32_t token;
+  const char* text;
+  size_t text_len;
+  const char* bytes;
+  size_t bytes_len;
+} retnet_token_event;
+
+/* Called on the generating thread for each token; must not call into the same session. Return
+ * non-zero to stop generation. */
+typedef int (*retnet_token_callback)(const retnet_token_event* event, void* user);
 
 typedef struct retnet_generate_options {
   int32_t max_tokens;  /* < 0: until end of sequence */
@@ -74,7 +112,9 @@ typedef struct retnet_generate_options {
 /* Fills options with the library defaults. */
 void retnet_generate_options_default(retnet_generate_options* options);
 
-/* Prefills the prompt (UTF-8) and generates, calling on_token for each token. */
+/* Prefills the prompt (NUL-terminated UTF-8) and generates, calling on_token (may be NULL) for each
+ * token. Continues from the session's current state; every emitted token enters it. options may be
+ * NULL (defaults). Invalid options are RETNET_ERROR naming the field. */
 retnet_status retnet_generate(retnet_session* session, const retnet_tokenizer* tokenizer, const char* prompt,
                               const retnet_generate_options* options, retnet_token_callback on_token, void* user);
 

@@ -1,15 +1,24 @@
-// retnet — public C++ API. Only standard types appear here.
+// retnet — public C++ API. Only standard types appear here. docs/library.md gives the tour.
 //
-// Ownership and threads:
-//  * Model is immutable after load() and may be shared by any number of threads and Sessions
-//    (hold it through the shared_ptr that load() returns).
-//  * Session holds one sequence's recurrent state; use one Session per thread.
+// Ownership and threads (each function below repeats what applies to it):
+//  * Model is immutable after load() and may be shared by any number of threads and Sessions; it
+//    is held through the shared_ptr that load() returns, and every Session keeps its Model alive.
+//  * Session holds one sequence's recurrent state and is not thread-safe: one thread at a time per
+//    Session (use one Session per thread). Sessions of one Model may run on different threads at
+//    the same time; on the CPU their forward passes then take turns on the model's thread pool
+//    (which already uses all its threads for one pass), so for throughput decode them together
+//    with decode_batch() instead.
+//  * Views (std::span, std::string_view) returned or passed to callbacks point into memory the
+//    library owns and say how long they stay valid; everything returned by value is the caller's.
+//  * Failures throw retnet::Error (error.hpp) with a one-line message naming the file, key, tensor
+//    or argument; a call that throws for a bad argument leaves the Session unchanged.
 #pragma once
 #include <cstdint>
 #include <functional>
 #include <memory>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "retnet/error.hpp"
@@ -19,6 +28,8 @@
 
 namespace retnet {
 
+// Where a model runs. Auto: CUDA when this build has it and a device is present, else the CPU
+// (ModelInfo::device names the choice). Cuda without a device: load() throws Error.
 enum class Device { Auto, Cpu, Cuda };
 
 // How positions are turned into rotation angles.
@@ -40,6 +51,10 @@ struct LoadOptions {
   // Called while the weights are paged in / uploaded, with bytes done and total; return false to
   // cancel (load() then throws Error). Called on the loading thread.
   std::function<bool(uint64_t done, uint64_t total)> on_progress;
+  // Scan every weight the model uses (F32, F16, BF16) for NaN and ±Inf before building the model;
+  // load() then throws Error naming the file, the tensor and the first bad element. Reads the whole
+  // checkpoint once more (off by default: about as long as the load itself).
+  bool check_weights = false;
 };
 
 struct ModelInfo {
@@ -54,7 +69,7 @@ struct ModelInfo {
   uint64_t decode_weight_bytes = 0;
   uint64_t state_bytes = 0;   // bytes of one Session's recurrent state (fp32)
   std::string weight_dtype;   // dtype of the projection matrices: "F32", "F16", "BF16" or "mixed"
-  std::string device;         // backend that runs it
+  std::string device;         // backend that runs it: "cpu" or "cuda (<GPU name>)"
   int threads = 1;
   std::vector<int64_t> eos_token_ids;  // config.json and generation_config.json, merged
   int64_t bos_token_id = -1;
@@ -79,14 +94,24 @@ struct RandomModelSpec {
 class Model {
  public:
   // Builds a random-weight model in memory (see RandomModelSpec). Throws Error on a bad shape.
+  // Thread-safe (independent calls may run concurrently); options.on_progress runs on this thread.
   static std::shared_ptr<const Model> random(const RandomModelSpec& spec, const LoadOptions& options = {});
 
   // Loads a Hugging Face-style model directory (config.json + model.safetensors or sharded).
-  // Throws Error naming the file, key or tensor on any problem.
+  // Throws Error naming the file, key or tensor on any problem, or when on_progress returns false.
+  // Before allocating anything large it adds up the host memory the model and one session will use
+  // (weights in place or converted, norm vectors, state, a prefill block's workspace) and throws
+  // Error saying how much it needs and how much is available (MemAvailable, or the cgroup limit)
+  // when that does not fit; random() does the same for its shape.
+  // The caller owns the returned model (shared: copy the pointer to share it; the weights stay
+  // mapped until the last Session and pointer are gone). Thread-safe (independent calls may run
+  // concurrently); options.on_progress runs on the calling thread.
   static std::shared_ptr<const Model> load(const std::string& dir, const LoadOptions& options = {});
   ~Model();
+  // Valid as long as the Model; immutable, so it may be read from any thread.
   const ModelInfo& info() const;
 
+  // The library's own view of the loaded weights (Impl is not defined in public headers).
   struct Impl;
   const Impl& impl() const { return *impl_; }
 
@@ -112,13 +137,24 @@ struct GenerateOptions {
   PrefillOptions prefill;   // how the prompt is absorbed (chunkwise by default)
 };
 
-// One generated token: its id and the text it completes. text holds only whole UTF-8 characters
-// (it is empty while a multi-byte character is still incomplete); the concatenation of all texts
-// is exactly the tokenizer's decode of all generated ids. A final event with id -1 carries bytes
-// held back at the end (an incomplete character, as U+FFFD), if any.
+// One generated token, as Session::generate passes it to its callback. Both views point into
+// generate()'s buffers and are valid only during the callback: copy them to keep them.
+//  * text: the UTF-8 text this token completes. It holds only whole characters (empty while a
+//    multi-byte character is still incomplete, the whole character arriving with its last byte);
+//    the concatenation of all texts is exactly the tokenizer's decode of all generated ids.
+//  * bytes: the raw bytes of this token itself (Tokenizer::token_bytes; the first token emitted by
+//    this generate() call counts as the start of the text), available at once and possibly not
+//    valid UTF-8: an emoji split over three byte-level tokens gives 1-2 of its bytes per token.
+//    For tokenizers without cross-token decoder rules (see token_bytes), the concatenation of all
+//    bytes equals that of all texts whenever the generated bytes are valid UTF-8. Special tokens
+//    (generated only with ignore_eos or when not in stop_tokens) are skipped as in decode(): both
+//    text and bytes are empty for them.
+// A final event with id -1 carries what was held back at the end (an incomplete character, as
+// U+FFFD) in text, if anything was; its bytes are empty (they came with the earlier tokens).
 struct TokenEvent {
   int32_t id;
   std::string_view text;
+  std::string_view bytes;
 };
 
 struct GenerateResult {
@@ -132,49 +168,70 @@ struct SessionStats {
   int64_t prompt_tokens = 0;  // absorbed by prefill()
   int64_t eval_tokens = 0;    // absorbed by decode()/decode_batch()
   double prompt_ms = 0, eval_ms = 0;
+  double load_ms = 0;  // wall time of the Model's load (ModelInfo::load_ms), shared by its sessions
 };
 
 class Session {
  public:
+  // A new sequence at position 0 on `model` (kept alive by the session). Allocates the state
+  // (ModelInfo::state_bytes) and a workspace on the model's backend; throws Error for a null model.
+  // Thread-safe: sessions of one model may be created on any threads.
   explicit Session(std::shared_ptr<const Model> model);
   ~Session();
+  // Moving keeps every view this session handed out valid (they point into the moved state).
   Session(Session&&) noexcept;
   Session& operator=(Session&&) noexcept;
 
+  // Everything below: not thread-safe on one Session (one thread at a time); sessions of one model
+  // may be used on different threads concurrently.
+
   // Absorbs tokens into the state and returns logits: [vocab] for the last token, or
-  // [tokens.size() * vocab] with all_logits. The view stays valid until the next call.
+  // [tokens.size() * vocab] with all_logits. The view points into this session and stays valid
+  // until the next prefill/decode/decode_batch/generate/reset/load_state on it or its destruction.
+  // Throws Error for no tokens, an id outside the vocabulary, a negative chunk size or a parallel
+  // prefill longer than 8192 tokens, before touching the state.
   std::span<const float> prefill(std::span<const int32_t> tokens, const PrefillOptions& options = {});
-  // One recurrent step; returns [vocab] logits of this token.
+  // One recurrent step; returns [vocab] logits of this token, valid as prefill's. Throws Error for
+  // an id outside the vocabulary (state unchanged). Does not allocate.
   std::span<const float> decode(int32_t token);
 
   // Advances each session by one token in a single step that reads the weights once (batch
-  // decoding); results equal decoding each alone. All sessions must share one Model and be
-  // distinct. Afterwards each session's logits() holds its [vocab] row.
+  // decoding); results equal decoding each alone, bit for bit. All sessions must share one Model
+  // and be distinct (Error otherwise, nothing changed). Afterwards each session's logits() holds its
+  // [vocab] row. The caller must not use any of these sessions on another thread during the call.
   static void decode_batch(std::span<Session* const> sessions, std::span<const int32_t> tokens);
-  // Logits of the last prefill/decode call of this session (same view those calls returned).
+  // Logits of the last prefill/decode/decode_batch call of this session (same view those calls
+  // returned, same lifetime); empty after construction, clone(), reset() and load_state().
   std::span<const float> logits() const;
 
   // Encodes the prompt, prefills it and samples up to max_tokens, calling on_token for each
-  // (return false from it to stop). Continues from the current state, so a chat can call it
-  // repeatedly on one session.
+  // (return false from it to stop) on the calling thread. Continues from the current state, so a
+  // chat can call it repeatedly on one session; every emitted token enters the state. The callback
+  // must not call into this session. Throws Error for invalid sampler parameters, a tokenizer
+  // larger than the model's vocabulary or an empty prompt mid-stream; an exception thrown by the
+  // callback propagates (the state then holds the tokens emitted before it).
   GenerateResult generate(const Tokenizer& tokenizer, std::string_view prompt, const GenerateOptions& options = {},
                           const std::function<bool(const TokenEvent&)>& on_token = {});
-  SessionStats stats() const;  // cumulative since construction or reset()
+  SessionStats stats() const;  // cumulative since construction or reset(); a copy
 
   int64_t position() const;  // tokens absorbed so far (the absolute position of the next token)
-  void reset();              // back to the empty state at position 0
+  void reset();              // back to the empty state at position 0; clears stats() and logits()
 
   // State snapshots. A RetNet state has a constant size whatever the context length, so a long
   // prompt can be prefilled once, saved, and resumed in another process. The snapshot carries a
-  // format version, the model's fingerprint, the position and a checksum; loading a snapshot of
-  // another model, or a truncated or corrupted one, throws Error and leaves this session unchanged.
-  std::vector<uint8_t> save_state() const;
-  void load_state(std::span<const uint8_t> bytes);
+  // format version, the state dtype, the model's fingerprint, the position and a checksum; loading
+  // a snapshot of another model, or a truncated or corrupted one, throws Error and leaves this
+  // session unchanged. Logits are not saved: decode the next token after load_state.
+  std::vector<uint8_t> save_state() const;  // the caller owns the bytes
+  void load_state(std::span<const uint8_t> bytes);  // bytes are only read during the call
   // File forms. Saving writes a temporary file beside the target and renames it into place, so a
-  // failure never leaves a partial snapshot under the target name.
+  // failure never leaves a partial snapshot under the target name. Error names the path.
   void save_state_file(const std::string& path) const;
   void load_state_file(const std::string& path);
-  Session clone() const;     // an independent copy of the state
+  // An independent copy of the state and position (stats and logits start empty), on the same
+  // model; the caller owns it and may hand it to another thread.
+  Session clone() const;
+  // The model this session runs; valid as long as the session.
   const Model& model() const;
 
  private:

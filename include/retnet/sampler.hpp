@@ -20,7 +20,7 @@ namespace retnet {
 
 // xoshiro256** 1.0 (Blackman & Vigna), its 256-bit state filled from a seed by SplitMix64.
 // Both algorithms are defined bit for bit, unlike std::mt19937's distributions, so a
-// recorded seed replays exactly anywhere.
+// recorded seed replays exactly anywhere. A value type with mutable state: one thread at a time.
 class Rng {
  public:
   explicit Rng(uint64_t seed = 0) { reseed(seed); }
@@ -75,11 +75,12 @@ struct SamplerParams {
   std::vector<SamplerStage> order = {SamplerStage::Penalties, SamplerStage::TopK, SamplerStage::TopP,
                                      SamplerStage::MinP, SamplerStage::Temperature};
 
-  // Throws Error naming the first field outside the bounds above.
+  // Throws Error naming the first field outside the bounds above. Thread-safe (reads only).
   void validate() const;
 };
 
-// The canonical name of a stage: "penalties", "top_k", "top_p", "min_p", "temperature".
+// The canonical name of a stage: "penalties", "top_k", "top_p", "min_p", "temperature" (a view of
+// a static string, valid for the program's lifetime). Thread-safe.
 std::string_view sampler_stage_name(SamplerStage s);
 
 // Parses a stage order. Two spellings:
@@ -87,7 +88,7 @@ std::string_view sampler_stage_name(SamplerStage s);
 //    e.g. "penalties;top_k;top_p;min_p;temperature";
 //  * llama.cpp's one-letter form: e=penalties k=top_k p=top_p m=min_p t=temperature, e.g. "kpmt".
 // A lone word is read as a name first, so "temperature" is one stage, not letters.
-// Throws Error for an empty string, an unknown name or letter, or a repeated stage.
+// Throws Error for an empty string, an unknown name or letter, or a repeated stage. Thread-safe.
 std::vector<SamplerStage> parse_sampler_order(std::string_view text);
 
 class Sampler {
@@ -124,6 +125,7 @@ class Sampler {
   // with probability 1. Does not touch the Rng or the history (allocates; for tests/tools).
   std::vector<std::pair<int32_t, float>> distribution(std::span<const float> logits) const;
 
+  // Views of this sampler's members, valid as long as the sampler (and its state at the time).
   const SamplerParams& params() const;
   int32_t vocab_size() const;
   const Rng& rng() const;

@@ -1,4 +1,6 @@
 // Facts about the machine, measured rather than assumed: what `retnet bench` computes rooflines from.
+// Threads: every function here may be called from any thread and returns values the caller owns;
+// the measurements load the machine, so measurements running at the same time skew each other.
 #pragma once
 #include <cstddef>
 #include <string>
@@ -19,5 +21,15 @@ double measure_read_bandwidth(int threads, size_t bytes = size_t(1) << 30, int r
 // fp32 GEMM rate in FLOP/s with `threads` threads, each running single-threaded sgemm on its
 // share of the columns of an n×n×n product (how the CPU backend runs prefill). Best of `reps`.
 double measure_sgemm_flops(int threads, int n = 1536, int reps = 3);
+
+// The CUDA device that Device::Cuda — and Device::Auto, when present — runs on: its name, or ""
+// when this build has no CUDA support or no device is present.
+std::string cuda_device_name();
+// Device-memory bandwidth in bytes/s of the CUDA device: a device-to-device copy of `bytes`, counting
+// the bytes read and those written, best of `reps`. 0 without a CUDA device.
+double measure_cuda_bandwidth(size_t bytes = size_t(1) << 30, int reps = 5);
+// fp32 GEMM rate in FLOP/s of the CUDA device for an n×n×n product (cuBLAS without TF32: what CUDA
+// prefill runs), best of `reps`. 0 without a CUDA device.
+double measure_cuda_sgemm_flops(int n = 4096, int reps = 3);
 
 }  // namespace retnet

@@ -1,5 +1,7 @@
 #include "backend/backend.hpp"
 
+#include "common/logger.hpp"
+
 #include <thread>
 
 #include "backend/cpu/cpu_backend.hpp"
@@ -33,9 +35,20 @@ std::unique_ptr<Backend> make_backend(DeviceKind device, int threads) {
 #else
       throw Error("device 'cuda': this build has no CUDA support (use --device cpu)");
 #endif
-    case DeviceKind::Auto:
-      // The CUDA backend is verified in CI only through the SIMT emulator; until it has been run on
-      // real hardware (tools/gpu-check.sh), auto stays on the CPU and CUDA is opt-in.
+    case DeviceKind::Auto: {
+      // CUDA when this build has it and a device is present, else the CPU.
+#ifdef RETNET_WITH_CUDA
+      if (cuda_available()) {
+        auto be = make_cuda_backend();
+        lib_log().info("device auto: {} (CUDA device found)", be->name());
+        return be;
+      }
+      lib_log().info("device auto: cpu (this build has CUDA, but no CUDA device is available)");
+#else
+      lib_log().info("device auto: cpu (this build has no CUDA support)");
+#endif
+      return std::make_unique<CpuBackend>(threads);
+    }
     case DeviceKind::Cpu:
       return std::make_unique<CpuBackend>(threads);
   }

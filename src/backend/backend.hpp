@@ -1,11 +1,13 @@
-// The one interface every compute backend implements (CPU now, CUDA next). The runtime speaks only
-// to this; the choice of backend is made in make_backend() (backend.cpp), the only place that
-// knows which backends exist.
+// The one interface every compute backend implements (CPU, CUDA). The runtime speaks only to this;
+// the choice of backend is made in make_backend() (backend.cpp), the only place that knows which
+// backends exist.
 #pragma once
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <span>
 #include <string>
+#include <utility>
 
 #include "common/dtype.hpp"
 #include "model/config.hpp"
@@ -19,6 +21,25 @@ struct WeightRef {
   int64_t rows = 0;
   int64_t cols = 0;
   size_t bytes() const { return size_t(rows * cols) * dtype_size(dtype); }
+};
+
+// A non-owning reference to a callable (no allocation, unlike std::function): what the backend calls
+// back during uploads and decode steps, which must not touch the heap.
+template <class Sig>
+class FnRef;
+template <class R, class... A>
+class FnRef<R(A...)> {
+ public:
+  FnRef() = default;
+  template <class F>
+  FnRef(const F& f)  // NOLINT: implicit, as std::function
+      : obj_(&f), call_([](const void* o, A... a) -> R { return (*static_cast<const F*>(o))(std::forward<A>(a)...); }) {}
+  explicit operator bool() const { return call_ != nullptr; }
+  R operator()(A... a) const { return call_(obj_, std::forward<A>(a)...); }
+
+ private:
+  const void* obj_ = nullptr;
+  R (*call_)(const void*, A...) = nullptr;
 };
 
 enum class AngleMode : uint8_t {
@@ -65,8 +86,39 @@ class Backend {
   virtual void from_host(float* dst, const float* src, size_t n) = 0;
   virtual void copy(float* dst, const float* src, size_t n) = 0;
   virtual void zero(float* dst, size_t n) = 0;
-  // Makes a weight resident. CPU: returns the host view unchanged (used in place from the map).
-  virtual WeightRef upload(const WeightRef& host) = 0;
+  // Makes a weight resident, once per model. on_bytes(n) is called after each part of n bytes has
+  // been read from `host` (so that the loader can report progress); it may throw to cancel, and then
+  // upload() frees what it allocated and lets the exception through. CPU: reads every page of the
+  // host view (used in place afterwards) and returns it. CUDA: a device copy, streamed through
+  // pinned memory.
+  virtual WeightRef upload(const WeightRef& host, FnRef<void(uint64_t)> on_bytes = {}) = 0;
+  // Ends a series of upload() calls: waits for copies in flight, frees the upload staging memory.
+  virtual void finish_uploads() {}
+
+  // ---- sessions
+  // Execution resources for one Session, or null when sessions use this backend itself (CPU: the
+  // model's thread pool). CUDA: a backend of its own per session — one stream, one cuBLAS handle,
+  // staging buffers and captured decode graphs — using the weights this backend uploaded.
+  virtual std::unique_ptr<Backend> session_backend() { return nullptr; }
+  // Waits until the work issued so far has finished (device backends run asynchronously). A Session
+  // leaves its backend idle at the end of every call, so that another session's backend may read
+  // its state (batched decoding, clone).
+  virtual void synchronize() {}
+
+  // ---- decode steps
+  // Host memory of at least `bytes` for the per-step host arrays of a recurrent step (token ids,
+  // positions, 1/ρ, state pointers), or null when the backend reads host arrays wherever they are
+  // (CPU). A device backend mirrors it: after upload_step_inputs(bytes) — one copy per step — ops
+  // given pointers into it read the device copy, at addresses that stay the same from step to step.
+  // The memory may move when `bytes` grows; the caller rewrites its content every step.
+  virtual void* step_inputs(size_t bytes) { return nullptr; }
+  virtual void upload_step_inputs(size_t bytes) {}
+  // Runs one decode step whose ops enqueue() issues — only ops: it is not called at all when a
+  // recorded step is replayed. `key` names everything the ops depend on apart from the step inputs
+  // and the buffers allocated through this backend (whose moves the backend notices itself): equal
+  // keys must issue the same ops with the same arguments. A device backend may record the ops of a
+  // key once (a CUDA graph) and replay them.
+  virtual void run_step(uint64_t key, FnRef<void()> enqueue) { enqueue(); }
 
   // ---- ops
   // out[t,:] = scale · table[ids[t], :]                         table [V, D], out [T, D]
@@ -94,6 +146,15 @@ class Backend {
   virtual void glu(const float* a, const float* b, float* out, size_t n, Activation act) = 0;
   // x = x·alpha + y                                                x, y [n]
   virtual void residual(float* x, const float* y, float alpha, size_t n) = 0;
+
+  // A backend's compute state serves one caller at a time (the CPU thread pool's job slot and
+  // per-thread scratch). Every Session call that runs ops or copies state holds this for its
+  // duration, so sessions sharing a backend (all sessions of a CPU model; see session_backend())
+  // take turns instead of corrupting each other; alloc() and release() are thread-safe without it.
+  std::mutex& exclusive() { return exclusive_; }
+
+ private:
+  std::mutex exclusive_;
 };
 
 enum class DeviceKind : uint8_t { Auto, Cpu, Cuda };

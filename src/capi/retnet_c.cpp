@@ -143,7 +143,11 @@ retnet_status retnet_generate(retnet_session* session, const retnet_tokenizer* t
     go.sampler.seed = o.seed;
     go.ignore_eos = o.ignore_eos != 0;
     session->s.generate(tokenizer->t, prompt, go, [&](const retnet::TokenEvent& ev) {
-      return on_token ? on_token(ev.id, ev.text.data(), ev.text.size(), user) == 0 : true;
+      if (!on_token) return true;
+      // Never NULL, even when empty: C callers may pass them straight to memcpy/fwrite.
+      const retnet_token_event e{ev.id, ev.text.empty() ? "" : ev.text.data(), ev.text.size(),
+                                 ev.bytes.empty() ? "" : ev.bytes.data(), ev.bytes.size()};
+      return on_token(&e, user) == 0;
     });
   });
 }

@@ -1,11 +1,13 @@
-// The public logging switches, implemented over spdlog (which stays private to the library).
+// The public logging switches, implemented over a private spdlog logger (common/logger.hpp).
 #include "retnet/log.hpp"
 
 #include <spdlog/sinks/base_sink.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
-#include <spdlog/spdlog.h>
 
+#include <memory>
 #include <mutex>
+
+#include "common/logger.hpp"
 
 namespace retnet {
 
@@ -34,48 +36,51 @@ LogLevel from_spd(spdlog::level::level_enum l) {
   }
 }
 
-class CallbackSink final : public spdlog::sinks::base_sink<std::mutex> {
+// The logger's one sink: stderr ("warning: ...", coloured on a terminal) or the user's callback.
+// Switching takes the sink's own lock, the one every message is written under, so a message in
+// flight on another thread goes wholly to the old or the new destination.
+class SwitchSink final : public spdlog::sinks::base_sink<std::mutex> {
  public:
-  explicit CallbackSink(std::function<void(LogLevel, std::string_view)> f) : f_(std::move(f)) {}
+  SwitchSink() : stderr_(std::make_shared<spdlog::sinks::stderr_color_sink_st>()) { stderr_->set_pattern("%^%l%$: %v"); }
+  void route(std::function<void(LogLevel, std::string_view)> f) {
+    std::lock_guard<std::mutex> lk(mutex_);
+    f_ = std::move(f);
+  }
 
  protected:
   void sink_it_(const spdlog::details::log_msg& msg) override {
-    f_(from_spd(msg.level), std::string_view(msg.payload.data(), msg.payload.size()));
+    if (f_) f_(from_spd(msg.level), std::string_view(msg.payload.data(), msg.payload.size()));
+    else stderr_->log(msg);
   }
-  void flush_() override {}
+  void flush_() override {
+    if (!f_) stderr_->flush();
+  }
 
  private:
+  std::shared_ptr<spdlog::sinks::sink> stderr_;
   std::function<void(LogLevel, std::string_view)> f_;
 };
 
-std::mutex g_mu;
+struct LibLogger {
+  std::shared_ptr<SwitchSink> sink = std::make_shared<SwitchSink>();
+  spdlog::logger logger{"retnet", sink};
+  LibLogger() { logger.set_level(spdlog::level::warn); }
+};
 
-// The library logs through spdlog's default logger; make it say "warning: ..." on stderr.
-struct Init {
-  Init() {
-    spdlog::set_pattern("%^%l%$: %v");
-    spdlog::set_level(spdlog::level::warn);
-  }
-} g_init;
+// Built on first use, so logging from other translation units' static initialisers is safe.
+LibLogger& lib() {
+  static LibLogger l;
+  return l;
+}
 
 }  // namespace
 
-void set_log_level(LogLevel level) {
-  std::lock_guard<std::mutex> lk(g_mu);
-  spdlog::set_level(to_spd(level));
-}
+spdlog::logger& lib_log() { return lib().logger; }
 
-LogLevel log_level() { return from_spd(spdlog::get_level()); }
+void set_log_level(LogLevel level) { lib().logger.set_level(to_spd(level)); }  // atomic in spdlog
 
-void set_log_callback(std::function<void(LogLevel, std::string_view)> sink) {
-  std::lock_guard<std::mutex> lk(g_mu);
-  const auto level = spdlog::get_level();
-  std::shared_ptr<spdlog::logger> logger;
-  if (sink) logger = std::make_shared<spdlog::logger>("retnet", std::make_shared<CallbackSink>(std::move(sink)));
-  else logger = std::make_shared<spdlog::logger>("retnet", std::make_shared<spdlog::sinks::stderr_color_sink_mt>());
-  logger->set_pattern("%^%l%$: %v");
-  spdlog::set_default_logger(logger);
-  spdlog::set_level(level);
-}
+LogLevel log_level() { return from_spd(lib().logger.level()); }
+
+void set_log_callback(std::function<void(LogLevel, std::string_view)> sink) { lib().sink->route(std::move(sink)); }
 
 }  // namespace retnet

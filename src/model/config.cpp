@@ -2,10 +2,9 @@
 
 #include <cmath>
 #include <filesystem>
-#include <fstream>
 #include <nlohmann/json.hpp>
-#include <sstream>
 
+#include "common/json_file.hpp"
 #include "retnet/error.hpp"
 
 namespace retnet {
@@ -14,18 +13,25 @@ using json = nlohmann::json;
 
 namespace {
 
+// Bounds on sizes, far above any released RetNet (widths are ≤ 16K, heads ≤ 64, layers ≤ 128), that
+// keep hostile configs from doing harm before a weight is read: the rotation tables are built from
+// the config alone (a decoder_embed_dim of 2^31 made parsing allocate 12 GB), and the loader and
+// sessions multiply these sizes (L·H·dk·dv, T·vocab) in int64, which stays far from overflow with them.
+constexpr int64_t kMaxWidth = int64_t(1) << 20;   // hidden, key/value dim, FFN dim
+constexpr int64_t kMaxLayers = int64_t(1) << 16;  // layers, heads
+
 class Keys {
  public:
   Keys(const json& j, std::string path) : j_(j), path_(std::move(path)) {}
 
   bool has(const char* k) const { return j_.contains(k) && !j_[k].is_null(); }
 
-  int64_t req_int(const char* k, int64_t min_value = 1) const {
+  int64_t req_int(const char* k, int64_t min_value = 1, int64_t max_value = int64_t(1) << 31) const {
     if (!has(k)) throw Error(path_ + ": required key '" + k + "' is missing");
-    return get_int(k, min_value);
+    return get_int(k, min_value, max_value);
   }
   int64_t opt_int(const char* k, int64_t def, int64_t min_value = 0) const {
-    return has(k) ? get_int(k, min_value) : def;
+    return has(k) ? get_int(k, min_value, int64_t(1) << 31) : def;
   }
   double opt_num(const char* k, double def) const {
     if (!has(k)) return def;
@@ -64,12 +70,16 @@ class Keys {
   const std::string& path() const { return path_; }
 
  private:
-  int64_t get_int(const char* k, int64_t min_value) const {
+  int64_t get_int(const char* k, int64_t min_value, int64_t max_value) const {
     const json& v = j_[k];
     if (!v.is_number_integer()) throw Error(path_ + ": key '" + std::string(k) + "' must be an integer");
+    if (v.is_number_unsigned() && v.get<uint64_t>() > uint64_t(max_value))  // beyond int64: no wrap-around
+      throw Error(path_ + ": key '" + std::string(k) + "' = " + v.dump() + " is out of range [" +
+                  std::to_string(min_value) + ", " + std::to_string(max_value) + "]");
     int64_t x = v.get<int64_t>();
-    if (x < min_value || x > (int64_t(1) << 31))
-      throw Error(path_ + ": key '" + std::string(k) + "' = " + std::to_string(x) + " is out of range");
+    if (x < min_value || x > max_value)
+      throw Error(path_ + ": key '" + std::string(k) + "' = " + std::to_string(x) + " is out of range [" +
+                  std::to_string(min_value) + ", " + std::to_string(max_value) + "]");
     return x;
   }
   const json& j_;
@@ -93,11 +103,11 @@ ModelConfig parse_torchscale(const Keys& c) {
   if (c.has("retnet_stability_update")) c.unsupported("retnet_stability_update", "RetNet-XATL configs are not supported");
   m.source = c.has("model_type") ? "syncdoth" : "torchscale";
   m.vocab_size = c.req_int("vocab_size");
-  m.d_model = c.req_int("decoder_embed_dim");
-  const int64_t vd = c.req_int("decoder_value_embed_dim");
-  m.ffn_dim = c.req_int("decoder_ffn_embed_dim");
-  m.n_layers = c.req_int("decoder_layers");
-  m.n_heads = c.req_int("decoder_retention_heads");
+  m.d_model = c.req_int("decoder_embed_dim", 1, kMaxWidth);
+  const int64_t vd = c.req_int("decoder_value_embed_dim", 1, kMaxWidth);
+  m.ffn_dim = c.req_int("decoder_ffn_embed_dim", 1, kMaxWidth);
+  m.n_layers = c.req_int("decoder_layers", 1, kMaxLayers);
+  m.n_heads = c.req_int("decoder_retention_heads", 1, kMaxLayers);
   if (m.d_model % m.n_heads != 0)
     throw Error(c.path() + ": decoder_embed_dim " + std::to_string(m.d_model) + " is not divisible by decoder_retention_heads " + std::to_string(m.n_heads));
   if (vd % m.n_heads != 0)
@@ -139,13 +149,16 @@ ModelConfig parse_fla(const Keys& c) {
   m.family = Family::Fla;
   m.source = "fla";
   m.vocab_size = c.req_int("vocab_size");
-  m.d_model = c.req_int("hidden_size");
-  m.n_layers = c.req_int("num_hidden_layers");
-  m.n_heads = c.req_int("num_heads");
+  m.d_model = c.req_int("hidden_size", 1, kMaxWidth);
+  m.n_layers = c.req_int("num_hidden_layers", 1, kMaxLayers);
+  m.n_heads = c.req_int("num_heads", 1, kMaxLayers);
   const double ek = c.opt_num("expand_k", 1.0), ev = c.opt_num("expand_v", 2.0);
   if (!(ek > 0) || !(ev > 0) || ek > 64 || ev > 64) throw Error(c.path() + ": expand_k/expand_v must be positive");
   const int64_t key_dim = int64_t(double(m.d_model) * ek);  // python int() truncation
   const int64_t value_dim = int64_t(double(m.d_model) * ev);
+  if (key_dim > kMaxWidth || value_dim > kMaxWidth)
+    throw Error(c.path() + ": expand_k/expand_v give key_dim " + std::to_string(key_dim) + " / value_dim " +
+                std::to_string(value_dim) + ", above the limit of " + std::to_string(kMaxWidth));
   if (key_dim % m.n_heads || value_dim % m.n_heads)
     throw Error(c.path() + ": key_dim " + std::to_string(key_dim) + " / value_dim " + std::to_string(value_dim) +
                 " not divisible by num_heads " + std::to_string(m.n_heads));
@@ -168,13 +181,16 @@ ModelConfig parse_fla(const Keys& c) {
     c.unsupported("hidden_act", "fla RetNet MLPs use swish");
   m.ffn_activation = Activation::Silu;
   if (c.has("intermediate_size")) {
-    m.ffn_dim = c.req_int("intermediate_size");
+    m.ffn_dim = c.req_int("intermediate_size", 1, kMaxWidth);
   } else {
     const double ratio = c.opt_num("hidden_ratio", 2.0);
     if (!(ratio > 0) || ratio > 64) throw Error(c.path() + ": key 'hidden_ratio' must be in (0, 64]");
     int64_t i = int64_t(double(m.d_model) * ratio * 2.0 / 3.0);
     m.ffn_dim = 256 * ((i + 255) / 256);
     if (m.ffn_dim < 1) throw Error(c.path() + ": hidden_ratio " + std::to_string(ratio) + " leaves the MLP with no channels");
+    if (m.ffn_dim > kMaxWidth)
+      throw Error(c.path() + ": hidden_ratio " + std::to_string(ratio) + " gives an MLP of " + std::to_string(m.ffn_dim) +
+                  " channels, above the limit of " + std::to_string(kMaxWidth));
   }
   double eps = c.opt_num("norm_eps", c.opt_num("rms_norm_eps", 1e-6));
   check_eps(c, "norm_eps", eps);
@@ -252,12 +268,7 @@ std::vector<float> log_decay_lm(int64_t H) {
 }
 
 ModelConfig parse_config_text(const std::string& text, const std::string& path) {
-  json j;
-  try {
-    j = json::parse(text);
-  } catch (const json::exception& e) {
-    throw Error(path + ": not valid JSON (" + e.what() + ")");
-  }
+  const json j = parse_json_text(text, path);  // nesting bounded before parsing
   if (!j.is_object()) throw Error(path + ": config is not a JSON object");
   Keys c(j, path);
   const std::string mt = c.opt_str("model_type", "retnet");
@@ -281,12 +292,12 @@ ModelConfig load_config(const std::string& model_dir) {
   std::error_code ec;
   if (!fs::exists(model_dir, ec)) throw Error(model_dir + ": model directory does not exist");
   if (!fs::is_directory(model_dir, ec)) throw Error(model_dir + ": is not a directory (expected a model directory)");
-  if (!fs::exists(p, ec)) throw Error(p.string() + ": config.json is missing from the model directory");
-  std::ifstream in(p, std::ios::binary);
-  if (!in) throw Error(p.string() + ": cannot open");
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return parse_config_text(ss.str(), p.string());
+  // status() rather than exists(): a directory without search permission must be reported as such,
+  // not as a missing config.json.
+  const fs::file_status st = fs::status(p, ec);
+  if (ec && ec != std::errc::no_such_file_or_directory) throw Error(p.string() + ": cannot access: " + ec.message());
+  if (!fs::exists(st)) throw Error(p.string() + ": config.json is missing from the model directory");
+  return parse_config_text(read_text_file(p.string()), p.string());
 }
 
 }  // namespace retnet

@@ -1,6 +1,6 @@
 // Binds a checkpoint's tensors to the model's weight slots, per family naming
 // (retnet-reference §1.3 torchscale, §2.1 syncdoth, §3.2 fla), checking every shape.
-#include <spdlog/spdlog.h>
+#include "common/logger.hpp"
 
 #include <chrono>
 #include <cstring>
@@ -10,7 +10,10 @@
 #include <optional>
 #include <set>
 
+#include "common/json_file.hpp"
+#include "model/memory_plan.hpp"
 #include "model/model_impl.hpp"
+#include "model/weight_check.hpp"
 #include "retnet/error.hpp"
 
 namespace retnet {
@@ -37,6 +40,7 @@ class Binder {
     if (used_.insert(name).second) {
       m_.info.n_params += uint64_t(t->numel());
       m_.info.weight_bytes += t->nbytes;
+      used_tensors_.push_back(t);
     }
     return *t;
   }
@@ -51,11 +55,15 @@ class Binder {
     WeightRef part = w;
     part.data = static_cast<const uint8_t*>(w.data) + size_t(r0 * cols) * dtype_size(w.dtype);
     part.rows = rows;
-    return m_.backend->upload(part);
+    return part;
   }
 
   const float* vector(const std::string& name, int64_t n) {
     const TensorInfo& t = need(name, {n});
+    if (dry_) {
+      plan_.vectors = sat_add(plan_.vectors, cpu_alloc_bytes(uint64_t(n)));
+      return nullptr;
+    }
     std::vector<float> host(static_cast<size_t>(n));
     for (int64_t i = 0; i < n; ++i) host[size_t(i)] = load_as_f32(t.data, t.dtype, size_t(i));
     float* dev = m_.backend->alloc(size_t(n));
@@ -73,19 +81,32 @@ class Binder {
     for (const auto& [name, t] : m_.store.all())
       if (!used_.count(name) && !ignored_.count(name)) unused.push_back(name);
     if (!unused.empty())
-      spdlog::warn("{}: {} tensor(s) in the checkpoint are not used, e.g. '{}'", dir_, unused.size(), unused.front());
+      lib_log().warn("{}: {} tensor(s) in the checkpoint are not used, e.g. '{}'", dir_, unused.size(), unused.front());
   }
   void ignore(const std::string& name) { ignored_.insert(name); }
   const std::string& dir() const { return dir_; }
+  // Every tensor bound so far, once each, in binding order.
+  const std::vector<const TensorInfo*>& used_tensors() const { return used_tensors_; }
 
  private:
+  // A host view of the tensor (converted or realigned into an owned buffer when needed); the backend
+  // copies are made after binding, by upload_weights().
   WeightRef view(const TensorInfo& t, int64_t rows, int64_t cols) {
     WeightRef w{t.data, t.dtype, rows, cols};
+    if (dry_) {  // count what the real binding below will copy, or use in place
+      if (convert_to_ && *convert_to_ != t.dtype)
+        plan_.owned = sat_add(plan_.owned, sat_mul(uint64_t(rows * cols), dtype_size(*convert_to_)));
+      else if (reinterpret_cast<uintptr_t>(t.data) % dtype_size(t.dtype) != 0)
+        plan_.owned = sat_add(plan_.owned, t.nbytes);
+      else if (mapped_seen_.insert(&t).second)
+        plan_.mapped = sat_add(plan_.mapped, t.nbytes);
+      return w;
+    }
     hash_weight_sample(m_, t.data, t.nbytes);
     if (convert_to_ && *convert_to_ != t.dtype) {
       // Requested storage dtype differs: convert once at load into an owned buffer.
       const size_t n = size_t(rows * cols), es = dtype_size(*convert_to_);
-      auto buf = std::unique_ptr<uint8_t[]>(new (std::align_val_t(64)) uint8_t[n * es]);
+      AlignedBytes buf = alloc_aligned_bytes(n * es);
       for (size_t i = 0; i < n; ++i) {
         const float v = load_as_f32(t.data, t.dtype, i);
         if (*convert_to_ == DType::F32) std::memcpy(buf.get() + 4 * i, &v, 4);
@@ -98,24 +119,31 @@ class Binder {
       w.dtype = *convert_to_;
       hash_weight_sample(m_, buf.get(), n * es);  // a converted model is a different model
       m_.owned_bytes.push_back(std::move(buf));
-      return m_.backend->upload(w);
+      return w;
     }
     // safetensors does not promise alignment; kernels may assume element alignment, so realign.
     if (reinterpret_cast<uintptr_t>(t.data) % dtype_size(t.dtype) != 0) {
-      auto buf = std::unique_ptr<uint8_t[]>(new (std::align_val_t(64)) uint8_t[t.nbytes]);
+      AlignedBytes buf = alloc_aligned_bytes(t.nbytes);
       std::memcpy(buf.get(), t.data, t.nbytes);
       w.data = buf.get();
       m_.owned_bytes.push_back(std::move(buf));
     }
-    return m_.backend->upload(w);
+    return w;
   }
 
   Model::Impl& m_;
   std::string dir_;
   std::set<std::string> used_, ignored_;
+  std::vector<const TensorInfo*> used_tensors_;
+  std::set<const TensorInfo*> mapped_seen_;
 
  public:
   std::optional<DType> convert_to_;
+  // Dry binding: names and shapes are checked and plan_ adds up what the real binding will allocate
+  // (conversions, realigned copies, norm vectors) and use in place, but nothing is allocated,
+  // converted or hashed; the weight slots get views into the mapping (or null vectors).
+  bool dry_ = false;
+  MemoryPlan plan_;
 };
 
 // Stored rotation/decay buffers of torchscale/syncdoth checkpoints (P2, P11): preferred over our
@@ -127,7 +155,7 @@ void read_rel_pos_buffers(Binder& b, ModelConfig& cfg, const std::string& prefix
     if (a->shape != std::vector<int64_t>{cfg.head_dk})
       throw Error(a->file + ": tensor '" + an + "' has shape " + a->shape_str() + ", expected [" + std::to_string(cfg.head_dk) + "]");
     if (a->dtype != DType::F32) {
-      spdlog::warn("{}: '{}' is stored as {} (model saved after casting); recomputing the angles in fp32", b.dir(), an, dtype_name(a->dtype));
+      if (!b.dry_) lib_log().warn("{}: '{}' is stored as {} (model saved after casting); recomputing the angles in fp32", b.dir(), an, dtype_name(a->dtype));
     } else {
       for (int64_t p = 0; p < cfg.head_dk / 2; ++p) {
         const float x0 = load_as_f32(a->data, a->dtype, size_t(2 * p)), x1 = load_as_f32(a->data, a->dtype, size_t(2 * p + 1));
@@ -143,7 +171,7 @@ void read_rel_pos_buffers(Binder& b, ModelConfig& cfg, const std::string& prefix
     if (d->shape != std::vector<int64_t>{cfg.n_heads})
       throw Error(d->file + ": tensor '" + dn + "' has shape " + d->shape_str() + ", expected [" + std::to_string(cfg.n_heads) + "]");
     if (d->dtype != DType::F32) {
-      spdlog::warn("{}: '{}' is stored as {}; recomputing the decays in fp32", b.dir(), dn, dtype_name(d->dtype));
+      if (!b.dry_) lib_log().warn("{}: '{}' is stored as {}; recomputing the decays in fp32", b.dir(), dn, dtype_name(d->dtype));
     } else {
       for (int64_t h = 0; h < cfg.n_heads; ++h) {
         const float x = load_as_f32(d->data, d->dtype, size_t(h));
@@ -239,6 +267,11 @@ void bind_fla(Model::Impl& m, Binder& b) {
   }
 }
 
+void bind_weights(Model::Impl& m, Binder& b) {
+  if (m.cfg.family == Family::Torchscale) bind_torchscale(m, b);
+  else bind_fla(m, b);
+}
+
 std::string matrix_dtype(const Model::Impl& m) {
   std::set<DType> seen;
   for (const LayerWeights& l : m.layers)
@@ -259,10 +292,12 @@ namespace {
 void merge_generation_config(Model::Impl& m, const std::string& dir) {
   const std::filesystem::path p = std::filesystem::path(dir) / "generation_config.json";
   std::error_code ec;
-  if (!std::filesystem::exists(p, ec)) return;
-  std::ifstream in(p);
-  nlohmann::json j = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded() || !j.is_object()) throw Error(p.string() + ": not a valid JSON object");
+  const std::filesystem::file_status st = std::filesystem::status(p, ec);
+  if (ec && ec != std::errc::no_such_file_or_directory) throw Error(p.string() + ": cannot access: " + ec.message());
+  if (!std::filesystem::exists(st)) return;  // optional file
+  // Bounded read and nesting; an unreadable file is reported with its reason, not as invalid JSON.
+  const nlohmann::json j = read_json_file(p.string());
+  if (!j.is_object()) throw Error(p.string() + ": not a valid JSON object");
   if (!j.contains("eos_token_id") || j["eos_token_id"].is_null()) return;
   const auto& e = j["eos_token_id"];
   std::vector<int64_t> ids;
@@ -347,44 +382,78 @@ void finalize_model(Model::Impl& mi) {
   }
 }
 
-std::unique_ptr<Model::Impl> load_model_impl(const std::string& dir, const LoadOptions& options) {
+std::unique_ptr<Backend> load_backend(const LoadOptions& options, const LoadHooks& hooks) {
+  if (options.threads < 0) throw Error("threads: must be >= 0 (0 = all hardware threads), got " + std::to_string(options.threads));
+  const DeviceKind dev = device_kind(options.device);
+  return hooks.make_backend ? hooks.make_backend(dev, options.threads) : make_backend(dev, options.threads);
+}
+
+bool backend_on_host(const Backend& be) {
+  // The CUDA backends (real or emulated) name themselves "cuda (...)"; every other backend keeps
+  // weights, states and workspaces in host memory.
+  return be.name().rfind("cuda", 0) != 0;
+}
+
+namespace {
+// The dry binding's counts plus one session and the backend scratch, as far as they live in host memory.
+MemoryPlan load_memory_plan(const Model::Impl& m, const MemoryPlan& bound) {
+  MemoryPlan p = bound;
+  if (backend_on_host(*m.backend)) {
+    p.session = session_bytes(m.cfg);
+    p.scratch = cpu_scratch_bytes(m.cfg, m.backend->threads());
+  } else {
+    // Device backends copy the weights to the device: the host holds only the converted or
+    // realigned copies, until upload_weights() has streamed them (device memory is not checked here).
+    p.mapped = p.vectors = 0;
+  }
+  return p;
+}
+}  // namespace
+
+std::unique_ptr<Model::Impl> load_model_impl(const std::string& dir, const LoadOptions& options, const LoadHooks& hooks) {
   auto m = std::make_unique<Model::Impl>();
   m->cfg = load_config(dir);
   m->store = TensorStore::open_dir(dir);
-  const DeviceKind dev = device_kind(options.device);
-  if (options.threads < 0) throw Error("threads: must be >= 0 (0 = all hardware threads), got " + std::to_string(options.threads));
-  m->backend = make_backend(dev, options.threads);
-  m->angles = options.angles == Angles::Exact ? AngleMode::Exact : AngleMode::Reference;
-
-  // Touch every page of the weights once, so the first token does not pay for page faults and a
-  // large model shows load progress; on a GPU backend this is where the upload streams.
-  {
-    const uint64_t total = m->store.total_bytes();
-    uint64_t done = 0, next_report = 0;
-    volatile uint8_t sink = 0;
-    if (options.on_progress && !options.on_progress(0, total)) throw Error(dir + ": load cancelled");
-    for (const auto& [name, t] : m->store.all()) {
-      for (size_t off = 0; off < t->nbytes; off += 4096) sink = sink + t->data[off];
-      done += t->nbytes;
-      if (options.on_progress && done >= next_report) {
-        if (!options.on_progress(done, total)) throw Error(dir + ": load cancelled");
-        next_report = done + (64ull << 20);
-      }
-    }
-    if (options.on_progress && !options.on_progress(total, total)) throw Error(dir + ": load cancelled");
-  }
-
-  Binder b(*m, dir);
+  std::optional<DType> convert_to;
   if (!options.dtype.empty()) {
     const std::string& d = options.dtype;
-    if (d == "f32" || d == "F32") b.convert_to_ = DType::F32;
-    else if (d == "f16" || d == "F16") b.convert_to_ = DType::F16;
-    else if (d == "bf16" || d == "BF16") b.convert_to_ = DType::BF16;
+    if (d == "f32" || d == "F32") convert_to = DType::F32;
+    else if (d == "f16" || d == "F16") convert_to = DType::F16;
+    else if (d == "bf16" || d == "BF16") convert_to = DType::BF16;
     else throw Error("dtype: '" + d + "' is not one of f32, f16, bf16");
   }
-  if (m->cfg.family == Family::Torchscale) bind_torchscale(*m, b);
-  else bind_fla(*m, b);
+  m->backend = load_backend(options, hooks);
+  m->angles = options.angles == Angles::Exact ? AngleMode::Exact : AngleMode::Reference;
+
+  // A dry binding first: every name and shape is checked and what the load will allocate is added
+  // up, before anything large is allocated (the mapped header sizes are validated against the file,
+  // but a sparse file may declare terabytes). Then the memory check, then the optional NaN/Inf scan
+  // of the mapped weights, then the real binding.
+  {
+    Binder dry(*m, dir);
+    dry.convert_to_ = convert_to;
+    dry.dry_ = true;
+    bind_weights(*m, dry);
+    m->memory = load_memory_plan(*m, dry.plan_);
+    check_memory_plan(m->memory, dir, hooks.available_memory);
+    if (options.check_weights)
+      for (const TensorInfo* t : dry.used_tensors()) check_tensor_finite(*t);
+    // Back to unbound: the real binding starts from an empty model (the config changes a binding
+    // makes — stored rotation buffers, the fused fla MLP — are the same when made twice).
+    m->layers.clear();
+    m->embed = m->lm_head = WeightRef{};
+    m->embed_norm = m->final_norm = nullptr;
+    m->info.n_params = m->info.weight_bytes = 0;
+  }
+
+  // Binding checks names and shapes and leaves host views; then every matrix is made resident once
+  // (CPU: its pages read, so the first token does not pay for page faults; CUDA: streamed to the
+  // device), which is what the load progress reports.
+  Binder b(*m, dir);
+  b.convert_to_ = convert_to;
+  bind_weights(*m, b);
   b.warn_unused();
+  upload_weights(*m, options.on_progress, dir);
 
   finalize_model(*m);
   merge_generation_config(*m, dir);
@@ -396,8 +465,13 @@ Model::~Model() = default;
 const ModelInfo& Model::info() const { return impl_->info; }
 
 std::shared_ptr<const Model> Model::load(const std::string& dir, const LoadOptions& options) {
+  return Impl::load(dir, options, LoadHooks{});
+}
+
+std::shared_ptr<const Model> Model::Impl::load(const std::string& dir, const LoadOptions& options,
+                                               const LoadHooks& hooks) {
   const auto t0 = std::chrono::steady_clock::now();
-  auto impl = load_model_impl(dir, options);
+  auto impl = load_model_impl(dir, options, hooks);
   impl->info.load_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
   return std::shared_ptr<const Model>(new Model(std::move(impl)));
 }

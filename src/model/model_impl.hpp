@@ -1,11 +1,17 @@
 // Model::Impl: the parsed config, the mapped tensors, and the weights bound per layer.
 #pragma once
+#include <cstddef>
+#include <cstdint>
+#include <functional>
 #include <memory>
+#include <new>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "backend/backend.hpp"
 #include "model/config.hpp"
+#include "model/memory_plan.hpp"
 #include "model/safetensors.hpp"
 #include "retnet/retnet.hpp"
 
@@ -23,6 +29,28 @@ struct LayerWeights {
   const float* gn_weight = nullptr;  // [dv] or null
 };
 
+// A 64-byte aligned host buffer (converted or realigned weights). Memory from the aligned operator
+// new[] must go back through the aligned operator delete[]: a plain unique_ptr<uint8_t[]> would call
+// the unaligned one, which is undefined behaviour (ASan: new-delete-type-mismatch).
+struct AlignedDelete {
+  void operator()(uint8_t* p) const noexcept { ::operator delete[](p, std::align_val_t(64)); }
+};
+using AlignedBytes = std::unique_ptr<uint8_t[], AlignedDelete>;
+inline AlignedBytes alloc_aligned_bytes(size_t n) {
+  return AlignedBytes(static_cast<uint8_t*>(::operator new[](n, std::align_val_t(64))));
+}
+
+// What a load can be told beyond the public LoadOptions; internal (tests). make_backend, when set,
+// replaces make_backend() (backend.cpp): tests construct the emulated CUDA backend of tests/simt —
+// which libretnet does not contain — or a CUDA backend with non-default options this way, and the
+// model and its sessions then use it exactly as they use the backends the library picks itself.
+struct LoadHooks {
+  std::function<std::unique_ptr<Backend>(DeviceKind device, int threads)> make_backend;
+  // Host memory the load may plan to use, replacing what the system reports (memory_plan.hpp):
+  // tests check the estimate against a given figure this way.
+  std::optional<uint64_t> available_memory;
+};
+
 struct Model::Impl {
   ModelConfig cfg;
   ModelInfo info;
@@ -38,19 +66,36 @@ struct Model::Impl {
   std::vector<float> gamma;  // [H] exp(ln γ) in fp32: the per-step decay of the recurrent form
   uint64_t fingerprint = 0;  // identifies config + weights (state snapshots refuse other models)
   uint64_t weight_hash = 0xcbf29ce484222325ull;  // running hash of weight samples, taken from host views
+  MemoryPlan memory;  // host memory the load planned for and checked before allocating (memory_plan.hpp)
 
   // Backend buffers owned by the model (norm vectors, realigned or uploaded weights).
   std::vector<float*> owned_f32;
-  std::vector<std::unique_ptr<uint8_t[]>> owned_bytes;
+  std::vector<AlignedBytes> owned_bytes;
 
   ~Impl();
+
+  // Model::load / Model::random with internal hooks (members of the nested class, which may call
+  // Model's private constructor).
+  static std::shared_ptr<const Model> load(const std::string& dir, const LoadOptions& options, const LoadHooks& hooks);
+  static std::shared_ptr<const Model> random(const RandomModelSpec& spec, const LoadOptions& options,
+                                             const LoadHooks& hooks);
 };
 
 // Builds Impl from a directory (model.cpp).
-std::unique_ptr<Model::Impl> load_model_impl(const std::string& dir, const LoadOptions& options);
+std::unique_ptr<Model::Impl> load_model_impl(const std::string& dir, const LoadOptions& options, const LoadHooks& hooks);
+// The backend a load runs on: hooks.make_backend if set, else make_backend() (model.cpp).
+std::unique_ptr<Backend> load_backend(const LoadOptions& options, const LoadHooks& hooks);
+// Makes every weight matrix resident on m.backend once (a tied head shares the embedding's copy),
+// reporting on_progress(bytes done, bytes total) about every 64 MiB and at both ends; false from it
+// cancels with Error "<what>: load cancelled" (weight_upload.cpp). Host copies made at load
+// (conversions) are dropped when the backend keeps its own.
+void upload_weights(Model::Impl& m, const std::function<bool(uint64_t, uint64_t)>& on_progress,
+                    const std::string& what);
 // Derived constants (γ), the fingerprint and ModelInfo once cfg and the weights are bound (model.cpp).
 void finalize_model(Model::Impl& m);
 DeviceKind device_kind(Device d);
+// Whether the backend keeps weights, states and workspaces in host memory (everything but CUDA).
+bool backend_on_host(const Backend& be);
 uint64_t fnv1a(const void* data, size_t n, uint64_t h = 0xcbf29ce484222325ull);
 // Adds the first and last 256 bytes of a weight (host memory, before upload) to m.weight_hash.
 void hash_weight_sample(Model::Impl& m, const void* host, size_t bytes);

@@ -2,6 +2,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "model/memory_plan.hpp"
 #include "model/model_impl.hpp"
 #include "retnet/error.hpp"
 
@@ -32,6 +33,11 @@ DType parse_dtype(const std::string& s) {
 }  // namespace
 
 std::shared_ptr<const Model> Model::random(const RandomModelSpec& sp, const LoadOptions& options) {
+  return Impl::random(sp, options, LoadHooks{});
+}
+
+std::shared_ptr<const Model> Model::Impl::random(const RandomModelSpec& sp, const LoadOptions& options,
+                                                 const LoadHooks& hooks) {
   auto m = std::make_unique<Impl>();
   ModelConfig& c = m->cfg;
   const DType dt = parse_dtype(sp.dtype);
@@ -39,6 +45,9 @@ std::shared_ptr<const Model> Model::random(const RandomModelSpec& sp, const Load
   for (auto [v, name] : {std::pair{sp.vocab_size, "vocab_size"}, {sp.hidden_size, "hidden_size"}, {sp.layers, "layers"},
                          {sp.heads, "heads"}})
     if (v < 1 || v > (int64_t(1) << 20)) throw Error(std::string(name) + ": " + std::to_string(v) + " is out of range");
+  // 0 picks the default; the same bound as the other widths, so that no product of sizes overflows.
+  for (auto [v, name] : {std::pair{sp.value_dim, "value_dim"}, {sp.ffn_dim, "ffn_dim"}})
+    if (v < 0 || v > (int64_t(1) << 20)) throw Error(std::string(name) + ": " + std::to_string(v) + " is out of range");
   c.family = sp.family == "fla" ? Family::Fla : Family::Torchscale;
   c.source = sp.family;
   c.vocab_size = sp.vocab_size;
@@ -64,9 +73,27 @@ std::shared_ptr<const Model> Model::random(const RandomModelSpec& sp, const Load
   c.embed_scale = fla ? 1.0f : std::sqrt(float(c.d_model));
   c.embed_norm = !fla;
 
-  if (options.threads < 0) throw Error("threads: must be >= 0, got " + std::to_string(options.threads));
-  m->backend = make_backend(device_kind(options.device), options.threads);
+  m->backend = load_backend(options, hooks);
   m->angles = options.angles == Angles::Exact ? AngleMode::Exact : AngleMode::Reference;
+
+  // Every matrix is generated into host memory before upload, whatever the backend: check that it
+  // (and, on a host backend, the norm vectors, one session and the scratch) fits before allocating.
+  {
+    const uint64_t D = uint64_t(c.d_model), KD = uint64_t(c.key_dim()), VD = uint64_t(c.value_dim()),
+                   F = uint64_t(c.ffn_dim), V = uint64_t(c.vocab_size), L = uint64_t(c.n_layers);
+    const uint64_t per_layer = sat_add(sat_add(sat_mul(2 * KD, D), sat_mul(3 * VD, D)), sat_mul(3 * F, D));
+    MemoryPlan plan;
+    plan.owned = sat_mul(sat_add(sat_mul(2 * V, D), sat_mul(L, per_layer)), dtype_size(dt));
+    if (backend_on_host(*m->backend)) {
+      const uint64_t vectors_per_layer = 2 * cpu_alloc_bytes(D) + (c.group_norm_weight ? cpu_alloc_bytes(uint64_t(c.head_dv)) : 0);
+      plan.vectors = sat_add(sat_mul(L, vectors_per_layer), 2 * cpu_alloc_bytes(D));
+      plan.session = session_bytes(c);
+      plan.scratch = cpu_scratch_bytes(c, m->backend->threads());
+    }
+    m->memory = plan;
+    check_memory_plan(plan, "random model " + std::to_string(c.vocab_size) + "x" + std::to_string(c.d_model) + "x" +
+                                std::to_string(c.n_layers), hooks.available_memory);
+  }
 
   Mix rng{sp.seed};
   uint64_t total = 0, done = 0;
@@ -76,7 +103,7 @@ std::shared_ptr<const Model> Model::random(const RandomModelSpec& sp, const Load
   }
   auto matrix = [&](int64_t rows, int64_t cols) {
     const size_t n = size_t(rows * cols), bytes = n * dtype_size(dt);
-    auto buf = std::unique_ptr<uint8_t[]>(new (std::align_val_t(64)) uint8_t[bytes]);
+    AlignedBytes buf = alloc_aligned_bytes(bytes);
     const float a = std::sqrt(3.0f / float(cols));  // unit-variance outputs for unit-variance inputs
     for (size_t i = 0; i < n; ++i) {
       const float v = rng.uniform(a);
@@ -93,7 +120,7 @@ std::shared_ptr<const Model> Model::random(const RandomModelSpec& sp, const Load
     m->info.weight_bytes += bytes;
     done += bytes;
     if (options.on_progress && !options.on_progress(done, total)) throw Error("random model: cancelled");
-    return m->backend->upload(w);
+    return w;  // host view; upload_weights() makes it resident
   };
   auto ones = [&](int64_t n) {
     std::vector<float> host(static_cast<size_t>(n), 1.0f);
@@ -124,6 +151,7 @@ std::shared_ptr<const Model> Model::random(const RandomModelSpec& sp, const Load
   }
   m->final_norm = ones(D);
   m->lm_head = matrix(V, D);
+  upload_weights(*m, nullptr, "random model");  // progress was reported while generating
   finalize_model(*m);
   return std::shared_ptr<const Model>(new Model(std::move(m)));
 }

@@ -2,12 +2,11 @@
 
 #include <algorithm>
 #include <filesystem>
-#include <fstream>
 #include <limits>
 #include <nlohmann/json.hpp>
 #include <set>
-#include <sstream>
 
+#include "common/json_file.hpp"
 #include "retnet/error.hpp"
 
 namespace retnet {
@@ -36,10 +35,12 @@ bool known_unsupported_dtype(const std::string& s) {
   return k.count(s) > 0;
 }
 
-// Parses JSON with a nesting limit and rejects duplicate keys at the top level (nlohmann would
-// silently keep the last one, which could hide a second, different definition of a tensor).
+// Parses JSON with a nesting limit and rejects duplicate keys in any object (nlohmann would silently
+// keep the last one, which could hide a second, different definition of a tensor in a header, or a
+// tensor mapped to two shards in an index's weight_map).
 json parse_json_checked(const std::string& path, const char* text, size_t len, const char* what) {
-  std::set<std::string> top_keys;
+  check_json_nesting(std::string_view(text, len), path, kMaxJsonDepth);  // before building anything
+  std::vector<std::set<std::string>> keys;  // one set per open object
   std::string dup;
   bool too_deep = false;
   json::parser_callback_t cb = [&](int depth, json::parse_event_t ev, json& parsed) {
@@ -47,9 +48,14 @@ json parse_json_checked(const std::string& path, const char* text, size_t len, c
       too_deep = true;
       return false;
     }
-    if (ev == json::parse_event_t::key && depth == 1) {
+    // Objects within the depth limit are kept, so every object_start here gets its object_end.
+    if (ev == json::parse_event_t::object_start) {
+      keys.emplace_back();
+    } else if (ev == json::parse_event_t::object_end) {
+      if (!keys.empty()) keys.pop_back();
+    } else if (ev == json::parse_event_t::key && !keys.empty()) {
       const std::string& k = parsed.get_ref<const std::string&>();
-      if (!top_keys.insert(k).second && dup.empty()) dup = k;
+      if (!keys.back().insert(k).second && dup.empty()) dup = k;
     }
     return true;
   };
@@ -148,18 +154,22 @@ std::map<std::string, TensorInfo> parse_safetensors_header(const std::string& pa
   return out;
 }
 
-SafetensorsFile::SafetensorsFile(const std::string& path) : map_(path) {
-  const size_t size = map_.size();
+std::map<std::string, TensorInfo> parse_safetensors_bytes(const std::string& path, const uint8_t* bytes,
+                                                          size_t size) {
   if (size < 8) throw Error(path + ": file is " + std::to_string(size) + " bytes, too short for a safetensors header");
   uint64_t n = 0;
-  for (int i = 7; i >= 0; --i) n = (n << 8) | map_.data()[i];
+  for (int i = 7; i >= 0; --i) n = (n << 8) | bytes[i];
   if (n > kMaxHeaderBytes) throw Error(path + ": header length " + std::to_string(n) + " exceeds the 100 MB limit");
   if (n > size - 8)
     throw Error(path + ": header length " + std::to_string(n) + " runs past the end of the file (" +
                 std::to_string(size) + " bytes)");
   if (n == 0) throw Error(path + ": empty safetensors header");
-  const char* text = reinterpret_cast<const char*>(map_.data() + 8);
-  tensors_ = parse_safetensors_header(path, text, size_t(n), map_.data() + 8 + n, size - 8 - size_t(n));
+  const char* text = reinterpret_cast<const char*>(bytes + 8);
+  return parse_safetensors_header(path, text, size_t(n), bytes + 8 + n, size - 8 - size_t(n));
+}
+
+SafetensorsFile::SafetensorsFile(const std::string& path) : map_(path) {
+  tensors_ = parse_safetensors_bytes(path, map_.data(), map_.size());
 }
 
 TensorStore TensorStore::open_dir(const std::string& dir) {
@@ -170,12 +180,15 @@ TensorStore TensorStore::open_dir(const std::string& dir) {
   if (!fs::is_directory(d, ec)) throw Error(dir + ": is not a directory (expected a model directory)");
   fs::path single = d / "model.safetensors";
   fs::path index = d / "model.safetensors.index.json";
-  if (fs::exists(index, ec)) {
-    std::ifstream in(index, std::ios::binary);
-    if (!in) throw Error(index.string() + ": cannot open");
-    std::stringstream ss;
-    ss << in.rdbuf();
-    std::string text = ss.str();
+  // exists() says false for a file it may not look at (a directory without search permission):
+  // report that as what it is instead of "missing".
+  auto present = [&](const fs::path& p) {
+    const fs::file_status s = fs::status(p, ec);
+    if (ec && ec != std::errc::no_such_file_or_directory) throw Error(p.string() + ": cannot access: " + ec.message());
+    return fs::exists(s);
+  };
+  if (present(index)) {
+    const std::string text = read_text_file(index.string());  // bounded; errors carry the reason
     json j = parse_json_checked(index.string(), text.data(), text.size(), "index");
     if (!j.is_object() || !j.contains("weight_map") || !j["weight_map"].is_object())
       throw Error(index.string() + ": missing 'weight_map' object");
@@ -187,7 +200,7 @@ TensorStore TensorStore::open_dir(const std::string& dir) {
         throw Error(index.string() + ": shard name '" + shard + "' must be a plain file name in the model directory");
       if (!opened.count(shard)) {
         fs::path sp = d / shard;
-        if (!fs::exists(sp, ec)) throw Error(index.string() + ": shard '" + shard + "' named in weight_map is missing");
+        if (!present(sp)) throw Error(index.string() + ": shard '" + shard + "' named in weight_map is missing");
         st.files_.push_back(std::make_unique<SafetensorsFile>(sp.string()));
         opened[shard] = st.files_.back().get();
       }
@@ -197,7 +210,16 @@ TensorStore TensorStore::open_dir(const std::string& dir) {
         throw Error(index.string() + ": tensor '" + it.key() + "' is mapped to '" + shard + "' but that shard lacks it");
       st.index_[it.key()] = &t->second;
     }
-  } else if (fs::exists(single, ec)) {
+    // A tensor stored in two shards is ambiguous (transformers loads every tensor of every shard, so
+    // which copy wins depends on the order it reads them): refuse it, naming both files.
+    for (const auto& [shard, file] : opened)
+      for (const auto& [name, t] : file->tensors()) {
+        const auto mapped = st.index_.find(name);
+        if (mapped != st.index_.end() && mapped->second != &t)
+          throw Error(index.string() + ": tensor '" + name + "' is stored in both '" + shard + "' and '" +
+                      fs::path(mapped->second->file).filename().string() + "'");
+      }
+  } else if (present(single)) {
     st.files_.push_back(std::make_unique<SafetensorsFile>(single.string()));
     for (const auto& [name, t] : st.files_.back()->tensors()) st.index_[name] = &t;
   } else {

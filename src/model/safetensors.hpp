@@ -45,6 +45,12 @@ std::map<std::string, TensorInfo> parse_safetensors_header(const std::string& pa
                                                            size_t json_len, const uint8_t* data_base,
                                                            size_t data_size);
 
+// Parses a whole safetensors file image (8-byte little-endian header length, header, data section)
+// held in memory; the returned tensors point into `bytes`. SafetensorsFile does this on its mapping;
+// exposed so that tests and the fuzz target check the same validation without a file.
+std::map<std::string, TensorInfo> parse_safetensors_bytes(const std::string& path, const uint8_t* bytes,
+                                                          size_t size);
+
 // All weight files of a model directory.
 class TensorStore {
  public:

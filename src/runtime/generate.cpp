@@ -1,4 +1,5 @@
-// Session::generate: prompt → prefill → sample/decode loop, streaming whole UTF-8 characters.
+// Session::generate: prompt → prefill → sample/decode loop, streaming whole UTF-8 characters and
+// each token's raw bytes.
 #include <chrono>
 #include <set>
 
@@ -43,6 +44,8 @@ GenerateResult Session::generate(const Tokenizer& tok, std::string_view prompt, 
   auto stream = tok.stream_decoder();
   t0 = std::chrono::steady_clock::now();
   bool stopped = false;
+  bool first_text = true;  // the stream decoder treats the first non-special token as the text start
+  std::string bytes;
   while (opt.max_tokens < 0 || res.generated_tokens < opt.max_tokens) {
     const int32_t next = sampler.sample(logits);
     sampler.accept(next);
@@ -54,7 +57,17 @@ GenerateResult Session::generate(const Tokenizer& tok, std::string_view prompt, 
     ++res.generated_tokens;
     const std::string piece = stream.push(next);
     res.text += piece;
-    if (on_token && !on_token(TokenEvent{next, piece})) {
+    bytes.clear();
+    if (on_token && !tok.is_special(next)) {
+      // Specials are skipped by the stream (skip_special), and so are ids the tokenizer does not
+      // know (a model vocabulary padded beyond it): they contribute no bytes either.
+      try {
+        bytes = tok.token_bytes(next, first_text);
+        first_text = false;
+      } catch (const Error&) {
+      }
+    }
+    if (on_token && !on_token(TokenEvent{next, piece, bytes})) {
       res.stop = GenerateResult::Stop::Callback;
       stopped = true;
       decode(next);
@@ -68,7 +81,7 @@ GenerateResult Session::generate(const Tokenizer& tok, std::string_view prompt, 
   const std::string rest = stream.flush();
   if (!rest.empty()) {
     res.text += rest;
-    if (on_token && !stopped) on_token(TokenEvent{-1, rest});
+    if (on_token && !stopped) on_token(TokenEvent{-1, rest, {}});
   }
   res.eval_ms = ms_since(t0);
   return res;

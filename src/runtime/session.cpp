@@ -11,13 +11,21 @@
 
 namespace retnet {
 
-Session::Session(std::shared_ptr<const Model> model) : impl_(std::make_unique<Impl>(std::move(model))) {}
+namespace {
+std::shared_ptr<const Model> non_null(std::shared_ptr<const Model> model) {
+  if (!model) throw Error("Session: the model is null");
+  return model;
+}
+}  // namespace
+
+Session::Session(std::shared_ptr<const Model> model) : impl_(std::make_unique<Impl>(non_null(std::move(model)))) {}
 Session::Session(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Session::~Session() = default;
 Session::Session(Session&&) noexcept = default;
 Session& Session::operator=(Session&&) noexcept = default;
 
 std::span<const float> Session::prefill(std::span<const int32_t> tokens, const PrefillOptions& options) {
+  const std::lock_guard<std::mutex> lk(impl_->be.exclusive());  // the backend serves one pass at a time
   const auto t0 = std::chrono::steady_clock::now();
   auto r = impl_->prefill(tokens, options);
   impl_->stats.prompt_ms += std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
@@ -25,15 +33,20 @@ std::span<const float> Session::prefill(std::span<const int32_t> tokens, const P
   return r;
 }
 
-SessionStats Session::stats() const { return impl_->stats; }
+SessionStats Session::stats() const {
+  SessionStats st = impl_->stats;
+  st.load_ms = impl_->m.info.load_ms;
+  return st;
+}
 
 std::span<const float> Session::decode(int32_t token) {
+  const std::lock_guard<std::mutex> lk(impl_->be.exclusive());
   const auto t0 = std::chrono::steady_clock::now();
   Impl* self = impl_.get();
   self->check_ids(std::span<const int32_t>(&token, 1));
   self->logits_host.resize(size_t(self->c.vocab_size));
-  self->forward(&token, 1, &self, RetentionNorm::None, 1);
-  self->emit_logits(0, 1, 0);
+  self->decode_step(&token, 1, &self, /*with_logits=*/true);
+  self->be.to_host(self->logits_host.data(), self->logits, size_t(self->c.vocab_size));
   self->stats.eval_ms += std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
   self->stats.eval_tokens += 1;
   return self->logits_host;
@@ -54,16 +67,15 @@ void Session::decode_batch(std::span<Session* const> sessions, std::span<const i
       if (seqs[j] == s) throw Error("decode_batch: session " + std::to_string(i) + " appears twice");
     seqs.push_back(s);
   }
+  // The lead's backend runs the batch (CPU: the model's, shared by all; CUDA: the lead session's own,
+  // reading the other sessions' states, which their calls left complete).
+  const std::lock_guard<std::mutex> lk(seqs[0]->be.exclusive());
   const auto t0 = std::chrono::steady_clock::now();
   Impl& lead = *seqs[0];
   lead.check_ids(tokens);
   const int64_t B = int64_t(sessions.size()), V = lead.c.vocab_size;
-  lead.ensure_rows(B);
-  lead.forward(tokens.data(), B, seqs.data(), RetentionNorm::None, 1);
-  // Logits of all rows in one product, then each session gets its own row.
-  lead.ensure_logits(B);
-  Backend::MatmulJob job{&lead.m.lm_head, lead.logits};
-  lead.be.matmul(lead.hn, B, lead.c.d_model, std::span<const Backend::MatmulJob>(&job, 1));
+  // Logits of all rows in one product (part of the step), then each session gets its own row.
+  lead.decode_step(tokens.data(), B, seqs.data(), /*with_logits=*/true);
   for (int64_t b = 0; b < B; ++b) {
     Impl& s = *seqs[size_t(b)];
     s.logits_host.resize(size_t(V));
@@ -83,19 +95,24 @@ const Model& Session::model() const { return *impl_->model_ref; }
 
 void Session::reset() {
   Impl& s = *impl_;
+  const std::lock_guard<std::mutex> lk(s.be.exclusive());
   const size_t sz = size_t(s.c.n_heads * s.c.head_dk * s.c.head_dv);
   for (float* st : s.states) s.be.zero(st, sz);
   std::fill(s.ts_scale.begin(), s.ts_scale.end(), 0.f);
   s.pos = 0;
   s.stats = SessionStats{};
+  s.logits_host.clear();  // keeps the capacity: decode still does not allocate
+  s.be.synchronize();     // every call leaves the state complete (batches of other sessions read it)
 }
 
 Session Session::clone() const {
   auto copy = std::make_unique<Impl>(impl_->model_ref);
+  const std::lock_guard<std::mutex> lk(impl_->be.exclusive());
   const size_t sz = size_t(impl_->c.n_heads * impl_->c.head_dk * impl_->c.head_dv);
   for (size_t l = 0; l < copy->states.size(); ++l) copy->be.copy(copy->states[l], impl_->states[l], sz);
   copy->ts_scale = impl_->ts_scale;
   copy->pos = impl_->pos;
+  copy->be.synchronize();
   return Session(std::move(copy));
 }
 

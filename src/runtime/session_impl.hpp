@@ -9,6 +9,7 @@
 
 #include "model/model_impl.hpp"
 #include "retnet/retnet.hpp"
+#include "runtime/step_inputs.hpp"
 
 namespace retnet {
 
@@ -20,7 +21,8 @@ inline constexpr int64_t kPrefillBlockTokens = 512;
 struct Session::Impl {
   std::shared_ptr<const Model> model_ref;
   const Model::Impl& m;
-  Backend& be;
+  std::unique_ptr<Backend> own_be;  // this session's execution resources (CUDA: stream, cuBLAS, graphs)
+  Backend& be;                      // own_be, or the model's backend when it has none per session (CPU)
   const ModelConfig& c;
 
   int64_t pos = 0;
@@ -34,19 +36,19 @@ struct Session::Impl {
         *f1 = nullptr, *f2 = nullptr, *y = nullptr, *logits = nullptr;
   int64_t logits_rows = 0;
   std::vector<float> logits_host;
-  std::vector<int64_t> positions;
-  std::vector<float> step_scale;    // [rows, H] 1/ρ of a recurrent step
-  std::vector<float*> step_states;  // [rows] state of each row's session, current layer
+  std::vector<int64_t> positions;   // [rows] of a block (prefill)
+  std::vector<uint64_t> step_host;  // step inputs when the backend has no block of its own (CPU)
 
   explicit Impl(std::shared_ptr<const Model> mr)
-      : model_ref(std::move(mr)), m(model_ref->impl()), be(*m.backend), c(m.cfg) {
+      : model_ref(std::move(mr)), m(model_ref->impl()), own_be(m.backend->session_backend()),
+        be(own_be ? *own_be : *m.backend), c(m.cfg) {
     const size_t sz = size_t(c.n_heads * c.head_dk * c.head_dv);
     for (int64_t l = 0; l < c.n_layers; ++l) states.push_back(be.alloc(sz));
     ts_scale.assign(size_t(c.n_heads), 0.f);
-    step_scale.reserve(size_t(c.n_heads));
-    step_states.reserve(1);
     ensure_rows(1);
     ensure_logits(1);
+    step_host.reserve(StepInputs::bytes(1, c.n_heads, c.n_layers) / 8 + 1);
+    be.synchronize();  // the zeroed state is in place before another session's batch reads it
   }
 
   ~Impl() {
@@ -94,47 +96,42 @@ struct Session::Impl {
                     " is outside the vocabulary [0, " + std::to_string(c.vocab_size) + ")");
   }
 
-  // Runs T tokens through every layer and leaves the final-normed hidden rows [T, D] in hn.
-  // Block form (seqs == null): T consecutive tokens of this session, retention_chunk.
-  // Step form (seqs != null): row t is one token of session seqs[t] (this one's workspace is used;
-  // all share the model), each advanced by one recurrent step: batch decoding reads weights once.
-  void forward(const int32_t* ids, int64_t T, Impl* const* seqs, RetentionNorm norm, int64_t chunk) {
-    const bool recurrent = seqs != nullptr;
+  // Per-row host inputs of the layer stack; in a decode step they lie in the step-input block.
+  struct RowInputs {
+    const int32_t* ids = nullptr;          // [T]
+    const int64_t* pos = nullptr;          // [T] absolute positions
+    const float* step_scale = nullptr;     // [T, H] 1/ρ (step form)
+    float* const* step_states = nullptr;   // [L, T] states (step form); null: block form
+  };
+
+  // Issues the ops that run T rows through every layer and leave the final-normed hidden rows
+  // [T, D] in hn. Ops only (no host bookkeeping): a decode step's ops may be recorded and replayed.
+  // Block form: T consecutive tokens of this session, retention_chunk on its state.
+  // Step form: row t is one token of its own session, advanced by one recurrent step.
+  void issue_layers(const RowInputs& in, int64_t T, RetentionNorm norm, int64_t chunk) {
+    const bool recurrent = in.step_states != nullptr;
     const int64_t D = c.d_model, VD = c.value_dim(), F = c.ffn_dim, H = c.n_heads;
-    for (int64_t t = 0; t < T; ++t) positions[size_t(t)] = recurrent ? seqs[t]->pos : pos + t;
-    be.embed(m.embed, ids, T, c.embed_scale, x);
+    be.embed(m.embed, in.ids, T, c.embed_scale, x);
     if (m.embed_norm) be.rms_norm(x, T, D, m.embed_norm, c.norm_eps, x);
     const float q_scale = c.scale_on_q ? 1.0f / std::sqrt(float(c.head_dk)) : 1.0f;
     const float k_scale = c.scale_on_q ? 1.0f : 1.0f / std::sqrt(float(c.head_dk));
-    if (recurrent) {
-      step_scale.resize(size_t(T * H));
-      step_states.resize(size_t(T));
-      for (int64_t t = 0; t < T; ++t)
-        for (int64_t h = 0; h < H; ++h) {
-          const size_t hh = size_t(h);
-          // torchscale recurrent: ρ = sqrt(s_n) with s_n = s_{n-1}·γ + 1 (fla: ρ = 1)
-          step_scale[size_t(t * H + h)] =
-              c.torchscale_norm ? 1.0f / std::sqrt(seqs[t]->ts_scale[hh] * m.gamma[hh] + 1.0f) : 1.0f;
-        }
-    }
     for (int64_t l = 0; l < c.n_layers; ++l) {
       const LayerWeights& w = m.layers[size_t(l)];
       // ---- retention block
-      const float* in = x;
+      const float* inp = x;
       if (c.normalize_before) {
         be.rms_norm(x, T, D, w.attn_norm, c.norm_eps, hn);
-        in = hn;
+        inp = hn;
       }
       Backend::MatmulJob jobs[4] = {{&w.q, q}, {&w.k, k}, {&w.v, v}, {&w.g, g}};
-      be.matmul(in, T, D, std::span<const Backend::MatmulJob>(jobs, c.output_gate ? 4 : 3));
-      be.theta_shift(q, k, T, H, c.head_dk, positions.data(), c.theta.data(), c.theta64.data(), c.pairing,
-                     m.angles, q_scale, k_scale);
+      be.matmul(inp, T, D, std::span<const Backend::MatmulJob>(jobs, c.output_gate ? 4 : 3));
+      be.theta_shift(q, k, T, H, c.head_dk, in.pos, c.theta.data(), c.theta64.data(), c.pairing, m.angles, q_scale,
+                     k_scale);
       if (recurrent) {
-        for (int64_t t = 0; t < T; ++t) step_states[size_t(t)] = seqs[t]->states[size_t(l)];
         RetentionStepArgs a;
-        a.q = q; a.k = k; a.v = v; a.states = step_states.data(); a.out = o;
+        a.q = q; a.k = k; a.v = v; a.states = in.step_states + l * T; a.out = o;
         a.B = T; a.H = H; a.dk = c.head_dk; a.dv = c.head_dv;
-        a.gamma = m.gamma.data(); a.out_scale = step_scale.data();
+        a.gamma = m.gamma.data(); a.out_scale = in.step_scale;
         be.retention_step(a);
       } else {
         RetentionChunkArgs a;
@@ -149,13 +146,13 @@ struct Session::Impl {
       be.residual(x, y, c.residual_alpha, size_t(T * D));
       if (!c.normalize_before) be.rms_norm(x, T, D, w.attn_norm, c.norm_eps, x);
       // ---- feed-forward block (GLU: act(ffn_act·h) ⊙ ffn_lin·h, then down)
-      in = x;
+      inp = x;
       if (c.normalize_before) {
         be.rms_norm(x, T, D, w.ffn_norm, c.norm_eps, hn);
-        in = hn;
+        inp = hn;
       }
       Backend::MatmulJob ffn_jobs[2] = {{&w.ffn_act, f1}, {&w.ffn_lin, f2}};
-      be.matmul(in, T, D, ffn_jobs);
+      be.matmul(inp, T, D, ffn_jobs);
       be.glu(f1, f2, f1, size_t(T * F), c.ffn_activation);
       Backend::MatmulJob down_job{&w.ffn_down, y};
       be.matmul(f1, T, F, std::span<const Backend::MatmulJob>(&down_job, 1));
@@ -164,10 +161,62 @@ struct Session::Impl {
     }
     if (m.final_norm) be.rms_norm(x, T, D, m.final_norm, c.norm_eps, hn);
     else be.copy(hn, x, size_t(T * D));
-    if (recurrent)
-      for (int64_t t = 0; t < T; ++t) seqs[t]->advance(1);
-    else
-      advance(T);
+  }
+
+  // T consecutive tokens of this session (chunkwise or parallel retention, chunk C); the final-normed
+  // hidden rows [T, D] are left in hn. T <= cap.
+  void forward_block(const int32_t* ids, int64_t T, RetentionNorm norm, int64_t chunk) {
+    for (int64_t t = 0; t < T; ++t) positions[size_t(t)] = pos + t;
+    RowInputs in;
+    in.ids = ids;
+    in.pos = positions.data();
+    issue_layers(in, T, norm, chunk);
+    advance(T);
+  }
+
+  // One recurrent step of T rows, row t a token of session seqs[t] (all of this model; this session's
+  // workspace is used): weights are read once for the batch. With logits, the rows' logits [T, V] are
+  // left in `logits` (device memory of this session's backend). The step's per-row inputs go into
+  // the backend's step-input block (one upload), and its ops through run_step, which may replay them
+  // as one recorded graph: nothing in them may depend on host state other than the key and the block.
+  void decode_step(const int32_t* ids, int64_t T, Impl* const* seqs, bool with_logits) {
+    const int64_t H = c.n_heads, L = c.n_layers;
+    ensure_rows(T);
+    if (with_logits) ensure_logits(T);
+    const size_t bytes = StepInputs::bytes(T, H, L);
+    void* base = be.step_inputs(bytes);
+    if (!base) {
+      if (step_host.size() * 8 < bytes) step_host.resize(bytes / 8 + 1);
+      base = step_host.data();
+    }
+    const StepInputs si = StepInputs::in(base, T, H, L);
+    for (int64_t t = 0; t < T; ++t) {
+      const Impl& s = *seqs[t];
+      si.ids[t] = ids[t];
+      si.pos[t] = s.pos;
+      for (int64_t h = 0; h < H; ++h) {
+        const size_t hh = size_t(h);
+        // torchscale recurrent: ρ = sqrt(s_n) with s_n = s_{n-1}·γ + 1 (fla: ρ = 1)
+        si.scale[t * H + h] = c.torchscale_norm ? 1.0f / std::sqrt(s.ts_scale[hh] * m.gamma[hh] + 1.0f) : 1.0f;
+      }
+      for (int64_t l = 0; l < L; ++l) si.states[l * T + t] = s.states[size_t(l)];
+    }
+    be.upload_step_inputs(bytes);
+    RowInputs in;
+    in.ids = si.ids;
+    in.pos = si.pos;
+    in.step_scale = si.scale;
+    in.step_states = si.states;
+    // Everything else the ops use is fixed per (T, with_logits) while this backend's buffers stay put.
+    const uint64_t key = uint64_t(T) << 1 | (with_logits ? 1u : 0u);
+    be.run_step(key, [&] {
+      issue_layers(in, T, RetentionNorm::None, 1);
+      if (with_logits) {
+        Backend::MatmulJob job{&m.lm_head, logits};
+        be.matmul(hn, T, c.d_model, std::span<const Backend::MatmulJob>(&job, 1));
+      }
+    });
+    for (int64_t t = 0; t < T; ++t) seqs[t]->advance(1);
   }
 
   void advance(int64_t T) {
@@ -196,8 +245,9 @@ struct Session::Impl {
     if (opt.mode == Mode::Recurrent) {
       Impl* self = this;
       for (int64_t t = 0; t < T; ++t) {
-        forward(ids.data() + t, 1, &self, RetentionNorm::None, 1);
-        if (opt.all_logits || t == T - 1) emit_logits(0, 1, opt.all_logits ? t : 0);
+        const bool want = opt.all_logits || t == T - 1;
+        decode_step(ids.data() + t, 1, &self, want);
+        if (want) be.to_host(logits_host.data() + (opt.all_logits ? t : 0) * V, logits, size_t(V));
       }
       return logits_host;
     }
@@ -220,7 +270,7 @@ struct Session::Impl {
     ensure_rows(std::min(block, T));
     for (int64_t s = 0; s < T; s += block) {
       const int64_t n = std::min(block, T - s);
-      forward(ids.data() + s, n, nullptr, norm, std::min(chunk, n));
+      forward_block(ids.data() + s, n, norm, std::min(chunk, n));
       if (opt.all_logits) emit_logits(0, n, s);
       else if (s + n == T) emit_logits(n - 1, 1, 0);
     }

@@ -11,9 +11,13 @@
 //   ...     4·L·H·dk·dv   states, layer-major [L][H][dk][dv] f32
 //   end-8   8     FNV-1a 64 of every byte before it
 // All little-endian (the only byte order this engine builds for).
+#include <fcntl.h>
 #include <unistd.h>
 
+#include <atomic>
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 
@@ -25,6 +29,16 @@ namespace {
 constexpr char kMagic[8] = {'R', 'E', 'T', 'N', 'E', 'T', 'S', 'T'};
 constexpr uint32_t kVersion = 1;
 constexpr size_t kHeader = 48;
+// Positions only grow by the tokens absorbed, so no real snapshot comes near this; a larger stored
+// position (from a forged snapshot with a valid checksum) would make the next step's pos + T
+// overflow int64 (undefined behaviour, found by tests/fuzz/state_snapshot).
+constexpr int64_t kMaxPosition = int64_t(1) << 62;
+
+// Size of a snapshot of a model of this shape.
+size_t snapshot_bytes(const ModelConfig& c) {
+  const size_t per_layer = size_t(c.n_heads * c.head_dk * c.head_dv);
+  return kHeader + 4 * size_t(c.n_heads) + 4 * per_layer * size_t(c.n_layers) + 8;
+}
 
 void put_bytes(std::vector<uint8_t>& out, const void* p, size_t n) {
   const size_t o = out.size();
@@ -45,6 +59,7 @@ T get(const uint8_t* p) {
 
 std::vector<uint8_t> Session::save_state() const {
   const Impl& s = *impl_;
+  const std::lock_guard<std::mutex> lk(s.be.exclusive());  // to_host may use the backend's stream
   const ModelConfig& c = s.c;
   const size_t per_layer = size_t(c.n_heads * c.head_dk * c.head_dv);
   std::vector<uint8_t> out;
@@ -69,8 +84,11 @@ void Session::load_state(std::span<const uint8_t> b) {
   Impl& s = *impl_;
   const ModelConfig& c = s.c;
   const size_t per_layer = size_t(c.n_heads * c.head_dk * c.head_dv);
-  const size_t expect = kHeader + 4 * size_t(c.n_heads) + 4 * per_layer * size_t(c.n_layers) + 8;
-  if (b.size() < kHeader || std::memcmp(b.data(), kMagic, 8) != 0) throw Error("state snapshot: not a retnet state (bad magic)");
+  const size_t expect = snapshot_bytes(c);
+  if (b.size() < 8 || std::memcmp(b.data(), kMagic, 8) != 0) throw Error("state snapshot: not a retnet state (bad magic)");
+  if (b.size() < kHeader)
+    throw Error("state snapshot: " + std::to_string(b.size()) + " bytes, truncated inside the " +
+                std::to_string(kHeader) + "-byte header");
   const uint32_t version = get<uint32_t>(b.data() + 8);
   if (version != kVersion)
     throw Error("state snapshot: format version " + std::to_string(version) + " is not supported (this build reads " +
@@ -89,7 +107,10 @@ void Session::load_state(std::span<const uint8_t> b) {
     throw Error("state snapshot: checksum mismatch (corrupted)");
   const int64_t pos = get<int64_t>(b.data() + 24);
   if (pos < 0) throw Error("state snapshot: negative position");
+  if (pos > kMaxPosition)
+    throw Error("state snapshot: position " + std::to_string(pos) + " is beyond 2^62 tokens (forged or corrupted)");
   // Validated: now commit (no partial update on error above).
+  const std::lock_guard<std::mutex> lk(s.be.exclusive());
   const uint8_t* p = b.data() + kHeader;
   for (auto& v : s.ts_scale) {
     v = get<float>(p);
@@ -101,26 +122,43 @@ void Session::load_state(std::span<const uint8_t> b) {
     s.be.from_host(st, host.data(), per_layer);
     p += per_layer * 4;
   }
+  s.be.synchronize();  // every call leaves the state complete (batches of other sessions read it)
   s.pos = pos;
+  s.logits_host.clear();  // a snapshot holds no logits; leave none from before it visible
 }
 
 void Session::save_state_file(const std::string& path) const {
   const std::vector<uint8_t> bytes = save_state();
-  const std::string tmp = path + ".tmp" + std::to_string(::getpid());
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    if (!out) throw Error(path + ": cannot write state snapshot");
-    out.write(reinterpret_cast<const char*>(bytes.data()), std::streamsize(bytes.size()));
-    out.flush();
-    if (!out) {
-      out.close();
-      std::remove(tmp.c_str());
-      throw Error(path + ": write failed (disk full?)");
-    }
+  // Written to a temporary beside the target, synced, then renamed over it: a reader sees the old
+  // snapshot or the new one, never part of one, and a failure removes the temporary. The name is
+  // unique per process and call, so that sessions saving to one path at the same time cannot write
+  // into each other's temporary (and rename a half-written one into place).
+  static std::atomic<uint64_t> counter{0};
+  const std::string tmp = path + ".tmp" + std::to_string(::getpid()) + "." + std::to_string(counter++);
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
+  if (fd < 0) throw Error(path + ": cannot write state snapshot: " + std::strerror(errno));
+  auto fail = [&](const std::string& what) {
+    const int e = errno;
+    ::close(fd);
+    ::unlink(tmp.c_str());
+    throw Error(path + ": " + what + ": " + std::strerror(e));
+  };
+  for (size_t done = 0; done < bytes.size();) {
+    const ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) fail("writing the state snapshot failed");
+    done += size_t(n);
+  }
+  if (::fsync(fd) != 0) fail("syncing the state snapshot failed");
+  if (::close(fd) != 0) {
+    const int e = errno;
+    ::unlink(tmp.c_str());
+    throw Error(path + ": closing the state snapshot failed: " + std::strerror(e));
   }
   if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    std::remove(tmp.c_str());
-    throw Error(path + ": cannot move the snapshot into place");
+    const int e = errno;
+    ::unlink(tmp.c_str());
+    throw Error(path + ": cannot move the snapshot into place: " + std::strerror(e));
   }
 }
 
@@ -128,8 +166,14 @@ void Session::load_state_file(const std::string& path) {
   std::error_code ec;
   if (std::filesystem::is_directory(path, ec)) throw Error(path + ": is a directory, expected a state snapshot");
   std::ifstream in(path, std::ios::binary);
-  if (!in) throw Error(path + ": cannot open state snapshot");
-  std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (!in) throw Error(path + ": cannot open state snapshot: " + std::strerror(errno));
+  // Never more than one byte past what a snapshot of this model holds: a huge file is refused by
+  // load_state as padded without being read into memory whole.
+  const size_t limit = snapshot_bytes(impl_->c) + 1;
+  std::vector<uint8_t> bytes(limit);
+  in.read(reinterpret_cast<char*>(bytes.data()), std::streamsize(limit));
+  if (in.bad()) throw Error(path + ": reading the state snapshot failed");
+  bytes.resize(size_t(in.gcount()));
   try {
     load_state(bytes);
   } catch (const Error& e) {

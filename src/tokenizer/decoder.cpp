@@ -1,5 +1,6 @@
 #include "tokenizer/decoder.hpp"
 
+#include <algorithm>
 #include <nlohmann/json.hpp>
 
 #include "retnet/error.hpp"
@@ -16,15 +17,6 @@ int hex_digit(char c) {
   if (c >= 'a' && c <= 'f') return c - 'a' + 10;
   if (c >= 'A' && c <= 'F') return c - 'A' + 10;
   return -1;
-}
-
-// "<0xNN>" as the Rust ByteFallback decoder recognises it: u8::from_str_radix(NN, 16), which also
-// takes lowercase digits and a leading '+'.
-int byte_token(std::string_view t) {
-  if (t.size() != 6 || t.substr(0, 3) != "<0x" || t[5] != '>') return -1;
-  if (t[3] == '+') return hex_digit(t[4]);
-  const int hi = hex_digit(t[3]), lo = hex_digit(t[4]);
-  return hi < 0 || lo < 0 ? -1 : hi * 16 + lo;
 }
 
 void parse_into(const nlohmann::json& j, const std::string& where, std::vector<DecoderSpec::Stage>& out) {
@@ -66,6 +58,35 @@ void parse_into(const nlohmann::json& j, const std::string& where, std::vector<D
 }
 
 }  // namespace
+
+// Rust's ByteFallback: u8::from_str_radix(NN, 16), which also takes lowercase digits and a leading '+'.
+int byte_token(std::string_view t) {
+  if (t.size() != 6 || t.substr(0, 3) != "<0x" || t[5] != '>') return -1;
+  if (t[3] == '+') return hex_digit(t[4]);
+  const int hi = hex_digit(t[3]), lo = hex_digit(t[4]);
+  return hi < 0 || lo < 0 ? -1 : hi * 16 + lo;
+}
+
+std::string_view strip_token(std::string_view text, std::string_view content, size_t start, size_t stop) {
+  // Character boundaries; an ill-formed subpart (raw bytes from <0xNN> tokens) counts as one
+  // character, which is never the content.
+  std::vector<std::pair<size_t, size_t>> chars;
+  const auto* p = reinterpret_cast<const uint8_t*>(text.data());
+  for (size_t i = 0; i < text.size();) {
+    const unicode::Utf8Step st = unicode::decode_utf8(p + i, text.size() - i);
+    const size_t len = std::max<size_t>(st.len, 1);
+    chars.emplace_back(i, i + len);
+    i += len;
+  }
+  auto is_content = [&](size_t c) { return text.substr(chars[c].first, chars[c].second - chars[c].first) == content; };
+  size_t lo = 0, hi = chars.size();
+  while (lo < start && lo < chars.size() && is_content(lo)) ++lo;
+  for (size_t i = 0; i < stop && hi > 0 && is_content(hi - 1); ++i) --hi;
+  if (hi < lo) hi = lo;
+  const size_t b = lo < chars.size() ? chars[lo].first : text.size();
+  const size_t e = hi > 0 && hi > lo ? chars[hi - 1].second : b;
+  return text.substr(b, e - b);
+}
 
 DecoderSpec DecoderSpec::parse(const nlohmann::json& j, const std::string& where) {
   DecoderSpec d;
@@ -176,21 +197,7 @@ void DecodeRun::feed(size_t k, std::string_view text, bool new_token) {
     }
     case Stage::kStrip: {
       if (!sp.fused_input) {
-        // Per token, as the Rust Strip: up to `start` leading and `stop` trailing content characters.
-        std::vector<std::pair<size_t, size_t>> chars;  // byte range of each character
-        for (size_t i = 0; i < text.size();) {
-          const size_t b = i;
-          unicode::next_cp(text, i);
-          chars.emplace_back(b, i);
-        }
-        auto is_content = [&](size_t c) { return text.substr(chars[c].first, chars[c].second - chars[c].first) == sp.a; };
-        size_t lo = 0, hi = chars.size();
-        while (lo < sp.start && lo < chars.size() && is_content(lo)) ++lo;
-        for (size_t i = 0; i < sp.stop && hi > 0 && is_content(hi - 1); ++i) --hi;
-        if (hi < lo) hi = lo;
-        const size_t b = lo < chars.size() ? chars[lo].first : text.size();
-        const size_t e = hi > 0 && hi > lo ? chars[hi - 1].second : b;
-        feed(k + 1, text.substr(b, e - b), true);
+        feed(k + 1, strip_token(text, sp.a, sp.start, sp.stop), true);
         return;
       }
       std::string r;

@@ -33,6 +33,16 @@ class DecoderSpec {
   std::vector<Stage> stages;
 };
 
+// The byte a "<0xNN>" token stands for (Rust ByteFallback's reading of it), or -1.
+int byte_token(std::string_view token);
+// Rust's Strip decoder on one token: up to `start` leading and `stop` trailing `content` characters.
+std::string_view strip_token(std::string_view text, std::string_view content, size_t start, size_t stop);
+
+// The raw bytes one token contributes to decode() (Tokenizer::token_bytes; token_bytes.cpp): the
+// token string through every stage on its own, without the UTF-8 repair of ByteLevel/ByteFallback.
+// `first`: the token opens the decoded sequence (SentencePiece-style stages drop its leading space).
+std::string token_bytes(const DecoderSpec& spec, std::string_view token, bool first);
+
 // One decoding pass: push token strings, then finish; take() returns the text produced so far.
 class DecodeRun {
  public:

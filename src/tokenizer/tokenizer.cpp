@@ -78,6 +78,12 @@ std::string Tokenizer::token_text(int32_t id) const {
   return *t;
 }
 
+std::string Tokenizer::token_bytes(int32_t id, bool first) const {
+  const std::string* t = impl_->text_of(id);
+  if (!t) throw Error("token id " + std::to_string(id) + " is not in the vocabulary of " + impl_->path);
+  return tok::token_bytes(impl_->decoder, *t, first);
+}
+
 int32_t Tokenizer::vocab_size() const { return impl_->vocab_size; }
 int32_t Tokenizer::bos_id() const { return impl_->bos; }
 int32_t Tokenizer::eos_id() const { return impl_->eos; }

@@ -1,11 +1,10 @@
 // Loading tokenizer.json and tokenizer_config.json into a Tokenizer::Impl.
 #include <algorithm>
 #include <filesystem>
-#include <fstream>
 #include <nlohmann/json.hpp>
-#include <sstream>
 #include <unordered_set>
 
+#include "common/json_file.hpp"  // read_json_file: size and nesting bounded, errors carry the reason
 #include "retnet/error.hpp"
 #include "tokenizer/json_util.hpp"
 #include "tokenizer/tokenizer_impl.hpp"
@@ -16,18 +15,6 @@ namespace {
 namespace fs = std::filesystem;
 using nlohmann::json;
 using tok::json_string;
-
-json read_json_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw Error(path + ": cannot open");
-  std::stringstream ss;
-  ss << in.rdbuf();
-  try {
-    return json::parse(ss.str());
-  } catch (const json::exception& e) {
-    throw Error(path + ": not valid JSON (" + e.what() + ")");
-  }
-}
 
 const json& member(const json& j, const char* key) {
   static const json null_value;
@@ -191,7 +178,9 @@ std::shared_ptr<Tokenizer::Impl> load_tokenizer_impl(const std::string& path) {
   std::error_code ec;
   if (fs::is_directory(path, ec)) {
     file = (fs::path(path) / "tokenizer.json").string();
-    if (!fs::exists(file, ec)) throw Error(path + ": no tokenizer.json in this directory");
+    const fs::file_status st = fs::status(file, ec);  // EACCES is not "missing"
+    if (ec && ec != std::errc::no_such_file_or_directory) throw Error(file + ": cannot access: " + ec.message());
+    if (!fs::exists(st)) throw Error(path + ": no tokenizer.json in this directory");
   }
   const fs::path cfg = fs::path(file).parent_path() / "tokenizer_config.json";
   if (fs::is_regular_file(cfg, ec)) cfg_path = cfg.string();

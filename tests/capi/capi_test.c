@@ -16,18 +16,35 @@ static int failures = 0;
     }                                                                  \
   } while (0)
 
-static int count_tokens(int32_t token, const char* text, size_t len, void* user) {
-  (void)token;
-  (void)text;
-  (void)len;
-  ++*(int*)user;
+/* Collects a generation's events: the texts and the raw bytes, each concatenated. */
+typedef struct collected {
+  int events, tokens, empty_bytes, null_pointers;
+  char text[4096], bytes[4096];
+  size_t text_len, bytes_len;
+} collected;
+
+static int collect(const retnet_token_event* ev, void* user) {
+  collected* c = (collected*)user;
+  ++c->events;
+  if (!ev->text || !ev->bytes) {
+    ++c->null_pointers;
+    return 1;
+  }
+  if (ev->token >= 0) {
+    ++c->tokens;
+    if (ev->bytes_len == 0) ++c->empty_bytes;
+  }
+  if (c->text_len + ev->text_len < sizeof c->text && c->bytes_len + ev->bytes_len < sizeof c->bytes) {
+    memcpy(c->text + c->text_len, ev->text, ev->text_len);
+    c->text_len += ev->text_len;
+    memcpy(c->bytes + c->bytes_len, ev->bytes, ev->bytes_len);
+    c->bytes_len += ev->bytes_len;
+  }
   return 0; /* keep going */
 }
 
-static int stop_at_three(int32_t token, const char* text, size_t len, void* user) {
-  (void)token;
-  (void)text;
-  (void)len;
+static int stop_at_three(const retnet_token_event* ev, void* user) {
+  (void)ev;
   return ++*(int*)user >= 3;
 }
 
@@ -90,9 +107,28 @@ int main(int argc, char** argv) {
   go.max_tokens = 12;
   go.ignore_eos = 1;
   go.seed = 7;
-  int count = 0;
-  CHECK(retnet_generate(s, tok, text, &go, count_tokens, &count) == RETNET_OK);
-  CHECK(count >= 12); /* 12 tokens, plus possibly one final flush event */
+  collected got;
+  memset(&got, 0, sizeof got);
+  CHECK(retnet_generate(s, tok, text, &go, collect, &got) == RETNET_OK);
+  CHECK(got.tokens == 12 && got.events >= 12); /* 12 tokens, plus possibly one final flush event */
+  CHECK(got.null_pointers == 0);
+  /* Byte-level BPE: every ordinary token carries at least one byte, and the bytes of all tokens
+   * are the generated text (KJV text is valid UTF-8, so no U+FFFD repair separates them). */
+  CHECK(got.empty_bytes == 0);
+  CHECK(got.bytes_len > 0 && got.bytes_len == got.text_len && memcmp(got.bytes, got.text, got.text_len) == 0);
+  /* Greedy generation is deterministic: the same prompt on a fresh session gives the same bytes. */
+  retnet_session* s2 = NULL;
+  CHECK(retnet_session_new(kjv, &s2) == RETNET_OK);
+  go.temperature = 0;
+  collected g1, g2;
+  memset(&g1, 0, sizeof g1);
+  memset(&g2, 0, sizeof g2);
+  CHECK(retnet_generate(s2, tok, text, &go, collect, &g1) == RETNET_OK);
+  CHECK(retnet_session_reset(s2) == RETNET_OK);
+  CHECK(retnet_generate(s2, tok, text, &go, collect, &g2) == RETNET_OK);
+  CHECK(g1.bytes_len == g2.bytes_len && memcmp(g1.bytes, g2.bytes, g1.bytes_len) == 0);
+  CHECK(retnet_generate(s2, tok, text, &go, NULL, NULL) == RETNET_OK); /* no callback is fine */
+  retnet_session_free(s2);
   int stops = 0;
   CHECK(retnet_generate(s, tok, " And", &go, stop_at_three, &stops) == RETNET_OK);
   CHECK(stops == 3);

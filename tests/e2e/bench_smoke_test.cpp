@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <memory>
 
+#include "backend/backend.hpp"
 #include "test_util.hpp"
 
 namespace retnet::test {
@@ -34,6 +35,9 @@ TEST(BenchSmoke, JsonRowsCarryTheLlamaBenchFields) {
     EXPECT_EQ(r["samples_ts"].size(), 1u);
     EXPECT_EQ(r["n_threads"], 1);
     EXPECT_GT(r["model_n_params"].get<uint64_t>(), 0u);
+    // Default device auto: CUDA exactly when a device is present, named in gpu_info.
+    EXPECT_EQ(r["backends"], cuda_available() ? "CUDA" : "CPU");
+    EXPECT_EQ(r["gpu_info"].get<std::string>().empty(), !cuda_available());
     const std::string test = r["test"];
     if (test.rfind("tg", 0) == 0) {
       EXPECT_GT(r["bandwidth_gbs"].get<double>(), 0.0);

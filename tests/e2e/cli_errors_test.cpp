@@ -336,6 +336,10 @@ TEST_F(CliBadInput, InfoPrintsModelSummary) {
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_TRUE(Contains(r.out, "vocab_size      97"));
   EXPECT_TRUE(Contains(r.out, "layers          2"));
+  EXPECT_TRUE(Contains(r.out, "device          ")) << r.out;  // auto: cuda (<name>) with a device, else cpu
+  r = run({"info", "-m", kModel, "--device", "cpu"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_TRUE(Contains(r.out, "device          cpu\n")) << r.out;
 }
 
 }  // namespace

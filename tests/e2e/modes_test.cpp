@@ -288,7 +288,7 @@ TEST(StateSnapshot, RefusesOtherModelsAndDamagedSnapshots) {
     EXPECT_EQ(s.position(), 3);  // unchanged on failure
   };
   expect_refused({}, "magic");
-  expect_refused(std::vector<uint8_t>(snap.begin(), snap.begin() + 47), "magic");
+  expect_refused(std::vector<uint8_t>(snap.begin(), snap.begin() + 47), "truncated inside the 48-byte header");
   expect_refused(std::vector<uint8_t>(snap.begin(), snap.end() - 1), "truncated");
   auto corrupt = snap;
   corrupt[100] ^= 0x40;

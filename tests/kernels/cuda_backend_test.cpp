@@ -2,77 +2,20 @@
 // CudaBackend underneath, against the same model on the CPU backend, in every mode (chunkwise with
 // ragged chunks, parallel, recurrent prefill, decode after a prefill) and batched decode.
 // Emulated build: CudaBackend's kernels run in the SIMT emulator on host memory; GPU build: the real
-// backend on the device (skipped without one).
-//
-// Until make_backend() can be pointed at a CUDA backend from a test, the model is loaded on the CPU
-// and its weights are then re-uploaded into a CudaBackend that replaces the model's backend for the
-// duration of the test (BackendSwap, relying on Model::Impl's fields); sessions are created after the
-// swap, so they use the CUDA backend for state, workspace and every op.
+// backend on the device (skipped without one). The model is loaded the normal way, its backend made
+// by the internal load hook (cuda_test_util.hpp), with uploads in small pinned chunks so that the
+// chunked weight streaming is exercised too.
 //
 // Tolerance: max|Δlogit| ≤ 2e-5 × max|logit|. Both backends compute in fp32 from the same widened
 // weights; only summation orders differ (per-op ≤ 5e-6, see the kernel tests), and 2–3 layers of
 // norms keep that at the same scale (measured ≤ 1e-6 in the emulator). A wrong op (mask, ρ, rotation,
 // gate) moves logits by ≥ 1e-3.
-#include "model/model_impl.hpp"
-#include "test_util.hpp"
-// after the library headers: in the emulated build this defines the CUDA built-in macros
-#include "backend/cuda/cuda_backend.hpp"
-#include "kernel_test_util.hpp"
+#include "cuda_test_util.hpp"
 
 namespace {
 
 using namespace ktest;
 using retnet::Mode;
-
-constexpr double kLogitTol = 2e-5;
-
-class BackendSwap {
- public:
-  explicit BackendSwap(const retnet::Model& model)
-      : m_(const_cast<retnet::Model::Impl&>(model.impl())), embed_(m_.embed), lm_head_(m_.lm_head),
-        embed_norm_(m_.embed_norm), final_norm_(m_.final_norm), layers_(m_.layers) {
-    auto cuda = std::make_unique<retnet::CudaBackend>();
-    const int64_t D = m_.cfg.d_model, dv = m_.cfg.head_dv;
-    m_.embed = cuda->upload(m_.embed);
-    m_.lm_head = cuda->upload(m_.lm_head);
-    m_.embed_norm = vec(*cuda, m_.embed_norm, D);
-    m_.final_norm = vec(*cuda, m_.final_norm, D);
-    for (retnet::LayerWeights& l : m_.layers) {
-      for (retnet::WeightRef* w : {&l.q, &l.k, &l.v, &l.g, &l.o, &l.ffn_act, &l.ffn_lin, &l.ffn_down})
-        *w = cuda->upload(*w);
-      l.attn_norm = vec(*cuda, l.attn_norm, D);
-      l.ffn_norm = vec(*cuda, l.ffn_norm, D);
-      l.gn_weight = vec(*cuda, l.gn_weight, dv);
-    }
-    saved_ = std::move(m_.backend);
-    m_.backend = std::move(cuda);
-  }
-  ~BackendSwap() {
-    for (float* p : vectors_) m_.backend->release(p);
-    m_.backend = std::move(saved_);  // destroys the CUDA backend and the weights it uploaded
-    m_.embed = embed_;
-    m_.lm_head = lm_head_;
-    m_.embed_norm = embed_norm_;
-    m_.final_norm = final_norm_;
-    m_.layers = layers_;
-  }
-
- private:
-  const float* vec(retnet::Backend& be, const float* host, int64_t n) {
-    if (!host) return nullptr;
-    float* d = be.alloc(size_t(n));
-    be.from_host(d, host, size_t(n));
-    vectors_.push_back(d);
-    return d;
-  }
-
-  retnet::Model::Impl& m_;
-  retnet::WeightRef embed_, lm_head_;
-  const float *embed_norm_, *final_norm_;
-  std::vector<retnet::LayerWeights> layers_;
-  std::unique_ptr<retnet::Backend> saved_;
-  std::vector<float*> vectors_;
-};
 
 struct ModeCase {
   Mode mode;
@@ -90,9 +33,8 @@ KTEST(CudaBackend, FixturesMatchCpuInEveryMode) {
   };
   for (const std::string& fx : retnet::test::model_fixtures()) {
     auto cpu_model = retnet::test::load_fixture(fx, 1);
-    auto model = retnet::test::load_fixture(fx, 1);
+    auto model = load_cuda_fixture(fx);
     const std::vector<int32_t> ids = retnet::test::golden_ids(fx);
-    BackendSwap swap(*model);
     for (const ModeCase& c : cases) {
       const auto want = retnet::test::run_logits(cpu_model, ids, c.mode, c.chunk, c.prefill);
       const auto got = retnet::test::run_logits(model, ids, c.mode, c.chunk, c.prefill);
@@ -109,9 +51,8 @@ KTEST(CudaBackend, BatchedDecodeMatchesCpu) {
   // GEMV with T = 3, against the same sessions decoded one by one on the CPU.
   for (const std::string& fx : {std::string("fla_base"), std::string("ts_swish_scaled")}) {
     auto cpu_model = retnet::test::load_fixture(fx, 1);
-    auto model = retnet::test::load_fixture(fx, 1);
+    auto model = load_cuda_fixture(fx);
     const std::vector<int32_t> ids = retnet::test::golden_ids(fx);
-    BackendSwap swap(*model);
     const size_t V = size_t(model->info().vocab_size);
     std::vector<std::vector<float>> want, got;
     for (auto* m : {&cpu_model, &model}) {

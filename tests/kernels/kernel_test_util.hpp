@@ -27,7 +27,11 @@
 #include <cuda_runtime.h>
 #endif
 
+// The helpers differ between the two builds of a test file but are linked into one program: the
+// inline namespace (emu / cuda, as the launchers') keeps their symbols apart, so that the linker never
+// merges the emulated DevBuf with the device one.
 namespace ktest {
+inline namespace RETNET_KERNEL_ABI {
 
 #if defined(RETNET_SIMT)
 #define KTEST(suite, name) TEST(Emu##suite, name)
@@ -184,4 +188,5 @@ inline std::vector<float> run_checked(const std::function<std::vector<float>()>&
 
 inline void expect_ok(cudaError_t e) { EXPECT_EQ(e, cudaSuccess) << cudaGetErrorString(e); }
 
+}  // namespace RETNET_KERNEL_ABI
 }  // namespace ktest

@@ -17,7 +17,7 @@ foreach(_cu ${_kernel_cu})
 endforeach()
 file(GLOB _simt_backend_sources CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/src/backend/cuda/*.cpp)
 
-add_library(retnet_simt STATIC ${PROJECT_SOURCE_DIR}/tests/simt/simt.cpp ${_simt_kernel_sources} ${_simt_backend_sources})
+add_library(retnet_simt STATIC ${PROJECT_SOURCE_DIR}/tests/simt/simt.cpp ${PROJECT_SOURCE_DIR}/tests/simt/simt_capture.cpp ${_simt_kernel_sources} ${_simt_backend_sources})
 target_compile_definitions(retnet_simt PUBLIC RETNET_SIMT=1)
 target_include_directories(retnet_simt PUBLIC ${PROJECT_SOURCE_DIR}/tests/simt ${PROJECT_SOURCE_DIR}/kernels
                                               ${PROJECT_SOURCE_DIR}/src ${PROJECT_SOURCE_DIR}/include)
@@ -32,7 +32,7 @@ if(RETNET_NATIVE)
 else()
   target_compile_options(retnet_simt PUBLIC -mavx2 -mfma -mf16c)
 endif()
-target_link_libraries(retnet_simt PUBLIC retnet Threads::Threads)
+target_link_libraries(retnet_simt PUBLIC retnet Threads::Threads PRIVATE spdlog::spdlog)
 
 file(GLOB _kernel_test_sources CONFIGURE_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/kernels/*_test.cpp)
 add_library(retnet_kernel_tests_emu OBJECT ${_kernel_test_sources} ${PROJECT_SOURCE_DIR}/tests/simt/simt_test.cpp)

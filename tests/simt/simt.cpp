@@ -10,6 +10,21 @@
 #include <random>
 #include <vector>
 
+// AddressSanitizer keeps shadow state per stack and must be told when execution moves to another
+// one; otherwise the first exception thrown on a fiber (or any stack unwinding there) makes it
+// mis-attribute frames and report false stack-buffer-overflows (tools/sanitize.sh runs these tests).
+#if defined(__SANITIZE_ADDRESS__)
+#define SIMT_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define SIMT_ASAN 1
+#endif
+#endif
+#ifdef SIMT_ASAN
+#include <sanitizer/asan_interface.h>
+#include <sanitizer/common_interface_defs.h>
+#endif
+
 namespace {
 thread_local cudaError_t g_last_error = cudaSuccess;
 }
@@ -89,6 +104,9 @@ struct Fiber {
 #else
   ucontext_t ctx;
 #endif
+  char* stack = nullptr;  // lowest usable address of its stack, and its size (for ASan)
+  size_t stack_size = 0;
+  void* fake_stack = nullptr;  // ASan's use-after-return frames of this fiber while it is switched out
   uint3 tid{};
   unsigned lane = 0, warp = 0;
   Wait wait = Wait::Running;
@@ -136,6 +154,9 @@ struct Block {
 #else
   ucontext_t sched;
 #endif
+  const void* sched_stack = nullptr;  // the scheduler's (host thread's) stack, learnt by ASan annotations
+  size_t sched_stack_size = 0;
+  void* sched_fake_stack = nullptr;
   void (*body)(void*) = nullptr;
   void* body_ctx = nullptr;
   std::exception_ptr error;
@@ -170,19 +191,60 @@ void run_body() {
   g_fiber->wait = Wait::Done;
 }
 
+// ASan fiber protocol: start_switch before every switch (naming the destination stack; a null
+// fake-stack slot when the leaving fiber is finished for good), finish_switch first thing after
+// arriving. A fiber's first arrival also learns the scheduler's stack bounds.
+#ifdef SIMT_ASAN
+void asan_leave_fiber(Fiber* f) {
+  __sanitizer_start_switch_fiber(f ? &f->fake_stack : nullptr, g_block->sched_stack, g_block->sched_stack_size);
+}
+void asan_enter_fiber(Fiber& f, bool first) {
+  __sanitizer_finish_switch_fiber(first ? nullptr : f.fake_stack, &g_block->sched_stack, &g_block->sched_stack_size);
+}
+void asan_leave_scheduler(Block& b, Fiber& f) { __sanitizer_start_switch_fiber(&b.sched_fake_stack, f.stack, f.stack_size); }
+void asan_enter_scheduler(Block& b) { __sanitizer_finish_switch_fiber(b.sched_fake_stack, nullptr, nullptr); }
+#else
+void asan_leave_fiber(Fiber*) {}
+void asan_enter_fiber(Fiber&, bool) {}
+void asan_leave_scheduler(Block&, Fiber&) {}
+void asan_enter_scheduler(Block&) {}
+#endif
+
 #ifdef SIMT_FAST_SWITCH
 [[noreturn]] void fiber_entry() {
+  asan_enter_fiber(*g_fiber, true);
   run_body();
   void* dead;
+  asan_leave_fiber(nullptr);
   simt_switch_x86_64(&dead, g_block->sched_sp);  // never resumed
   __builtin_unreachable();
 }
-void suspend(Fiber& f) { simt_switch_x86_64(&f.sp, g_block->sched_sp); }
-void resume(Block& b, Fiber& f) { simt_switch_x86_64(&b.sched_sp, f.sp); }
+void suspend(Fiber& f) {
+  asan_leave_fiber(&f);
+  simt_switch_x86_64(&f.sp, g_block->sched_sp);
+  asan_enter_fiber(f, false);
+}
+void resume(Block& b, Fiber& f) {
+  asan_leave_scheduler(b, f);
+  simt_switch_x86_64(&b.sched_sp, f.sp);
+  asan_enter_scheduler(b);
+}
 #else
-void fiber_entry() { run_body(); }  // uc_link returns to the scheduler
-void suspend(Fiber& f) { swapcontext(&f.ctx, &g_block->sched); }
-void resume(Block& b, Fiber& f) { swapcontext(&b.sched, &f.ctx); }
+void fiber_entry() {  // uc_link returns to the scheduler
+  asan_enter_fiber(*g_fiber, true);
+  run_body();
+  asan_leave_fiber(nullptr);
+}
+void suspend(Fiber& f) {
+  asan_leave_fiber(&f);
+  swapcontext(&f.ctx, &g_block->sched);
+  asan_enter_fiber(f, false);
+}
+void resume(Block& b, Fiber& f) {
+  asan_leave_scheduler(b, f);
+  swapcontext(&b.sched, &f.ctx);
+  asan_enter_scheduler(b);
+}
 #endif
 
 std::string where(const Block& b) {
@@ -270,6 +332,13 @@ __attribute__((noinline)) void init_fiber(Block& b, size_t i) {
   f.lane = unsigned(i % 32);
   f.warp = unsigned(i / 32);
   char* stack = g_stacks.get(i);
+  f.stack = stack;
+  f.stack_size = g_stacks.size;
+#ifdef SIMT_ASAN
+  // A reused stack may still carry the shadow of frames a previous launch abandoned (a block stopped
+  // by an error leaves its other fibers suspended mid-kernel): start from clean shadow.
+  ASAN_UNPOISON_MEMORY_REGION(stack, g_stacks.size);
+#endif
 #ifdef SIMT_FAST_SWITCH
   // Initial frame as simt_switch_x86_64 leaves it: [mxcsr | fpu cw] r15 r14 r13 r12 rbx rbp, then the
   // return address (fiber_entry) on a 16-byte boundary so that fiber_entry starts as if called.

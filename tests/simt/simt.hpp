@@ -41,6 +41,12 @@
 //   `extern __shared__` array sized by the launch. Use those macros, never `__shared__` directly (it is
 //   deliberately not defined here). Shared storage starts filled with 0xFF bytes (NaN) to expose reads
 //   of uninitialised shared memory; static use above 48 KiB and totals above 227 KiB are rejected.
+// Stream capture (emulated CUDA graphs, simt_capture.cpp)
+//   Between simt::begin_capture() and simt::end_capture() on a host thread, launch() and simt::submit()
+//   record their work instead of running it (launch arguments copied, as a graph's kernel node keeps
+//   them); Graph::replay() runs the recorded work in order, as cudaGraphLaunch would. Capture is per
+//   host thread, like cudaStreamCaptureModeThreadLocal. Work recorded this way reads its inputs when
+//   replayed, so a graph that baked a stale value shows it in the emulator as on the device.
 // Not supported: cooperative groups, dynamic parallelism, textures, __constant__, warp-level matrix ops
 //   (wmma/mma), inline PTX, streams/events semantics (cudaStream_t is a dummy; launches are synchronous).
 #pragma once
@@ -51,12 +57,15 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <functional>
 #include <math.h>
+#include <memory>
 #include <stdexcept>
 #include <string>
 #include <tuple>
 #include <type_traits>
 #include <utility>
+#include <vector>
 
 #define RETNET_SIMT_EMULATOR 1
 
@@ -179,8 +188,24 @@ T from_bits(uint64_t b) {
 
 }  // namespace detail
 
+// ---- stream capture (see the header comment) -------------------------------------------------------
+class Graph {
+ public:
+  void replay() const;  // runs every recorded piece of work in order (launch errors as cudaGetLastError)
+  size_t nodes() const { return work_.size(); }
+
+ private:
+  friend void submit(std::function<void()> work);
+  std::vector<std::function<void()>> work_;
+};
+void begin_capture();                  // throws simt::Error when this thread is already capturing
+std::unique_ptr<Graph> end_capture();  // throws simt::Error when it is not
+bool capturing();                      // on this host thread
+// Runs `work` now, or records it into the capture of this thread.
+void submit(std::function<void()> work);
+
 // Runs kernel over grid × block. Arguments are converted to the kernel's parameter types once and
-// every thread receives its own copy, as on the device. Synchronous.
+// every thread receives its own copy, as on the device. Synchronous, or recorded while capturing.
 template <class... P, class... A>
 void launch(dim3 grid, dim3 block, size_t shared_bytes, void (*kernel)(P...), A&&... args) {
   static_assert(sizeof...(P) == sizeof...(A), "kernel argument count mismatch");
@@ -188,12 +213,17 @@ void launch(dim3 grid, dim3 block, size_t shared_bytes, void (*kernel)(P...), A&
     void (*kernel)(P...);
     std::tuple<std::decay_t<P>...> params;
   } ctx{kernel, std::tuple<std::decay_t<P>...>(std::forward<A>(args)...)};
-  detail::run_grid(grid, block, shared_bytes,
-                   [](void* c) {
-                     auto* x = static_cast<Ctx*>(c);
-                     std::apply(x->kernel, x->params);  // by-value parameters: a copy per thread
-                   },
-                   &ctx);
+  void (*body)(void*) = [](void* c) {
+    auto* x = static_cast<Ctx*>(c);
+    std::apply(x->kernel, x->params);  // by-value parameters: a copy per thread
+  };
+  if (capturing()) {
+    submit([grid, block, shared_bytes, body, node = std::make_shared<Ctx>(std::move(ctx))] {
+      detail::run_grid(grid, block, shared_bytes, body, node.get());
+    });
+    return;
+  }
+  detail::run_grid(grid, block, shared_bytes, body, &ctx);
 }
 
 }  // namespace simt

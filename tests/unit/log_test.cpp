@@ -1,10 +1,16 @@
-// The public logging switches: level filtering and a user callback receiving library warnings.
+// The public logging switches: level filtering, a user callback receiving library warnings, and
+// independence from the application's own spdlog.
 #include <gtest/gtest.h>
 
 #include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
+
+#include <spdlog/sinks/base_sink.h>
+#include <spdlog/spdlog.h>
+
+#include <mutex>
 
 #include "retnet/log.hpp"
 #include "test_util.hpp"
@@ -50,6 +56,50 @@ TEST(Log, CallbackReceivesWarningsAndLevelFilters) {
   EXPECT_TRUE(seen.empty());
   set_log_callback({});
   set_log_level(LogLevel::Warn);
+  std::filesystem::remove_all(dir);
+}
+
+// An application's own spdlog sink: collects the messages.
+class CollectSink final : public spdlog::sinks::base_sink<std::mutex> {
+ public:
+  explicit CollectSink(std::vector<std::string>& out) : out_(out) {}
+
+ protected:
+  void sink_it_(const spdlog::details::log_msg& m) override { out_.emplace_back(m.payload.data(), m.payload.size()); }
+  void flush_() override {}
+
+ private:
+  std::vector<std::string>& out_;
+};
+
+// spdlog is a private dependency, but the shared libspdlog (and its default logger) is one per
+// process: an application logging with spdlog itself must keep its own logger, pattern and level
+// whatever retnet's logging switches do, and must not receive retnet's messages (nor retnet its).
+TEST(Log, LeavesTheApplicationsSpdlogAlone) {
+  const std::string dir = fixture_with_extra_tensor();
+  std::vector<std::string> app_seen, lib_seen;
+  auto app_logger = std::make_shared<spdlog::logger>("app", std::make_shared<CollectSink>(app_seen));
+  const auto previous = spdlog::default_logger();
+  spdlog::set_default_logger(app_logger);
+  spdlog::set_level(spdlog::level::info);
+
+  set_log_callback([&](LogLevel, std::string_view m) { lib_seen.emplace_back(m); });
+  set_log_level(LogLevel::Error);  // retnet's level, not the application's
+  EXPECT_EQ(spdlog::default_logger().get(), app_logger.get());
+  EXPECT_EQ(spdlog::get_level(), spdlog::level::info);
+  spdlog::info("application message");
+  ASSERT_EQ(app_seen.size(), 1u);
+  EXPECT_EQ(app_seen[0], "application message");
+  EXPECT_TRUE(lib_seen.empty());
+
+  set_log_level(LogLevel::Warn);
+  Model::load(dir);  // warns about the unused tensor: to retnet's callback only
+  EXPECT_EQ(app_seen.size(), 1u);
+  ASSERT_EQ(lib_seen.size(), 1u);
+  EXPECT_NE(lib_seen[0].find("not used"), std::string::npos) << lib_seen[0];
+
+  set_log_callback({});
+  spdlog::set_default_logger(previous);
   std::filesystem::remove_all(dir);
 }
 

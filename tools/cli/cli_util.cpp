@@ -2,9 +2,11 @@
 
 #include <unistd.h>
 
+#include <cerrno>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -37,15 +39,19 @@ std::string read_file(const std::string& path) {
   std::error_code ec;
   if (fs::is_directory(path, ec)) throw Error(path + ": is a directory, expected a text file");
   std::ifstream in(path, std::ios::binary);
-  if (!in) throw Error(path + ": cannot open");
+  if (!in) throw Error(path + ": cannot open: " + std::strerror(errno));  // the reason: missing, unreadable...
   std::stringstream ss;
   ss << in.rdbuf();
   if (in.bad()) throw Error(path + ": read failed");
   return ss.str();
 }
 
-std::string read_prompt(const std::string& prompt, bool prompt_given, const std::string& file) {
+void check_prompt_source(bool prompt_given, const std::string& file) {
   if (prompt_given && !file.empty()) throw Error("give the prompt with -p or -f, not both");
+}
+
+std::string read_prompt(const std::string& prompt, bool prompt_given, const std::string& file) {
+  check_prompt_source(prompt_given, file);
   if (!file.empty()) return read_file(file);
   if (prompt_given && prompt == "-") {
     std::stringstream ss;

@@ -14,6 +14,8 @@ std::string resolve_model_dir(const std::string& given);
 // Prompt text from -p (or "-" for stdin) or -f FILE; exactly one may be given. Bytes are passed on
 // unchanged (invalid UTF-8 is the tokenizer's business).
 std::string read_prompt(const std::string& prompt, bool prompt_given, const std::string& file);
+// The argument check read_prompt starts with (both -p and -f given), without reading anything.
+void check_prompt_source(bool prompt_given, const std::string& file);
 std::string read_file(const std::string& path);
 
 // A load-progress callback that draws a bar on stderr when it is a terminal, else does nothing.

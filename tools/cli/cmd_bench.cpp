@@ -71,6 +71,7 @@ std::vector<std::string> split(const std::string& s) {
 
 struct Row {
   std::string model, model_type, dtype, test;
+  std::string device;  // ModelInfo::device: "cpu" or "cuda (<name>)"
   uint64_t model_size = 0, model_n_params = 0, state_bytes = 0;
   int64_t n_prompt = 0, n_gen = 0, n_depth = 0, n_batch = 1, chunk = 0;
   int threads = 1;
@@ -93,11 +94,18 @@ void finish_stats(Row& r) {
   mean_sd(r.samples_ts, r.avg_ts, r.stddev_ts);
 }
 
+// The device name inside ModelInfo::device "cuda (<name>)"; "" for the CPU.
+std::string gpu_of(const std::string& device) {
+  const std::string pre = "cuda (";
+  if (device.rfind(pre, 0) != 0 || device.size() < pre.size() + 1 || device.back() != ')') return "";
+  return device.substr(pre.size(), device.size() - pre.size() - 1);
+}
+
 nlohmann::json to_json(const Row& r, const MachineInfo& mi) {
   return {{"build_commit", RETNET_BUILD_COMMIT},
           {"cpu_info", mi.cpu_name},
-          {"gpu_info", ""},
-          {"backends", "CPU"},
+          {"gpu_info", gpu_of(r.device)},
+          {"backends", r.device.rfind("cuda", 0) == 0 ? "CUDA" : "CPU"},
           {"model_filename", r.model},
           {"model_type", r.model_type},
           {"model_size", r.model_size},
@@ -143,7 +151,7 @@ struct BenchArgs {
   std::string models, shapes, prompts = "512", gens = "128", pgs, depths = "0", batches = "1", threads, dtypes = "bf16",
               chunks = "0", output = "md", device = "auto";
   int reps = 5;
-  bool no_warmup = false;
+  bool no_warmup = false, check_weights = false;
   double bw_mib = 1024;
 };
 
@@ -165,6 +173,7 @@ Runner add_bench_command(CLI::App& app) {
   c->add_option("--chunk-size", a->chunks, "Chunk sizes for prefill (0 = the model's)")->capture_default_str();
   c->add_option("-r,--repetitions", a->reps, "Timed repetitions per test")->capture_default_str();
   c->add_flag("--no-warmup", a->no_warmup, "Skip the untimed warm-up run");
+  add_check_weights_flag(c, a->check_weights);
   c->add_option("-o,--output", a->output, "md, csv, json or jsonl")->capture_default_str();
   c->add_option("--device", a->device, "auto, cpu or cuda")->capture_default_str();
   c->add_option("--bandwidth-mib", a->bw_mib, "Buffer size for the bandwidth measurement")->capture_default_str();
@@ -175,12 +184,11 @@ Runner add_bench_command(CLI::App& app) {
     if (a->output != "md" && a->output != "csv" && a->output != "json" && a->output != "jsonl")
       throw Error("--output: '" + a->output + "' is not md, csv, json or jsonl");
     if (!(a->bw_mib >= 1)) throw Error("--bandwidth-mib: must be >= 1");
-    const MachineInfo mi = machine_info();
     const auto prompts = parse_int_list("--n-prompt", a->prompts, 0);
     const auto gens = parse_int_list("--n-gen", a->gens, 0);
     const auto depths = parse_int_list("--n-depth", a->depths, 0);
     const auto batches = parse_int_list("--batch", a->batches, 1);
-    const auto threads = a->threads.empty() ? std::vector<int64_t>{mi.hardware_threads} : parse_int_list("--threads", a->threads, 1);
+    auto threads = a->threads.empty() ? std::vector<int64_t>{} : parse_int_list("--threads", a->threads, 1);
     const auto chunks = parse_int_list("--chunk-size", a->chunks, 0);
     std::vector<std::pair<int64_t, int64_t>> pgs;
     if (!a->pgs.empty()) {
@@ -198,16 +206,32 @@ Runner add_bench_command(CLI::App& app) {
     std::vector<Shape> shapes;
     for (const auto& s : split(a->shapes)) shapes.push_back(parse_shape(s));
     const std::vector<std::string> dirs = split(a->models);
+    const Device device = parse_device(a->device);
+    if (global_flags().dry_run) return 0;
+    const MachineInfo mi = machine_info();
+    if (threads.empty()) threads.push_back(mi.hardware_threads);
     const bool quiet = global_flags().quiet;
+    // Where the models will run: --device cuda, or auto with a CUDA device present (as Model::load
+    // decides). The rooflines are then the device's, measured on it.
+    const std::string gpu_name = device == Device::Cpu ? std::string() : cuda_device_name();
+    const bool on_gpu = !gpu_name.empty();
 
     // Rooflines of this machine, per thread count, measured now.
     std::map<int64_t, std::pair<double, double>> roof;
     for (int64_t t : threads) {
+      if (on_gpu) {
+        const double bw = measure_cuda_bandwidth(size_t(1) << 30, 5), fl = measure_cuda_sgemm_flops(4096, 3);
+        roof[t] = {bw, fl};
+        if (!quiet)
+          std::fprintf(stderr, "device: cuda (%s); host: %s; device-to-device copy bandwidth %.1f GB/s (bytes read + written), sgemm (fp32, no TF32) %.1f GFLOP/s (measured)\n",
+                       gpu_name.c_str(), mi.cpu_name.c_str(), bw / 1e9, fl / 1e9);
+        continue;
+      }
       const double bw = measure_read_bandwidth(int(t), size_t(a->bw_mib * 1048576.0), 5);
       const double fl = measure_sgemm_flops(int(t), 1024, 3);
       roof[t] = {bw, fl};
       if (!quiet)
-        std::fprintf(stderr, "machine: %s, %d hw threads (%s); with %lld threads: read bandwidth %.1f GB/s, sgemm %.1f GFLOP/s (measured; each decode row's roofline uses the highest of this and two more bandwidth measurements taken around it)\n",
+        std::fprintf(stderr, "device: cpu; machine: %s, %d hw threads (%s); with %lld threads: read bandwidth %.1f GB/s, sgemm %.1f GFLOP/s (measured; each decode row's roofline uses the highest of this and two more bandwidth measurements taken around it)\n",
                      mi.cpu_name.c_str(), mi.hardware_threads, mi.cpu_features.c_str(), (long long)t, bw / 1e9, fl / 1e9);
     }
 
@@ -216,7 +240,8 @@ Runner add_bench_command(CLI::App& app) {
                          const std::function<std::shared_ptr<const Model>()>& make) {
       auto model = make();
       const ModelInfo& info = model->info();
-      const auto [bw, peak] = roof[t];
+      // Plain names, not a structured binding: clang before 16 cannot capture those in the lambdas below.
+      const double bw = roof[t].first, peak = roof[t].second;
       std::mt19937 rng(1234);
       auto random_ids = [&](int64_t n) {
         std::vector<int32_t> ids(static_cast<size_t>(n));
@@ -237,14 +262,20 @@ Runner add_bench_command(CLI::App& app) {
             const auto ids = random_ids(depth);
             base.prefill(ids, po);
           }
+          const std::vector<uint8_t> snapshot = base.save_state();
           auto bench = [&](Row r, const std::function<void(std::vector<Session>&)>& body, int64_t tokens,
                            int64_t n_seq) {
             r.model = label; r.model_type = type; r.dtype = dtype; r.threads = int(t); r.n_depth = depth;
+            r.device = info.device;
             r.chunk = chunk; r.model_size = info.weight_bytes; r.model_n_params = info.n_params;
             r.state_bytes = info.state_bytes; r.bw_gbs = bw / 1e9; r.peak_gflops = peak / 1e9; r.time = now_iso();
+            // The sessions live across repetitions, each starting from the state at `depth` restored
+            // from a snapshot (untimed): what a session sets up on its first steps — a GPU session
+            // captures its decode step into a CUDA graph — is done in the warm-up, as in a server.
+            std::vector<Session> seqs;
+            for (int64_t i = 0; i < n_seq; ++i) seqs.push_back(base.clone());
             for (int rep = a->no_warmup ? 0 : -1; rep < a->reps; ++rep) {
-              std::vector<Session> seqs;
-              for (int64_t i = 0; i < n_seq; ++i) seqs.push_back(base.clone());
+              for (Session& s : seqs) s.load_state(snapshot);
               const auto t0 = clk::now();
               body(seqs);
               const double ns = double(std::chrono::duration_cast<std::chrono::nanoseconds>(clk::now() - t0).count());
@@ -279,7 +310,7 @@ Runner add_bench_command(CLI::App& app) {
               // This machine is shared and its bandwidth drifts between seconds: the roofline of a
               // decode row is the higher of two measurements taken right before and right after it
               // (the conservative choice: a higher bandwidth gives a lower % of roofline).
-              const double bw_before = measure_read_bandwidth(int(t), size_t(a->bw_mib * 1048576.0), 3);
+              const double bw_before = on_gpu ? bw : measure_read_bandwidth(int(t), size_t(a->bw_mib * 1048576.0), 3);
               Row r;
               r.test = "tg" + std::to_string(n);
               r.n_gen = n;
@@ -296,14 +327,16 @@ Runner add_bench_command(CLI::App& app) {
                   }, n * b, b);
               // One step reads every weight once and each sequence's state twice (read + write).
               const double step_bytes = double(info.decode_weight_bytes) + 2.0 * double(b) * double(info.state_bytes);
-              const double bw_row = std::max({bw, bw_before, measure_read_bandwidth(int(t), size_t(a->bw_mib * 1048576.0), 3)});
+              const double bw_after = on_gpu ? bw : measure_read_bandwidth(int(t), size_t(a->bw_mib * 1048576.0), 3);
+              const double bw_row = std::max({bw, bw_before, bw_after});
               r.bw_gbs = bw_row / 1e9;
               r.gbs = r.avg_ts / double(b) * step_bytes / 1e9;
               r.roofline_pct = 100.0 * r.gbs * 1e9 / bw_row;
               rows.push_back(r);
             }
           }
-          for (auto [pn, gn] : pgs) {
+          for (const auto& pg : pgs) {
+            const int64_t pn = pg.first, gn = pg.second;
             const auto ids = random_ids(pn + gn);
             Row r;
             r.test = "pp" + std::to_string(pn) + "+tg" + std::to_string(gn);
@@ -334,15 +367,16 @@ Runner add_bench_command(CLI::App& app) {
             if (s.name == "tiny") sp.vocab_size = 512;
             LoadOptions lo;
             lo.threads = int(t);
-            lo.device = parse_device(a->device);
+            lo.device = device;
             return Model::random(sp, lo);
           });
         for (const auto& d : dirs)
           run_model(d, "checkpoint", dtype, t, [&] {
             LoadOptions lo;
             lo.threads = int(t);
-            lo.device = parse_device(a->device);
+            lo.device = device;
             lo.dtype = dtype;
+            lo.check_weights = a->check_weights;
             return Model::load(d, lo);
           });
       }

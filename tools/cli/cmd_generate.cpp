@@ -2,8 +2,10 @@
 // stdout carries the generated text only; everything else goes to stderr.
 #include <nlohmann/json.hpp>
 
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <memory>
@@ -23,7 +25,7 @@ struct GenerateArgs {
   int64_t n_predict = 128;
   int64_t seed = -1;
   int threads = 0;
-  bool ignore_eos = false, echo = false;
+  bool ignore_eos = false, echo = false, check_weights = false;
   SamplerParams sp;
 };
 
@@ -40,8 +42,9 @@ GenerationConfig read_generation_config(const std::string& dir) {
   std::error_code ec;
   if (!std::filesystem::exists(p, ec)) return g;
   nlohmann::json j;
+  std::ifstream in(p);
+  if (!in) throw Error(p.string() + ": cannot open: " + std::strerror(errno));  // e.g. unreadable: not "invalid"
   try {
-    std::ifstream in(p);
     j = nlohmann::json::parse(in);
   } catch (const std::exception& e) {
     throw Error(p.string() + ": not valid JSON");
@@ -96,12 +99,21 @@ Runner add_generate_command(CLI::App& app) {
   c->add_option("--samplers", a->samplers, "Sampler order, e.g. penalties;top_k;top_p;min_p;temperature");
   c->add_flag("--ignore-eos", a->ignore_eos, "Do not stop at the end-of-sequence token");
   c->add_flag("-e,--echo", a->echo, "Print the prompt on stdout before the generated text");
+  add_check_weights_flag(c, a->check_weights);
   return [a, c]() -> int {
     if (!c->parsed()) return -1;
     const bool quiet = global_flags().quiet;
     const bool verbose = global_flags().verbose;
     if (a->n_predict < -1) throw Error("--predict: " + std::to_string(a->n_predict) + " is not >= -1");
     if (a->threads < 0) throw Error("--threads: must be >= 0, got " + std::to_string(a->threads));
+    if (c->count("--seed") && a->seed < 0) throw Error("--seed: must be >= 0");
+    if (!a->samplers.empty()) a->sp.order = parse_sampler_order(a->samplers);
+    const Device device = parse_device(a->device);
+    check_prompt_source(c->count("--prompt") > 0, a->file);
+    if (global_flags().dry_run) {
+      a->sp.validate();  // as given on the command line; generation_config.json is read below
+      return 0;
+    }
     const std::string dir = resolve_model_dir(a->model);
     const std::string prompt = read_prompt(a->prompt, c->count("--prompt") > 0, a->file);
 
@@ -113,17 +125,16 @@ Runner add_generate_command(CLI::App& app) {
     }
     if (!c->count("--top-k") && gc.has_top_k) a->sp.top_k = gc.top_k;
     if (!c->count("--top-p") && gc.has_top_p) a->sp.top_p = gc.top_p;
-    if (!a->samplers.empty()) a->sp.order = parse_sampler_order(a->samplers);
     uint64_t seed = a->seed >= 0 ? uint64_t(a->seed) : (uint64_t(std::random_device{}()) << 32 | std::random_device{}());
-    if (c->count("--seed") && a->seed < 0) throw Error("--seed: must be >= 0");
     a->sp.seed = seed;
     a->sp.validate();
 
     install_sigint_handler();
     const auto t_load = std::chrono::steady_clock::now();
     LoadOptions lo;
-    lo.device = parse_device(a->device);
+    lo.device = device;
     lo.threads = a->threads;
+    lo.check_weights = a->check_weights;
     if (!quiet) lo.on_progress = progress_bar("loading");
     auto model = Model::load(dir, lo);
     const Tokenizer tok = Tokenizer::load(dir);

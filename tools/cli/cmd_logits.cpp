@@ -32,6 +32,7 @@ struct LogitsArgs {
   int64_t chunk_size = 0;
   int64_t prefill = -1;
   int threads = 0;
+  bool check_weights = false;
 };
 }  // namespace
 
@@ -50,6 +51,7 @@ Runner add_logits_command(CLI::App& app) {
   c->add_option("--device", a->device, "auto, cpu or cuda")->capture_default_str();
   c->add_option("--angles", a->angles, "reference (fp32 angles, as the references) or exact (float64)")
       ->capture_default_str();
+  add_check_weights_flag(c, a->check_weights);
   return [a, c]() -> int {
     if (!c->parsed()) return -1;
     const std::vector<int32_t> ids = parse_id_list(a->ids);
@@ -62,10 +64,13 @@ Runner add_logits_command(CLI::App& app) {
     int64_t K = a->prefill < 0 ? T : a->prefill;
     if (c->count("--prefill") && (a->prefill < 0 || a->prefill > T))
       throw Error("--prefill: " + std::to_string(a->prefill) + " is not in [0, " + std::to_string(T) + "]");
+    const Device device = parse_device(a->device);
+    if (global_flags().dry_run) return 0;
     LoadOptions lo;
-    lo.device = parse_device(a->device);
+    lo.device = device;
     lo.threads = a->threads;
     lo.angles = a->angles == "exact" ? Angles::Exact : Angles::Reference;
+    lo.check_weights = a->check_weights;
     auto model = Model::load(a->model, lo);
     const int64_t V = model->info().vocab_size;
     Session s(model);
@@ -89,12 +94,20 @@ Runner add_logits_command(CLI::App& app) {
 
 Runner add_info_command(CLI::App& app) {
   auto dir = std::make_shared<std::string>();
-  CLI::App* c = app.add_subcommand("info", "Print what a model directory holds");
+  auto device = std::make_shared<std::string>("auto");
+  auto check_weights = std::make_shared<bool>(false);
+  CLI::App* c = app.add_subcommand("info", "Print what a model directory holds and the device it runs on");
   c->add_option("-m,--model", *dir, "Model directory")->required();
-  return [dir, c]() -> int {
+  c->add_option("--device", *device, "auto, cpu or cuda")->capture_default_str();
+  add_check_weights_flag(c, *check_weights);
+  return [dir, device, check_weights, c]() -> int {
     if (!c->parsed()) return -1;
+    const Device dev = parse_device(*device);
+    if (global_flags().dry_run) return 0;
     LoadOptions lo;
     lo.threads = 1;
+    lo.device = dev;
+    lo.check_weights = *check_weights;
     auto model = Model::load(*dir, lo);
     const ModelInfo& i = model->info();
     std::printf("family          %s\n", i.family.c_str());
@@ -108,6 +121,7 @@ Runner add_info_command(CLI::App& app) {
     std::printf("weights         %llu bytes (%s)\n", (unsigned long long)i.weight_bytes, i.weight_dtype.c_str());
     std::printf("state           %llu bytes per session\n", (unsigned long long)i.state_bytes);
     std::printf("chunk size      %lld (default)\n", (long long)i.default_chunk_size);
+    std::printf("device          %s\n", i.device.c_str());
     return 0;
   };
 }

@@ -16,6 +16,7 @@ struct PplArgs {
   std::string model, file, device = "auto";
   int64_t ctx = 0, chunk_size = 0;
   int threads = 0;
+  bool check_weights = false;
 };
 
 // -log p(target) from one row of logits, in double (log-sum-exp).
@@ -67,18 +68,22 @@ Runner add_perplexity_command(CLI::App& app) {
   c->add_option("--chunk-size", a->chunk_size, "Chunk size of the chunkwise pass (default: the model's)");
   c->add_option("-t,--threads", a->threads, "CPU threads (0 = all)");
   c->add_option("--device", a->device, "auto, cpu or cuda")->capture_default_str();
+  add_check_weights_flag(c, a->check_weights);
   return [a, c]() -> int {
     if (!c->parsed()) return -1;
     if (c->count("--ctx") && a->ctx < 2) throw Error("--ctx: must be at least 2 tokens, got " + std::to_string(a->ctx));
     if (c->count("--chunk-size") && a->chunk_size <= 0)
       throw Error("--chunk-size: must be a positive integer, got " + std::to_string(a->chunk_size));
     if (a->threads < 0) throw Error("--threads: must be >= 0, got " + std::to_string(a->threads));
+    const Device device = parse_device(a->device);
+    if (global_flags().dry_run) return 0;
     install_sigint_handler();
     const std::string dir = resolve_model_dir(a->model);
     const std::string text = read_file(a->file);
     LoadOptions lo;
-    lo.device = parse_device(a->device);
+    lo.device = device;
     lo.threads = a->threads;
+    lo.check_weights = a->check_weights;
     if (!global_flags().quiet) lo.on_progress = progress_bar("loading");
     auto model = Model::load(dir, lo);
     const Tokenizer tok = Tokenizer::load(dir);

@@ -44,6 +44,8 @@ Runner add_tokenize_command(CLI::App& app) {
   return [a, c]() -> int {
     if (!c->parsed()) return -1;
     if (!c->count("--prompt") && a->file.empty()) throw Error("tokenize: give the text with -p or -f");
+    check_prompt_source(c->count("--prompt") > 0, a->file);
+    if (global_flags().dry_run) return 0;
     const std::string dir = resolve_model_dir(a->model);
     const std::string text = read_prompt(a->prompt, c->count("--prompt") > 0, a->file);
     const Tokenizer tok = Tokenizer::load(dir);

@@ -23,8 +23,14 @@ Runner add_bench_command(CLI::App& app);
 struct GlobalFlags {
   bool verbose = false;
   bool quiet = false;
+  // dry_run() (app.hpp): each runner returns 0 once its arguments are validated, before it reads a
+  // file, stdin or a model. Runners therefore validate every argument first.
+  bool dry_run = false;
 };
 GlobalFlags& global_flags();
+
+// --check-weights on every subcommand that loads a model: LoadOptions::check_weights (common.cpp).
+void add_check_weights_flag(CLI::App* c, bool& flag);
 
 // Shared option parsing helpers (common.cpp).
 std::vector<int32_t> parse_id_list(const std::string& text);  // "5,17,3" -> ids; throws Error

@@ -42,6 +42,11 @@ std::vector<int32_t> parse_id_list(const std::string& text) {
   return ids;
 }
 
+void add_check_weights_flag(CLI::App* c, bool& flag) {
+  c->add_flag("--check-weights", flag,
+              "Scan every weight for NaN/Inf while loading (the error names the tensor and element)");
+}
+
 Device parse_device(const std::string& s) {
   if (s == "auto") return Device::Auto;
   if (s == "cpu") return Device::Cpu;

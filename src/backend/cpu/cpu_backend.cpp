@@ -58,6 +58,22 @@ void CpuBackend::from_host(float* dst, const float* src, size_t n) { std::memcpy
 void CpuBackend::copy(float* dst, const float* src, size_t n) { std::memmove(dst, src, n * 4); }
 void CpuBackend::zero(float* dst, size_t n) { std::memset(dst, 0, n * 4); }
 
+WeightRef CpuBackend::upload(const WeightRef& host, FnRef<void(uint64_t)> on_bytes) {
+  // The weights are used in place from the mapping: touch every page once now, so that the first
+  // token does not pay for page faults and a large model shows load progress.
+  constexpr size_t kPart = size_t(16) << 20, kPage = 4096;
+  const auto* p = static_cast<const volatile uint8_t*>(host.data);
+  const size_t n = host.data ? host.bytes() : 0;
+  uint8_t sink = 0;
+  for (size_t off = 0; off < n; off += kPart) {
+    const size_t end = std::min(n, off + kPart);
+    for (size_t i = off; i < end; i += kPage) sink = uint8_t(sink + p[i]);
+    if (on_bytes) on_bytes(end - off);
+  }
+  touched_ += sink;  // keeps the reads
+  return host;
+}
+
 void CpuBackend::embed(const WeightRef& table, const int32_t* ids, int64_t T, float scale, float* out) {
   const int64_t D = table.cols;
   const size_t row_bytes = size_t(D) * dtype_size(table.dtype);

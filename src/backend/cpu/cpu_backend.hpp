@@ -19,7 +19,7 @@ class CpuBackend final : public Backend {
   void from_host(float* dst, const float* src, size_t n) override;
   void copy(float* dst, const float* src, size_t n) override;
   void zero(float* dst, size_t n) override;
-  WeightRef upload(const WeightRef& host) override { return host; }
+  WeightRef upload(const WeightRef& host, FnRef<void(uint64_t)> on_bytes) override;
 
   void embed(const WeightRef& table, const int32_t* ids, int64_t T, float scale, float* out) override;
   void rms_norm(const float* x, int64_t T, int64_t D, const float* w, float eps, float* y) override;
@@ -37,6 +37,7 @@ class CpuBackend final : public Backend {
  private:
   ThreadPool pool_;
   std::vector<std::vector<float>> scratch_;  // one per pool thread; grows, never shrinks
+  unsigned touched_ = 0;                     // sum of the bytes upload() read (keeps those reads)
 };
 
 }  // namespace retnet

@@ -1,9 +1,11 @@
-// The CUDA backend (see cuda_backend.hpp): each Backend op maps onto a launcher of kernels/.
+// The CUDA backend (see cuda_backend.hpp): memory, staging, and each Backend op mapped onto a launcher
+// of kernels/. Weight uploads: cuda_upload.cpp; decode-step inputs and graphs: cuda_decode_step.cpp.
 #include "backend/cuda/cuda_backend.hpp"
 
 #if defined(RETNET_WITH_CUDA) || defined(RETNET_SIMT)
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 
 #include "retnet/error.hpp"
@@ -19,10 +21,12 @@ constexpr size_t kPanelFloats = size_t(16) << 20;
 WeightType weight_type(DType t) { return WeightType(int32_t(t)); }
 }  // namespace
 
-CudaBackend::CudaBackend() {
+CudaBackend::CudaBackend(CudaOptions options, std::shared_ptr<CudaStepStats> stats)
+    : opt_(options), stats_(stats ? std::move(stats) : std::make_shared<CudaStepStats>()) {
   if (gpu::device_count() <= 0) throw Error("device 'cuda': no CUDA device is available (use --device cpu)");
+  if (opt_.upload_chunk == 0) throw Error("cuda backend: upload chunk of 0 bytes");
   stream_ = gpu::create_stream();
-  blas_ = std::make_unique<gpu::Blas>(stream_);
+  step_copied_ = std::make_unique<gpu::Event>();
 }
 
 CudaBackend::~CudaBackend() {
@@ -31,8 +35,13 @@ CudaBackend::~CudaBackend() {
   } catch (...) {
     // destructor: a failed stream cannot be reported; the frees below are still attempted
   }
+  for (StepGraph& g : graphs_) g.graph.reset();
   for (void* p : uploads_) gpu::free_device(p);
   for (Constant& c : constants_) gpu::free_device(c.dev);
+  for (Staging* s : {&ids_, &pos_, &ptrs_, &scale_, &workspace_, &panel_}) gpu::free_device(s->p);
+  for (void* p : pinned_) gpu::free_pinned(p);
+  gpu::free_pinned(step_host_);
+  gpu::free_device(step_dev_);
   blas_.reset();
   gpu::destroy_stream(stream_);
 }
@@ -41,22 +50,42 @@ std::string CudaBackend::name() const {
 #if defined(RETNET_SIMT)
   return "cuda (simt emulator)";
 #else
-  return "cuda";
+  return "cuda (" + gpu::device_name() + ")";
 #endif
 }
 std::string CudaBackend::device_name() const { return gpu::device_name(); }
 
-void* CudaBackend::Staging::ensure(size_t bytes) {
-  if (bytes <= cap) return p;
-  gpu::free_device(p);  // cudaFree waits for the kernels that may still read it
-  cap = std::max(bytes, cap * 2);
-  p = gpu::malloc_device(cap);
-  return p;
+std::unique_ptr<Backend> CudaBackend::session_backend() {
+  // Device pointers are valid on every stream: the session's backend uses the weights uploaded here.
+  return std::make_unique<CudaBackend>(opt_, stats_);
 }
-CudaBackend::Staging::~Staging() { gpu::free_device(p); }
+
+void CudaBackend::refuse_while_capturing(const char* what) const {
+  if (capturing_) throw Error(std::string("cuda graph capture: ") + what + " is not allowed while capturing a decode step");
+}
+
+void CudaBackend::buffers_moved() {
+  refuse_while_capturing("moving a buffer");
+  ++layout_;
+}
+
+void* CudaBackend::ensure(Staging& s, size_t bytes) {
+  if (bytes <= s.cap) return s.p;
+  buffers_moved();
+  gpu::free_device(s.p);  // cudaFree waits for the kernels that may still read it
+  s.cap = std::max(bytes, s.cap * 2);
+  s.p = nullptr;
+  s.p = gpu::malloc_device(s.cap);
+  return s.p;
+}
 
 const void* CudaBackend::stage(Staging& s, const void* host, size_t bytes) {
-  void* d = s.ensure(bytes);
+  const auto* h = static_cast<const unsigned char*>(host);
+  const auto* base = static_cast<const unsigned char*>(step_host_);
+  if (base && h >= base && h + bytes <= base + step_cap_)
+    return static_cast<const unsigned char*>(step_dev_) + (h - base);  // uploaded with the step inputs
+  refuse_while_capturing("a per-call host array outside the step inputs");
+  void* d = ensure(s, bytes);
   // Same stream as the kernels: the copy waits for earlier readers of the buffer.
   gpu::copy_h2d(d, host, bytes, stream_);
   return d;
@@ -66,11 +95,13 @@ const void* CudaBackend::constant(const void* host, size_t bytes) {
   for (Constant& c : constants_)
     if (c.host == host && c.copy.size() == bytes) {
       if (std::memcmp(c.copy.data(), host, bytes) != 0) {  // same address, new content: refresh
+        refuse_while_capturing("changing a per-model constant");
         std::memcpy(c.copy.data(), host, bytes);
         gpu::copy_h2d(c.dev, host, bytes, stream_);
       }
       return c.dev;
     }
+  refuse_while_capturing("uploading a per-model constant");
   Constant c{host, std::vector<unsigned char>(static_cast<const unsigned char*>(host),
                                               static_cast<const unsigned char*>(host) + bytes),
              gpu::malloc_device(bytes)};
@@ -79,31 +110,39 @@ const void* CudaBackend::constant(const void* host, size_t bytes) {
   return constants_.back().dev;
 }
 
+gpu::Blas& CudaBackend::blas() {
+  if (!blas_) {
+    refuse_while_capturing("creating the cuBLAS handle");
+    blas_ = std::make_unique<gpu::Blas>(stream_);
+  }
+  return *blas_;
+}
+
 void CudaBackend::synchronize() { gpu::sync_stream(stream_); }
 
 // ---- memory ------------------------------------------------------------------------------------------
 float* CudaBackend::alloc(size_t n) {
+  buffers_moved();
   void* p = gpu::malloc_device(n * sizeof(float));
   gpu::zero_device(p, n * sizeof(float), stream_);
   return static_cast<float*>(p);
 }
-void CudaBackend::release(float* p) { gpu::free_device(p); }
-void CudaBackend::to_host(float* dst, const float* src, size_t n) { gpu::copy_d2h(dst, src, n * 4, stream_); }
-void CudaBackend::from_host(float* dst, const float* src, size_t n) { gpu::copy_h2d(dst, src, n * 4, stream_); }
+void CudaBackend::release(float* p) {
+  buffers_moved();
+  gpu::free_device(p);
+}
+void CudaBackend::to_host(float* dst, const float* src, size_t n) {
+  refuse_while_capturing("copying to the host");
+  gpu::copy_d2h(dst, src, n * 4, stream_);
+}
+void CudaBackend::from_host(float* dst, const float* src, size_t n) {
+  refuse_while_capturing("copying from pageable host memory");
+  gpu::copy_h2d(dst, src, n * 4, stream_);
+}
 void CudaBackend::copy(float* dst, const float* src, size_t n) {
   if (dst != src) gpu::copy_d2d(dst, src, n * 4, stream_);
 }
 void CudaBackend::zero(float* dst, size_t n) { gpu::zero_device(dst, n * 4, stream_); }
-
-WeightRef CudaBackend::upload(const WeightRef& host) {
-  if (!host.data) return host;
-  WeightRef d = host;
-  void* p = gpu::malloc_device(host.bytes());
-  gpu::copy_h2d(p, host.data, host.bytes(), stream_);
-  uploads_.push_back(p);
-  d.data = p;
-  return d;
-}
 
 // ---- ops ---------------------------------------------------------------------------------------------
 void CudaBackend::embed(const WeightRef& table, const int32_t* ids_host, int64_t T, float scale, float* out) {
@@ -124,18 +163,18 @@ void CudaBackend::matmul(const float* x, int64_t T, int64_t in, std::span<const 
     if (T <= kGemvMaxRows) {  // decode: bandwidth-bound, weights streamed once in their own dtype
       RETNET_CUDA_CHECK(launch_gemv(x, T, in, w.data, weight_type(w.dtype), w.rows, job.y, w.rows, stream_));
     } else if (w.dtype == DType::F32) {
-      blas_->sgemm_xwt(x, T, in, static_cast<const float*>(w.data), w.rows, job.y, w.rows);
+      blas().sgemm_xwt(x, T, in, static_cast<const float*>(w.data), w.rows, job.y, w.rows);
     } else {
       // Prefill against 16-bit weights: widen a panel of rows to fp32, then an fp32 GEMM, so results
       // match the CPU backend (which also computes with the exactly widened weights).
       const int64_t panel_rows = std::max<int64_t>(1, std::min<int64_t>(w.rows, int64_t(kPanelFloats) / in));
-      auto* panel = static_cast<float*>(panel_.ensure(size_t(panel_rows * in) * sizeof(float)));
+      auto* panel = static_cast<float*>(ensure(panel_, size_t(panel_rows * in) * sizeof(float)));
       const size_t es = dtype_size(w.dtype);
       for (int64_t r0 = 0; r0 < w.rows; r0 += panel_rows) {
         const int64_t n = std::min(panel_rows, w.rows - r0);
         RETNET_CUDA_CHECK(launch_widen(static_cast<const unsigned char*>(w.data) + size_t(r0 * in) * es,
                                        weight_type(w.dtype), size_t(n * in), panel, stream_));
-        blas_->sgemm_xwt(x, T, in, panel, n, job.y + r0, w.rows);
+        blas().sgemm_xwt(x, T, in, panel, n, job.y + r0, w.rows);
       }
     }
   }
@@ -159,7 +198,7 @@ void CudaBackend::retention_chunk(const RetentionChunkArgs& a) {
   if (a.T <= 0) return;
   const auto norm = RetNorm(int32_t(a.norm));
   const auto* ld = static_cast<const float*>(constant(a.log_decay, size_t(a.H) * sizeof(float)));
-  void* ws = workspace_.ensure(retention_chunk_workspace_bytes(a.T, a.H, a.dk, a.dv, a.chunk, norm));
+  void* ws = ensure(workspace_, retention_chunk_workspace_bytes(a.T, a.H, a.dk, a.dv, a.chunk, norm));
   RETNET_CUDA_CHECK(
       launch_retention_chunk(a.q, a.k, a.v, a.state, a.out, a.T, a.H, a.dk, a.dv, a.chunk, ld, norm, ws, stream_));
 }
@@ -187,7 +226,11 @@ void CudaBackend::residual(float* x, const float* y, float alpha, size_t n) {
   RETNET_CUDA_CHECK(launch_residual(x, y, alpha, n, stream_));
 }
 
-std::unique_ptr<Backend> make_cuda_backend() { return std::make_unique<CudaBackend>(); }
+std::unique_ptr<Backend> make_cuda_backend() {
+  CudaOptions o;
+  if (const char* g = std::getenv("RETNET_CUDA_GRAPH"); g && std::strcmp(g, "0") == 0) o.graphs = false;
+  return std::make_unique<CudaBackend>(o);
+}
 
 }  // namespace RETNET_KERNEL_ABI
 }  // namespace retnet
