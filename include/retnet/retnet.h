@@ -30,9 +30,13 @@ typedef struct retnet_model retnet_model;
 typedef struct retnet_session retnet_session;
 typedef struct retnet_tokenizer retnet_tokenizer;
 
+/* Zero-initialise it (e.g. `retnet_load_options o = {0};`) and set what you need: every field's
+ * zero is the default. */
 typedef struct retnet_load_options {
-  int device;  /* 0 auto, 1 cpu, 2 cuda */
-  int threads; /* 0 = all hardware threads */
+  int device;        /* 0 auto, 1 cpu, 2 cuda */
+  int threads;       /* 0 = all hardware threads */
+  int check_weights; /* non-zero: scan every weight for NaN/Inf first; the error names the tensor
+                        and element (LoadOptions::check_weights; reads the checkpoint once more) */
 } retnet_load_options;
 
 /* Message of the last failed call on this thread ("" if none), NUL-terminated. Owned by the library;

@@ -51,6 +51,7 @@ retnet_status retnet_model_load(const char* dir, const retnet_load_options* opti
       if (options->device < 0 || options->device > 2) throw retnet::Error("device must be 0 (auto), 1 (cpu) or 2 (cuda)");
       lo.device = options->device == 1 ? retnet::Device::Cpu : options->device == 2 ? retnet::Device::Cuda : retnet::Device::Auto;
       lo.threads = options->threads;
+      lo.check_weights = options->check_weights != 0;
     }
     *out = new retnet_model{retnet::Model::load(dir, lo)};
   });

@@ -15,6 +15,7 @@
 
 #include "model/safetensors.hpp"
 #include "model/weight_check.hpp"
+#include "retnet/retnet.h"
 #include "retnet/retnet.hpp"
 #include "st_writer.hpp"
 #include "test_util.hpp"
@@ -273,6 +274,27 @@ TEST_F(BadCheckpoint, CheckWeightsNamesTheTensorFileAndElement) {
     for (const float v : lg) all_finite &= std::isfinite(v);
     EXPECT_FALSE(all_finite);
   }
+}
+
+// The C API's retnet_load_options::check_weights reaches the same scan: the status is an error and
+// retnet_last_error() names the tensor; zero (the default of a zero-initialised struct) loads it.
+TEST_F(BadCheckpoint, CheckWeightsThroughTheCApi) {
+  const fs::path d = dir_ / "capi_nan";
+  fs::copy(fixture_dir("ts_swish_scaled"), d, fs::copy_options::recursive);
+  StMap t = read_st(d / "model.safetensors");
+  poison(t.at("layers.0.retention.v_proj.weight"), 7, std::numeric_limits<float>::quiet_NaN());
+  write_file(d / "model.safetensors", st_file(t));
+  retnet_load_options o = {};
+  o.device = 1;
+  o.threads = 1;
+  o.check_weights = 1;
+  retnet_model* m = nullptr;
+  EXPECT_EQ(retnet_model_load(d.string().c_str(), &o, &m), RETNET_ERROR);
+  EXPECT_EQ(m, nullptr);
+  EXPECT_TRUE(Contains(retnet_last_error(), "tensor 'layers.0.retention.v_proj.weight' holds NaN at element 7"));
+  o.check_weights = 0;
+  ASSERT_EQ(retnet_model_load(d.string().c_str(), &o, &m), RETNET_OK) << retnet_last_error();
+  retnet_model_free(m);
 }
 
 TEST_F(BadCheckpoint, CheckWeightsAcceptsEveryValidCheckpoint) {

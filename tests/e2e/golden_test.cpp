@@ -19,6 +19,8 @@ struct GoldenCase {
   int64_t chunk = 0;
   std::string file;
 };
+// gtest prints parameters in test listings (ctest names): the case, not its bytes.
+void PrintTo(const GoldenCase& c, std::ostream* os) { *os << c.fixture << " " << c.mode << " chunk " << c.chunk; }
 
 std::vector<GoldenCase> all_cases() {
   std::vector<GoldenCase> out;

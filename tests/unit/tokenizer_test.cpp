@@ -35,6 +35,8 @@ struct Fixture {
   fs::path tokenizer_dir;
   fs::path cases;
 };
+// gtest prints parameters in test listings (ctest names): the fixture's name, not its bytes.
+void PrintTo(const Fixture& f, std::ostream* os) { *os << f.name; }
 
 // Every tokenizers/<name>/cases.json, and tokenizers/<name>_cases.json whose "tokenizer_dir" exists
 // (the bundled model's tokenizer, when it has been trained).

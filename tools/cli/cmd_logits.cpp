@@ -1,4 +1,6 @@
 // retnet logits: full logits of a token sequence, for parity checks against reference implementations.
+#include <unistd.h>
+
 #include <memory>
 
 #include <cstdio>
@@ -14,7 +16,8 @@ void write_npy(const std::string& path, const std::vector<float>& data, int64_t 
                      std::to_string(cols) + "), }";
   dict.append((64 - (10 + dict.size() + 1) % 64) % 64, ' ');
   dict += '\n';
-  const std::string tmp = path + ".tmp";
+  // Unique per process: two runs writing the same output cannot write into one temporary.
+  const std::string tmp = path + ".tmp" + std::to_string(::getpid());
   std::FILE* f = std::fopen(tmp.c_str(), "wb");
   if (!f) throw Error(path + ": cannot open for writing");
   const unsigned char head[10] = {0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0, uint8_t(dict.size() & 0xff), uint8_t(dict.size() >> 8)};
