@@ -2,6 +2,7 @@
 
 #include "common/logger.hpp"
 
+#include <string>
 #include <thread>
 
 #include "backend/cpu/cpu_backend.hpp"
@@ -13,7 +14,8 @@
 namespace retnet {
 
 #ifdef RETNET_WITH_CUDA
-int cuda_device_count();  // kernels/cuda_probe.cu
+int cuda_device_count();                // kernels/cuda_probe.cu
+std::string cuda_kernels_unsupported();  // kernels/cuda_probe.cu
 #endif
 
 bool cuda_available() {
@@ -31,6 +33,7 @@ std::unique_ptr<Backend> make_backend(DeviceKind device, int threads) {
     case DeviceKind::Cuda:
 #ifdef RETNET_WITH_CUDA
       if (!cuda_available()) throw Error("device 'cuda': no CUDA device is available (use --device cpu)");
+      if (const std::string why = cuda_kernels_unsupported(); !why.empty()) throw Error("device 'cuda': " + why);
       return make_cuda_backend();
 #else
       throw Error("device 'cuda': this build has no CUDA support (use --device cpu)");
@@ -38,10 +41,21 @@ std::unique_ptr<Backend> make_backend(DeviceKind device, int threads) {
     case DeviceKind::Auto: {
       // CUDA when this build has it and a device is present, else the CPU.
 #ifdef RETNET_WITH_CUDA
+      // A device this build cannot use (an architecture it has no kernels for, a device that is
+      // busy or out of memory) is not an error under auto: the CPU runs the model, with a warning.
       if (cuda_available()) {
-        auto be = make_cuda_backend();
-        lib_log().info("device auto: {} (CUDA device found)", be->name());
-        return be;
+        std::string why = cuda_kernels_unsupported();
+        if (why.empty()) {
+          try {
+            auto be = make_cuda_backend();
+            lib_log().info("device auto: {} (CUDA device found)", be->name());
+            return be;
+          } catch (const std::exception& e) {
+            why = e.what();
+          }
+        }
+        lib_log().warn("device auto: cpu, because the CUDA device cannot be used: {}", why);
+        return std::make_unique<CpuBackend>(threads);
       }
       lib_log().info("device auto: cpu (this build has CUDA, but no CUDA device is available)");
 #else

@@ -66,6 +66,7 @@ struct Session::Impl {
   void ensure_rows(int64_t T) {
     if (T <= cap) return;
     free_workspace();
+    cap = 0;  // until every buffer below exists: an allocation that throws leaves nothing half-made
     const size_t D = size_t(c.d_model), KD = size_t(c.key_dim()), VD = size_t(c.value_dim()), F = size_t(c.ffn_dim);
     const size_t n = size_t(T);
     x = be.alloc(n * D);   // residual stream                [T, D]
@@ -85,6 +86,8 @@ struct Session::Impl {
   void ensure_logits(int64_t rows) {
     if (rows <= logits_rows) return;
     if (logits) be.release(logits);
+    logits = nullptr;  // an allocation that throws must not leave the released pointer behind
+    logits_rows = 0;
     logits = be.alloc(size_t(rows * c.vocab_size));  // [rows, V]
     logits_rows = rows;
   }

@@ -86,4 +86,49 @@ KTEST(CudaBackend, BatchedDecodeMatchesCpu) {
   }
 }
 
+KTEST(CudaBackend, FailedStagingGrowthLeavesNoNullBuffer) {
+  KTEST_REQUIRE_DEVICE();
+#if defined(__SANITIZE_ADDRESS__)
+  GTEST_SKIP() << "AddressSanitizer aborts on the oversized allocation this test relies on";
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+  GTEST_SKIP() << "AddressSanitizer aborts on the oversized allocation this test relies on";
+#endif
+#endif
+  // A staging buffer whose growth fails (out of device memory) must not keep the capacity it asked
+  // for: a later call that fits in it would be handed a null workspace. Same op on a fresh backend:
+  // the results must be equal.
+  constexpr int64_t T = 3, H = 1, DK = 2, DV = 2;
+  const std::vector<float> q = randu(size_t(T * H * DK), 11), k = randu(size_t(T * H * DK), 12),
+                           v = randu(size_t(T * H * DV), 13);
+  const float log_decay[1] = {-0.1f};
+  std::vector<std::vector<float>> outs;
+  for (bool fail_first : {true, false}) {
+    retnet::CudaBackend be(test_cuda_options());
+    float* dq = be.alloc(q.size());
+    float* dk = be.alloc(k.size());
+    float* dv = be.alloc(v.size());
+    float* state = be.alloc(size_t(H * DK * DV));
+    float* out = be.alloc(size_t(T * H * DV));
+    be.from_host(dq, q.data(), q.size());
+    be.from_host(dk, k.data(), k.size());
+    be.from_host(dv, v.data(), v.size());
+    retnet::RetentionChunkArgs a;
+    a.q = dq; a.k = dk; a.v = dv; a.state = state; a.out = out;
+    a.T = T; a.H = H; a.dk = DK; a.dv = DV; a.chunk = 2; a.log_decay = log_decay;
+    if (fail_first) {
+      retnet::RetentionChunkArgs huge = a;
+      huge.T = int64_t(1) << 48;  // a 1 PiB workspace: refused before any kernel is launched
+      huge.chunk = 1;
+      EXPECT_THROW(be.retention_chunk(huge), retnet::Error);
+    }
+    EXPECT_NO_THROW(be.retention_chunk(a));
+    std::vector<float> o(size_t(T * H * DV));
+    be.to_host(o.data(), out, o.size());
+    outs.push_back(o);
+    for (float* p : {dq, dk, dv, state, out}) be.release(p);
+  }
+  EXPECT_EQ(outs[0], outs[1]);
+}
+
 }  // namespace

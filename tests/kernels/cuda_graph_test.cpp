@@ -181,13 +181,17 @@ KTEST(CudaGraph, FailedCaptureFallsBackWithoutRunningTwice) {
   retnet::CudaBackend be(test_cuda_options(true));
   constexpr size_t n = 64;
   float* a = be.alloc(n);
+  float* b = be.alloc(n);
   const std::vector<float> ones(n, 1.5f);
   be.from_host(a, ones.data(), n);
   std::vector<float> out(n);
   std::vector<float> seen;
   for (int step = 0; step < 4; ++step) {
     be.run_step(7, [&] {
-      be.residual(a, a, 1.0f, n);
+      // a += a through a copy: residual's x and y are __restrict__ on the device, so one buffer must
+      // not be passed as both.
+      be.copy(b, a, n);
+      be.residual(a, b, 1.0f, n);
       be.to_host(out.data(), a, n);
     });
     seen.push_back(out[n - 1]);
@@ -197,6 +201,7 @@ KTEST(CudaGraph, FailedCaptureFallsBackWithoutRunningTwice) {
   EXPECT_EQ(st.failures.load(), 1u);
   EXPECT_EQ(st.captures.load(), 0u);
   EXPECT_EQ(st.plain.load(), 4u);  // warm-up, the failed capture's plain rerun, then plain launches
+  be.release(b);
   be.release(a);
 }
 

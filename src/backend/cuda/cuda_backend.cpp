@@ -25,8 +25,10 @@ CudaBackend::CudaBackend(CudaOptions options, std::shared_ptr<CudaStepStats> sta
     : opt_(options), stats_(stats ? std::move(stats) : std::make_shared<CudaStepStats>()) {
   if (gpu::device_count() <= 0) throw Error("device 'cuda': no CUDA device is available (use --device cpu)");
   if (opt_.upload_chunk == 0) throw Error("cuda backend: upload chunk of 0 bytes");
-  stream_ = gpu::create_stream();
+  // The event first: it is a member that frees itself if create_stream() throws, while the raw
+  // stream would leak (no destructor runs for a constructor that throws) if the event failed after it.
   step_copied_ = std::make_unique<gpu::Event>();
+  stream_ = gpu::create_stream();
 }
 
 CudaBackend::~CudaBackend() {
@@ -72,10 +74,14 @@ void CudaBackend::buffers_moved() {
 void* CudaBackend::ensure(Staging& s, size_t bytes) {
   if (bytes <= s.cap) return s.p;
   buffers_moved();
+  const size_t cap = std::max(bytes, s.cap * 2);
   gpu::free_device(s.p);  // cudaFree waits for the kernels that may still read it
-  s.cap = std::max(bytes, s.cap * 2);
+  // Empty until the new allocation exists: were cap kept while malloc_device throws (out of device
+  // memory), a later call fitting in it would hand the kernels a null buffer.
   s.p = nullptr;
-  s.p = gpu::malloc_device(s.cap);
+  s.cap = 0;
+  s.p = gpu::malloc_device(cap);
+  s.cap = cap;
   return s.p;
 }
 
