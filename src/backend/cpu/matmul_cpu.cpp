@@ -91,40 +91,20 @@ inline void row_dots(const uint8_t* w0, const float* x, int64_t in, float* out) 
 // the read bandwidth on the EPYC VM; one row at a time 1.0x). For T > 1 the row is reused from L1 by
 // every pair of activation rows, so weights still come from memory once, and the next row is
 // prefetched meanwhile (the batch makes each row compute-heavy enough to outrun the prefetcher).
-template <DType D, DType R = D>
-void gemv_row_pairs(const uint8_t* w0, const float* x, int64_t T, int64_t in, float* y, int64_t ldy) {
-  int64_t t = 0;
-  float pair[2];
-  for (; t + 2 <= T; t += 2) {
-    row_dots<2, R, (R == D ? 2048 : 0)>(w0, x + t * in, in, pair);
-    y[t * ldy] = pair[0];
-    y[(t + 1) * ldy] = pair[1];
-  }
-  if (t < T) row_dots<1, R>(w0, x + t * in, in, y + t * ldy);
-}
-
-// Batches of at least this many rows widen each F16/BF16 weight row to fp32 once (into L1) instead
-// of converting it again for every pair of activation rows: the conversions, not the FMAs, bounded a
-// batch-8 step. Widening is exact, so the sums (and batched = single decoding) stay bit-identical.
-constexpr int64_t kWidenRowsFrom = 4;
-
 template <DType D>
 void gemv_batch_any(const float* x, int64_t T, int64_t in, const uint8_t* wbase, int64_t r0, int64_t r1, float* y,
-                    int64_t ldy, std::vector<float>& scratch) {
+                    int64_t ldy) {
   const size_t row_bytes = size_t(in) * dtype_size(D);
-  const bool widen = D != DType::F32 && T >= kWidenRowsFrom;
-  if (widen && scratch.size() < size_t(in)) scratch.resize(size_t(in));  // once per thread and width
   for (int64_t r = r0; r < r1; ++r) {
     const uint8_t* w0 = wbase + size_t(r) * row_bytes;
-    if (widen) {
-      if (r + 1 < r1)  // the next row's first lines, while this one is computed from L1
-        for (size_t b = 0; b < std::min<size_t>(row_bytes, 1024); b += 64)
-          _mm_prefetch(reinterpret_cast<const char*>(w0 + row_bytes + b), _MM_HINT_T0);
-      widen_row(w0, D, in, scratch.data());
-      gemv_row_pairs<D, DType::F32>(reinterpret_cast<const uint8_t*>(scratch.data()), x, T, in, y + (r - r0), ldy);
-    } else {
-      gemv_row_pairs<D>(w0, x, T, in, y + (r - r0), ldy);
+    int64_t t = 0;
+    float pair[2];
+    for (; t + 2 <= T; t += 2) {
+      row_dots<2, D, 2048>(w0, x + t * in, in, pair);
+      y[t * ldy + (r - r0)] = pair[0];
+      y[(t + 1) * ldy + (r - r0)] = pair[1];
     }
+    if (t < T) row_dots<1, D>(w0, x + t * in, in, y + t * ldy + (r - r0));
   }
 }
 
@@ -147,12 +127,12 @@ void widen_row(const void* src, DType t, int64_t n, float* dst) {
 }
 
 void gemv_rows(const float* x, int64_t T, int64_t in, const WeightRef& w, int64_t r0, int64_t r1, float* y,
-               int64_t ldy, std::vector<float>& scratch) {
+               int64_t ldy, std::vector<float>& /*scratch*/) {
   const auto* base = static_cast<const uint8_t*>(w.data);
   switch (w.dtype) {
-    case DType::F32: gemv_batch_any<DType::F32>(x, T, in, base, r0, r1, y, ldy, scratch); break;
-    case DType::F16: gemv_batch_any<DType::F16>(x, T, in, base, r0, r1, y, ldy, scratch); break;
-    case DType::BF16: gemv_batch_any<DType::BF16>(x, T, in, base, r0, r1, y, ldy, scratch); break;
+    case DType::F32: gemv_batch_any<DType::F32>(x, T, in, base, r0, r1, y, ldy); break;
+    case DType::F16: gemv_batch_any<DType::F16>(x, T, in, base, r0, r1, y, ldy); break;
+    case DType::BF16: gemv_batch_any<DType::BF16>(x, T, in, base, r0, r1, y, ldy); break;
   }
 }
 
