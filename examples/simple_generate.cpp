@@ -1,4 +1,5 @@
-// The smallest useful program: load a model, generate from a prompt, stream the text.
+// The smallest useful program: load a model, generate from a prompt, stream the text; it also counts
+// the tokens' raw bytes (TokenEvent::bytes: each token's own, before its character is complete).
 //   simple_generate MODEL_DIR "In the beginning" [max_tokens] [seed]
 #include <retnet/retnet.hpp>
 
@@ -17,14 +18,16 @@ int main(int argc, char** argv) {
     retnet::GenerateOptions options;
     options.max_tokens = argc > 3 ? std::stoll(argv[3]) : 64;
     options.sampler.seed = argc > 4 ? std::stoull(argv[4]) : 42;
-    const retnet::GenerateResult r = session.generate(tokenizer, argv[2], options, [](const retnet::TokenEvent& ev) {
-      std::fwrite(ev.text.data(), 1, ev.text.size(), stdout);
+    size_t raw_bytes = 0;
+    const retnet::GenerateResult r = session.generate(tokenizer, argv[2], options, [&](const retnet::TokenEvent& ev) {
+      std::fwrite(ev.text.data(), 1, ev.text.size(), stdout);  // whole UTF-8 characters, maybe none
       std::fflush(stdout);
-      return true;  // false would stop generation
+      raw_bytes += ev.bytes.size();  // this token's own bytes, at once (maybe part of a character)
+      return true;                   // false would stop generation
     });
     std::printf("\n");
-    std::fprintf(stderr, "%lld prompt tokens in %.1f ms, %lld generated in %.1f ms\n", (long long)r.prompt_tokens,
-                 r.prompt_ms, (long long)r.generated_tokens, r.eval_ms);
+    std::fprintf(stderr, "%lld prompt tokens in %.1f ms, %lld generated (%zu bytes) in %.1f ms\n",
+                 (long long)r.prompt_tokens, r.prompt_ms, (long long)r.generated_tokens, raw_bytes, r.eval_ms);
   } catch (const retnet::Error& e) {
     std::fprintf(stderr, "error: %s\n", e.what());
     return 1;

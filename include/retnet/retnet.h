@@ -16,6 +16,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "retnet/export.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -41,45 +43,46 @@ typedef struct retnet_load_options {
 
 /* Message of the last failed call on this thread ("" if none), NUL-terminated. Owned by the library;
  * valid until the next failing call on this thread. Thread-safe (one message per thread). */
-const char* retnet_last_error(void);
+RETNET_API const char* retnet_last_error(void);
 
 /* Loads a model directory (config.json + safetensors). *out receives a new model owned by the caller
  * (NULL on failure). options may be NULL (auto device, all threads). Thread-safe. */
-retnet_status retnet_model_load(const char* dir, const retnet_load_options* options, retnet_model** out);
+RETNET_API retnet_status retnet_model_load(const char* dir, const retnet_load_options* options, retnet_model** out);
 /* Frees the caller's handle; sessions made from it keep the model alive until they are freed.
  * Must not run concurrently with other calls on the same handle. */
-void retnet_model_free(retnet_model* model);
+RETNET_API void retnet_model_free(retnet_model* model);
 /* Logit vector length (-1 for NULL). Thread-safe. */
-int64_t retnet_model_vocab_size(const retnet_model* model);
+RETNET_API int64_t retnet_model_vocab_size(const retnet_model* model);
 
 /* A new session (position 0) on model; *out is owned by the caller (NULL on failure). Thread-safe. */
-retnet_status retnet_session_new(const retnet_model* model, retnet_session** out);
-void retnet_session_free(retnet_session* session);
+RETNET_API retnet_status retnet_session_new(const retnet_model* model, retnet_session** out);
+RETNET_API void retnet_session_free(retnet_session* session);
 /* Absorbs n > 0 tokens (chunkwise); *logits receives the last token's [vocab] logits, owned by the
  * session and valid until the next prefill/decode/generate/reset/load_state on it or its free.
  * An id outside the vocabulary is RETNET_ERROR and leaves the state unchanged. */
-retnet_status retnet_session_prefill(retnet_session* session, const int32_t* tokens, size_t n, const float** logits);
+RETNET_API retnet_status retnet_session_prefill(retnet_session* session, const int32_t* tokens, size_t n,
+                                                const float** logits);
 /* One recurrent step; *logits as for prefill. */
-retnet_status retnet_session_decode(retnet_session* session, int32_t token, const float** logits);
+RETNET_API retnet_status retnet_session_decode(retnet_session* session, int32_t token, const float** logits);
 /* Tokens absorbed so far (-1 for NULL). */
-int64_t retnet_session_position(const retnet_session* session);
+RETNET_API int64_t retnet_session_position(const retnet_session* session);
 /* Back to the empty state at position 0. */
-retnet_status retnet_session_reset(retnet_session* session);
+RETNET_API retnet_status retnet_session_reset(retnet_session* session);
 /* State snapshot to / from a file (versioned, fingerprinted, checksummed; see Session::save_state).
  * Saving writes a temporary file and renames it into place. Loading a snapshot of another model or
  * a damaged one is RETNET_ERROR and leaves the session unchanged. */
-retnet_status retnet_session_save_state(const retnet_session* session, const char* path);
-retnet_status retnet_session_load_state(retnet_session* session, const char* path);
+RETNET_API retnet_status retnet_session_save_state(const retnet_session* session, const char* path);
+RETNET_API retnet_status retnet_session_load_state(retnet_session* session, const char* path);
 
 /* Tokenizer of a model directory (tokenizer.json + tokenizer_config.json); *out owned by the caller.
  * Thread-safe; a tokenizer may then be used from any number of threads at once. */
-retnet_status retnet_tokenizer_load(const char* dir, retnet_tokenizer** out);
-void retnet_tokenizer_free(retnet_tokenizer* tokenizer);
+RETNET_API retnet_status retnet_tokenizer_load(const char* dir, retnet_tokenizer** out);
+RETNET_API void retnet_tokenizer_free(retnet_tokenizer* tokenizer);
 /* Encodes len bytes of UTF-8 text (BOS/EOS per the tokenizer config when add_special != 0; invalid
  * UTF-8 is repaired, never an error). Writes up to capacity ids into the caller's buffer and stores
  * the full count in *n_out (call with capacity 0 to size the buffer). Thread-safe. */
-retnet_status retnet_tokenize(const retnet_tokenizer* tokenizer, const char* text, size_t len, int add_special,
-                              int32_t* ids, size_t capacity, size_t* n_out);
+RETNET_API retnet_status retnet_tokenize(const retnet_tokenizer* tokenizer, const char* text, size_t len,
+                                         int add_special, int32_t* ids, size_t capacity, size_t* n_out);
 
 /* One generated token, as passed to retnet_token_callback. Every pointer is non-NULL, not
  * NUL-terminated (use the lengths), owned by the library and valid only during the callback.
@@ -114,13 +117,14 @@ typedef struct retnet_generate_options {
 } retnet_generate_options;
 
 /* Fills options with the library defaults. */
-void retnet_generate_options_default(retnet_generate_options* options);
+RETNET_API void retnet_generate_options_default(retnet_generate_options* options);
 
 /* Prefills the prompt (NUL-terminated UTF-8) and generates, calling on_token (may be NULL) for each
  * token. Continues from the session's current state; every emitted token enters it. options may be
  * NULL (defaults). Invalid options are RETNET_ERROR naming the field. */
-retnet_status retnet_generate(retnet_session* session, const retnet_tokenizer* tokenizer, const char* prompt,
-                              const retnet_generate_options* options, retnet_token_callback on_token, void* user);
+RETNET_API retnet_status retnet_generate(retnet_session* session, const retnet_tokenizer* tokenizer,
+                                         const char* prompt, const retnet_generate_options* options,
+                                         retnet_token_callback on_token, void* user);
 
 #ifdef __cplusplus
 }

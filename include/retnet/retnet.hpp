@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "retnet/error.hpp"
+#include "retnet/export.h"
 #include "retnet/log.hpp"
 #include "retnet/sampler.hpp"
 #include "retnet/tokenizer.hpp"
@@ -91,7 +92,7 @@ struct RandomModelSpec {
   uint64_t seed = 1;
 };
 
-class Model {
+class RETNET_API Model {
  public:
   // Builds a random-weight model in memory (see RandomModelSpec). Throws Error on a bad shape.
   // Thread-safe (independent calls may run concurrently); options.on_progress runs on this thread.
@@ -112,11 +113,11 @@ class Model {
   const ModelInfo& info() const;
 
   // The library's own view of the loaded weights (Impl is not defined in public headers).
-  struct Impl;
+  struct RETNET_LOCAL Impl;
   const Impl& impl() const { return *impl_; }
 
  private:
-  explicit Model(std::unique_ptr<Impl> impl);
+  RETNET_LOCAL explicit Model(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };
 
@@ -171,7 +172,7 @@ struct SessionStats {
   double load_ms = 0;  // wall time of the Model's load (ModelInfo::load_ms), shared by its sessions
 };
 
-class Session {
+class RETNET_API Session {
  public:
   // A new sequence at position 0 on `model` (kept alive by the session). Allocates the state
   // (ModelInfo::state_bytes) and a workspace on the model's backend; throws Error for a null model.
@@ -235,8 +236,8 @@ class Session {
   const Model& model() const;
 
  private:
-  struct Impl;
-  explicit Session(std::unique_ptr<Impl> impl);
+  struct RETNET_LOCAL Impl;
+  RETNET_LOCAL explicit Session(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };
 

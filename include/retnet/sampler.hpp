@@ -16,12 +16,14 @@
 #include <utility>
 #include <vector>
 
+#include "retnet/export.h"
+
 namespace retnet {
 
 // xoshiro256** 1.0 (Blackman & Vigna), its 256-bit state filled from a seed by SplitMix64.
 // Both algorithms are defined bit for bit, unlike std::mt19937's distributions, so a
 // recorded seed replays exactly anywhere. A value type with mutable state: one thread at a time.
-class Rng {
+class RETNET_API Rng {
  public:
   explicit Rng(uint64_t seed = 0) { reseed(seed); }
   // Sets the state to the next four outputs of SplitMix64 started at `seed`.
@@ -62,7 +64,7 @@ enum class SamplerStage { Penalties, TopK, TopP, MinP, Temperature };
 //  * order: each stage at most once. A stage missing from it is not applied (so without
 //    Temperature listed, a positive temperature has no effect); greedy decoding
 //    (temperature <= 0) applies Penalties if and only if they are listed.
-struct SamplerParams {
+struct RETNET_API SamplerParams {
   float temperature = 0.8f;
   int32_t top_k = 40;
   float top_p = 0.95f;
@@ -81,7 +83,7 @@ struct SamplerParams {
 
 // The canonical name of a stage: "penalties", "top_k", "top_p", "min_p", "temperature" (a view of
 // a static string, valid for the program's lifetime). Thread-safe.
-std::string_view sampler_stage_name(SamplerStage s);
+RETNET_API std::string_view sampler_stage_name(SamplerStage s);
 
 // Parses a stage order. Two spellings:
 //  * names separated by ';' or ',' (spaces around them ignored, '-' accepted for '_'),
@@ -89,9 +91,9 @@ std::string_view sampler_stage_name(SamplerStage s);
 //  * llama.cpp's one-letter form: e=penalties k=top_k p=top_p m=min_p t=temperature, e.g. "kpmt".
 // A lone word is read as a name first, so "temperature" is one stage, not letters.
 // Throws Error for an empty string, an unknown name or letter, or a repeated stage. Thread-safe.
-std::vector<SamplerStage> parse_sampler_order(std::string_view text);
+RETNET_API std::vector<SamplerStage> parse_sampler_order(std::string_view text);
 
-class Sampler {
+class RETNET_API Sampler {
  public:
   // Validates `p` and vocab_size (> 0). Allocates every buffer the hot path needs.
   Sampler(SamplerParams p, int32_t vocab_size);
@@ -131,7 +133,7 @@ class Sampler {
   const Rng& rng() const;
 
  private:
-  struct Impl;
+  struct RETNET_LOCAL Impl;
   std::unique_ptr<Impl> impl_;
 };
 

@@ -5,6 +5,8 @@
 #include <cstddef>
 #include <string>
 
+#include "retnet/export.h"
+
 namespace retnet {
 
 struct MachineInfo {
@@ -12,24 +14,24 @@ struct MachineInfo {
   int hardware_threads = 1;
   std::string cpu_features;  // e.g. "avx2 fma f16c" as compiled in and supported
 };
-MachineInfo machine_info();
+RETNET_API MachineInfo machine_info();
 
 // Read bandwidth in bytes/s of `threads` threads streaming disjoint parts of a buffer of `bytes`
 // with 256-bit loads (the access pattern of decode GEMVs). Best of `reps` passes.
-double measure_read_bandwidth(int threads, size_t bytes = size_t(1) << 30, int reps = 5);
+RETNET_API double measure_read_bandwidth(int threads, size_t bytes = size_t(1) << 30, int reps = 5);
 
 // fp32 GEMM rate in FLOP/s with `threads` threads, each running single-threaded sgemm on its
 // share of the columns of an n×n×n product (how the CPU backend runs prefill). Best of `reps`.
-double measure_sgemm_flops(int threads, int n = 1536, int reps = 3);
+RETNET_API double measure_sgemm_flops(int threads, int n = 1536, int reps = 3);
 
 // The CUDA device that Device::Cuda — and Device::Auto, when present — runs on: its name, or ""
 // when this build has no CUDA support or no device is present.
-std::string cuda_device_name();
+RETNET_API std::string cuda_device_name();
 // Device-memory bandwidth in bytes/s of the CUDA device: a device-to-device copy of `bytes`, counting
 // the bytes read and those written, best of `reps`. 0 without a CUDA device.
-double measure_cuda_bandwidth(size_t bytes = size_t(1) << 30, int reps = 5);
+RETNET_API double measure_cuda_bandwidth(size_t bytes = size_t(1) << 30, int reps = 5);
 // fp32 GEMM rate in FLOP/s of the CUDA device for an n×n×n product (cuBLAS without TF32: what CUDA
 // prefill runs), best of `reps`. 0 without a CUDA device.
-double measure_cuda_sgemm_flops(int n = 4096, int reps = 3);
+RETNET_API double measure_cuda_sgemm_flops(int n = 4096, int reps = 3);
 
 }  // namespace retnet

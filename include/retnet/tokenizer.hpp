@@ -34,9 +34,11 @@
 #include <string_view>
 #include <vector>
 
+#include "retnet/export.h"
+
 namespace retnet {
 
-class Tokenizer {
+class RETNET_API Tokenizer {
  public:
   // `path` is a directory holding tokenizer.json (and optionally tokenizer_config.json, whose
   // add_bos_token / add_eos_token / bos_token / eos_token are honoured), or a tokenizer.json file.
@@ -77,7 +79,7 @@ class Tokenizer {
   // The id of a vocab or added token string (exact match, no normalisation), if any.
   std::optional<int32_t> token_to_id(std::string_view token) const;
 
-  struct Impl;
+  struct RETNET_LOCAL Impl;
 
   // Incremental decode for streaming generation. The concatenation of everything push() and flush()
   // return equals decode() of all the pushed ids. push() returns only complete characters; text that
@@ -88,7 +90,7 @@ class Tokenizer {
   // become U+FFFD, and the decoder starts afresh.
   // Not thread-safe: one stream, one thread at a time. Movable; never throws for unknown ids (they
   // are skipped, as decode() skips them).
-  class StreamDecoder {
+  class RETNET_API StreamDecoder {
    public:
     StreamDecoder(StreamDecoder&&) noexcept;
     StreamDecoder& operator=(StreamDecoder&&) noexcept;
@@ -98,8 +100,8 @@ class Tokenizer {
 
    private:
     friend class Tokenizer;
-    struct State;
-    StreamDecoder(std::shared_ptr<const Impl> impl, bool skip_special);
+    struct RETNET_LOCAL State;
+    RETNET_LOCAL StreamDecoder(std::shared_ptr<const Impl> impl, bool skip_special);
     std::shared_ptr<const Impl> impl_;
     std::unique_ptr<State> state_;
   };

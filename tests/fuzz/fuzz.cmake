@@ -7,11 +7,12 @@ set(RETNET_FUZZ_TARGETS safetensors config tokenizer_load tokenizer_roundtrip st
 set(_fuzz_dir ${CMAKE_CURRENT_SOURCE_DIR}/fuzz)
 
 function(_retnet_fuzz_setup tgt name)
-  # Targets reach internal headers (src/) to test the exact functions the loaders use.
+  # Targets reach internal headers (src/) to test the exact functions the loaders use: they link
+  # retnet_internal, which has the symbols the shared libretnet hides.
   target_include_directories(${tgt} PRIVATE ${PROJECT_SOURCE_DIR}/src ${_fuzz_dir})
   target_compile_definitions(${tgt} PRIVATE RETNET_TEST_DATA="${CMAKE_CURRENT_SOURCE_DIR}/data"
                                             RETNET_MODEL_DIR="${PROJECT_SOURCE_DIR}/models/kjv-retnet")
-  target_link_libraries(${tgt} PRIVATE retnet nlohmann_json::nlohmann_json spdlog::spdlog)
+  target_link_libraries(${tgt} PRIVATE retnet_internal nlohmann_json::nlohmann_json spdlog::spdlog)
   if(name STREQUAL "cli_args")
     target_link_libraries(${tgt} PRIVATE retnet_cli_lib)
   endif()

@@ -32,7 +32,7 @@ if(RETNET_NATIVE)
 else()
   target_compile_options(retnet_simt PUBLIC -mavx2 -mfma -mf16c)
 endif()
-target_link_libraries(retnet_simt PUBLIC retnet Threads::Threads PRIVATE spdlog::spdlog)
+target_link_libraries(retnet_simt PUBLIC retnet_internal Threads::Threads PRIVATE spdlog::spdlog)
 
 file(GLOB _kernel_test_sources CONFIGURE_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/kernels/*_test.cpp)
 add_library(retnet_kernel_tests_emu OBJECT ${_kernel_test_sources} ${PROJECT_SOURCE_DIR}/tests/simt/simt_test.cpp)
@@ -41,14 +41,14 @@ target_compile_definitions(retnet_kernel_tests_emu PRIVATE RETNET_TEST_DATA="${C
 target_link_libraries(retnet_kernel_tests_emu PRIVATE retnet_simt GTest::gtest nlohmann_json::nlohmann_json)
 
 add_executable(retnet_kernel_tests $<TARGET_OBJECTS:retnet_kernel_tests_emu>)
-target_link_libraries(retnet_kernel_tests PRIVATE retnet_simt retnet GTest::gtest GTest::gtest_main
+target_link_libraries(retnet_kernel_tests PRIVATE retnet_simt retnet_internal GTest::gtest GTest::gtest_main
                                                   nlohmann_json::nlohmann_json)
 if(RETNET_WITH_CUDA)
   add_library(retnet_kernel_tests_gpu OBJECT ${_kernel_test_sources})
   target_include_directories(retnet_kernel_tests_gpu PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}
                              ${CMAKE_CURRENT_SOURCE_DIR}/kernels ${PROJECT_SOURCE_DIR}/src ${PROJECT_SOURCE_DIR}/kernels)
   target_compile_definitions(retnet_kernel_tests_gpu PRIVATE RETNET_TEST_DATA="${CMAKE_CURRENT_SOURCE_DIR}/data")
-  target_link_libraries(retnet_kernel_tests_gpu PRIVATE retnet GTest::gtest CUDA::cudart CUDA::cublas
+  target_link_libraries(retnet_kernel_tests_gpu PRIVATE retnet_internal GTest::gtest CUDA::cudart CUDA::cublas
                                                         nlohmann_json::nlohmann_json)
   target_sources(retnet_kernel_tests PRIVATE $<TARGET_OBJECTS:retnet_kernel_tests_gpu>)
   target_link_libraries(retnet_kernel_tests PRIVATE CUDA::cudart CUDA::cublas)
