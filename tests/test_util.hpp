@@ -17,6 +17,12 @@
 
 namespace retnet::test {
 
+// EXPECT_TRUE(Contains(message, "part")): on failure prints the whole message and the missing part.
+inline ::testing::AssertionResult Contains(const std::string& hay, const std::string& needle) {
+  if (hay.find(needle) != std::string::npos) return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure() << "message \"" << hay << "\" does not contain \"" << needle << "\"";
+}
+
 inline std::string data_dir() { return RETNET_TEST_DATA; }
 
 // A fixture giving each test a fresh, uniquely named temporary directory dir_ (removed afterwards).

@@ -26,11 +26,6 @@ namespace {
 namespace fs = std::filesystem;
 using json = nlohmann::json;
 
-::testing::AssertionResult Contains(const std::string& hay, const std::string& needle) {
-  if (hay.find(needle) != std::string::npos) return ::testing::AssertionSuccess();
-  return ::testing::AssertionFailure() << "message \"" << hay << "\" does not contain \"" << needle << "\"";
-}
-
 LoadOptions cpu1(bool check_weights = false) {
   LoadOptions o;
   o.device = Device::Cpu;

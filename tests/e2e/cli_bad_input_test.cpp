@@ -27,11 +27,6 @@ namespace fs = std::filesystem;
 const std::string kCli = RETNET_CLI_PATH;
 const std::string kBundled = std::string(RETNET_TEST_DATA) + "/../../models/kjv-retnet";
 
-::testing::AssertionResult Contains(const std::string& hay, const std::string& needle) {
-  if (hay.find(needle) != std::string::npos) return ::testing::AssertionSuccess();
-  return ::testing::AssertionFailure() << "\"" << hay << "\" does not contain \"" << needle << "\"";
-}
-
 std::string quote(const std::string& s) {
   std::string q = "'";
   for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);

@@ -25,10 +25,7 @@ const std::string kData = RETNET_TEST_DATA;
 const std::string kCli = RETNET_CLI_PATH;
 const std::string kModel = kData + "/ts_swish_scaled";  // vocab 97
 
-::testing::AssertionResult Contains(const std::string& hay, const std::string& needle) {
-  if (hay.find(needle) != std::string::npos) return ::testing::AssertionSuccess();
-  return ::testing::AssertionFailure() << "\"" << hay << "\" does not contain \"" << needle << "\"";
-}
+using retnet::test::Contains;
 
 std::string quote(const std::string& s) {
   std::string q = "'";

@@ -39,11 +39,6 @@ namespace {
 namespace fs = std::filesystem;
 using json = nlohmann::json;
 
-::testing::AssertionResult Contains(const std::string& hay, const std::string& needle) {
-  if (hay.find(needle) != std::string::npos) return ::testing::AssertionSuccess();
-  return ::testing::AssertionFailure() << "message \"" << hay << "\" does not contain \"" << needle << "\"";
-}
-
 const std::string kBundled = std::string(RETNET_TEST_DATA) + "/../../models/kjv-retnet";
 
 LoadOptions cpu1() {

@@ -28,10 +28,7 @@ using retnet::Error;
 
 const std::string kData = RETNET_TEST_DATA;
 
-::testing::AssertionResult Contains(const std::string& hay, const std::string& needle) {
-  if (hay.find(needle) != std::string::npos) return ::testing::AssertionSuccess();
-  return ::testing::AssertionFailure() << "message \"" << hay << "\" does not contain \"" << needle << "\"";
-}
+using retnet::test::Contains;
 
 struct TData {
   std::string dtype;

@@ -28,10 +28,7 @@ using retnet::Pairing;
 const std::string kData = RETNET_TEST_DATA;
 const std::string kPath = "/models/some-model/config.json";
 
-::testing::AssertionResult Contains(const std::string& hay, const std::string& needle) {
-  if (hay.find(needle) != std::string::npos) return ::testing::AssertionSuccess();
-  return ::testing::AssertionFailure() << "message \"" << hay << "\" does not contain \"" << needle << "\"";
-}
+using retnet::test::Contains;
 
 // Minimal complete configs of each family.
 json torchscale_base() {

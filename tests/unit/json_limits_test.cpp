@@ -19,11 +19,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-::testing::AssertionResult Contains(const std::string& hay, const std::string& needle) {
-  if (hay.find(needle) != std::string::npos) return ::testing::AssertionSuccess();
-  return ::testing::AssertionFailure() << "message \"" << hay << "\" does not contain \"" << needle << "\"";
-}
-
 std::string nest(int depth, const std::string& open = "[", const std::string& close = "]") {
   std::string s;
   for (int i = 0; i < depth; ++i) s += open;

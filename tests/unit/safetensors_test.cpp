@@ -30,10 +30,7 @@ using retnet::TensorStore;
 
 const std::string kData = RETNET_TEST_DATA;
 
-::testing::AssertionResult Contains(const std::string& hay, const std::string& needle) {
-  if (hay.find(needle) != std::string::npos) return ::testing::AssertionSuccess();
-  return ::testing::AssertionFailure() << "message \"" << hay << "\" does not contain \"" << needle << "\"";
-}
+using retnet::test::Contains;
 
 std::string le64(uint64_t n) {
   std::string s(8, '\0');
