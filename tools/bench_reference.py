@@ -91,6 +91,9 @@ def parse_args():
     ap.add_argument("--retnet", default=None, help="retnet binary (default: $RETNET_BIN, build/retnet, "
                     "/tmp/build-ref/retnet, or retnet on PATH)")
     ap.add_argument("--skip-retnet", action="store_true", help="run the reference only")
+    ap.add_argument("--bf16-activations", action="store_true",
+                    help="pass --bf16-activations to retnet bench (bf16 x bf16 prefill products on AVX512-BF16 "
+                         "CPUs, as torch bf16 computes them; the retnet rows then say bf16+bf16act)")
     ap.add_argument("--ref-all-logits", action="store_true", help="reference pp computes logits for every position")
     ap.add_argument("--no-ref-chunkwise", action="store_true", help="skip the reference's chunkwise pp row")
     ap.add_argument("--omp-wait-policy", choices=["default", "passive", "active"], default="default",
@@ -232,6 +235,8 @@ def run_retnet(a):
     cmd = [exe, "bench", "--shape", a.shape, "-t", str(a.threads), "--dtype", a.dtype,
            "-p", ",".join(map(str, a.prompts or [0])), "-n", ",".join(map(str, a.gens or [0])),
            "-r", str(a.repetitions), "--chunk-size", str(a.chunk_size), "-o", "json"]
+    if a.bf16_activations:
+        cmd.append("--bf16-activations")
     log("retnet: " + " ".join(cmd))
     t0 = time.perf_counter()
     env = {k: v for k, v in ENGINE_ENV.items() if k != "RETNET_BENCH_REEXEC"}
@@ -480,6 +485,11 @@ def main():
     lines.append("shape %s (D %d, L %d, H %d, vocab %d, value/FFN dim %d), %d threads, dtype %s (reference ran %s), "
                  "chunk %d, %d reps after 1 warm-up" % (a.shape, D, L, H, V, 2 * D, a.threads, a.dtype, ref_dtype,
                                                         a.chunk_size, a.repetitions))
+    if a.bf16_activations:
+        applied = bool(eng and eng["rows"] and all(r.get("bf16_activations") for r in eng["rows"]))
+        lines.append("retnet --bf16-activations: %s" % (
+            "on (prefill products bf16 x bf16 with fp32 sums, as the bf16 reference computes them)" if applied else
+            "asked for but not applied (no AVX512-BF16 or no BF16 weights; see the retnet log)"))
     lines.append("machine: %s, %s logical CPUs (%s), %s GB RAM, load average at start %s"
                  % (mi["cpu"], mi["logical_cpus"], " ".join(mi["features"]), mi["mem_total_gb"], mi["loadavg_at_start"]))
     lines.append("reference: torch %s (%s, %d threads; %s), torchscale %s, python %s; %s"

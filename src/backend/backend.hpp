@@ -131,6 +131,10 @@ class Backend {
     float* y;
   };
   virtual void matmul(const float* x, int64_t T, int64_t in, std::span<const MatmulJob> jobs) = 0;
+  // LoadOptions::bf16_activations: from now on, products with many rows (prefill) against BF16
+  // weights may round x to bf16 and multiply in bf16 (fp32 sums). Returns whether this backend does
+  // (CPU: only with AVX512-BF16); false leaves every product as it was.
+  virtual bool set_bf16_activations(bool on) { return false; }
   // Rotates q and k ([T, H*dk]) at absolute positions pos_host[t]. k is multiplied by k_scale
   // before the rotation (torchscale), q by q_scale after it (fla), as the references do.
   // theta32_host [dk/2] is used by AngleMode::Reference, theta64_host [dk/2] by AngleMode::Exact.

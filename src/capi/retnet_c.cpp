@@ -52,6 +52,7 @@ retnet_status retnet_model_load(const char* dir, const retnet_load_options* opti
       lo.device = options->device == 1 ? retnet::Device::Cpu : options->device == 2 ? retnet::Device::Cuda : retnet::Device::Auto;
       lo.threads = options->threads;
       lo.check_weights = options->check_weights != 0;
+      lo.bf16_activations = options->bf16_activations != 0;
     }
     *out = new retnet_model{retnet::Model::load(dir, lo)};
   });

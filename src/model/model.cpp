@@ -382,6 +382,21 @@ void finalize_model(Model::Impl& mi) {
   }
 }
 
+void apply_bf16_activations(Model::Impl& m, bool requested) {
+  if (!requested) return;
+  bool any_bf16 = m.lm_head.dtype == DType::BF16;
+  for (const LayerWeights& l : m.layers)
+    for (const WeightRef* w : {&l.q, &l.k, &l.v, &l.g, &l.o, &l.ffn_act, &l.ffn_lin, &l.ffn_down})
+      any_bf16 = any_bf16 || (w->data && w->dtype == DType::BF16);
+  if (!any_bf16)
+    lib_log().info("bf16 activations: ignored, no weight matrix is BF16 ({})", m.info.weight_dtype);
+  else if (!m.backend->set_bf16_activations(true))
+    lib_log().info("bf16 activations: ignored, the {} backend has no bf16 GEMM here (needs a CPU with AVX512-BF16)",
+                   m.backend->name());
+  else
+    m.info.bf16_activations = true;
+}
+
 std::unique_ptr<Backend> load_backend(const LoadOptions& options, const LoadHooks& hooks) {
   if (options.threads < 0) throw Error("threads: must be >= 0 (0 = all hardware threads), got " + std::to_string(options.threads));
   const DeviceKind dev = device_kind(options.device);
@@ -456,6 +471,7 @@ std::unique_ptr<Model::Impl> load_model_impl(const std::string& dir, const LoadO
   upload_weights(*m, options.on_progress, dir);
 
   finalize_model(*m);
+  apply_bf16_activations(*m, options.bf16_activations);
   merge_generation_config(*m, dir);
   return m;
 }

@@ -93,6 +93,9 @@ void upload_weights(Model::Impl& m, const std::function<bool(uint64_t, uint64_t)
                     const std::string& what);
 // Derived constants (γ), the fingerprint and ModelInfo once cfg and the weights are bound (model.cpp).
 void finalize_model(Model::Impl& m);
+// LoadOptions::bf16_activations: turns it on in m.backend when it applies (some matrix is BF16 and
+// the backend can), else logs why not; sets info.bf16_activations (model.cpp).
+void apply_bf16_activations(Model::Impl& m, bool requested);
 DeviceKind device_kind(Device d);
 // Whether the backend keeps weights, states and workspaces in host memory (everything but CUDA).
 bool backend_on_host(const Backend& be);

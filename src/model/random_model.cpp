@@ -153,6 +153,7 @@ std::shared_ptr<const Model> Model::Impl::random(const RandomModelSpec& sp, cons
   m->lm_head = matrix(V, D);
   upload_weights(*m, nullptr, "random model");  // progress was reported while generating
   finalize_model(*m);
+  apply_bf16_activations(*m, options.bf16_activations);
   return std::shared_ptr<const Model>(new Model(std::move(m)));
 }
 

@@ -79,6 +79,8 @@ struct Row {
   double avg_ns = 0, stddev_ns = 0, avg_ts = 0, stddev_ts = 0;
   double gbs = 0, roofline_pct = 0, gflops = 0, peak_pct = 0, bw_gbs = 0, peak_gflops = 0;
   std::string time;
+  bool bf16_act = false;  // ModelInfo::bf16_activations
+  std::string type() const { return bf16_act ? dtype + "+bf16act" : dtype; }
 };
 
 void finish_stats(Row& r) {
@@ -112,6 +114,7 @@ nlohmann::json to_json(const Row& r, const MachineInfo& mi) {
           {"model_n_params", r.model_n_params},
           {"state_bytes", r.state_bytes},
           {"type", r.dtype},
+          {"bf16_activations", r.bf16_act},
           {"n_batch", r.n_batch},
           {"n_threads", r.threads},
           {"chunk_size", r.chunk},
@@ -151,7 +154,7 @@ struct BenchArgs {
   std::string models, shapes, prompts = "512", gens = "128", pgs, depths = "0", batches = "1", threads, dtypes = "bf16",
               chunks = "0", output = "md", device = "auto";
   int reps = 5;
-  bool no_warmup = false, check_weights = false;
+  bool no_warmup = false, check_weights = false, bf16_activations = false;
   double bw_mib = 1024;
 };
 
@@ -174,6 +177,7 @@ Runner add_bench_command(CLI::App& app) {
   c->add_option("-r,--repetitions", a->reps, "Timed repetitions per test")->capture_default_str();
   c->add_flag("--no-warmup", a->no_warmup, "Skip the untimed warm-up run");
   add_check_weights_flag(c, a->check_weights);
+  add_bf16_activations_flag(c, a->bf16_activations);
   c->add_option("-o,--output", a->output, "md, csv, json or jsonl")->capture_default_str();
   c->add_option("--device", a->device, "auto, cpu or cuda")->capture_default_str();
   c->add_option("--bandwidth-mib", a->bw_mib, "Buffer size for the bandwidth measurement")->capture_default_str();
@@ -267,6 +271,7 @@ Runner add_bench_command(CLI::App& app) {
                            int64_t n_seq) {
             r.model = label; r.model_type = type; r.dtype = dtype; r.threads = int(t); r.n_depth = depth;
             r.device = info.device;
+            r.bf16_act = info.bf16_activations;
             r.chunk = chunk; r.model_size = info.weight_bytes; r.model_n_params = info.n_params;
             r.state_bytes = info.state_bytes; r.bw_gbs = bw / 1e9; r.peak_gflops = peak / 1e9; r.time = now_iso();
             // The sessions live across repetitions, each starting from the state at `depth` restored
@@ -368,6 +373,7 @@ Runner add_bench_command(CLI::App& app) {
             LoadOptions lo;
             lo.threads = int(t);
             lo.device = device;
+            lo.bf16_activations = a->bf16_activations;
             return Model::random(sp, lo);
           });
         for (const auto& d : dirs)
@@ -375,6 +381,7 @@ Runner add_bench_command(CLI::App& app) {
             LoadOptions lo;
             lo.threads = int(t);
             lo.device = device;
+            lo.bf16_activations = a->bf16_activations;
             lo.dtype = dtype;
             lo.check_weights = a->check_weights;
             return Model::load(d, lo);
@@ -392,7 +399,7 @@ Runner add_bench_command(CLI::App& app) {
       std::printf("model_filename,model_type,type,model_size,model_n_params,n_threads,n_batch,chunk_size,n_depth,n_prompt,n_gen,test,avg_ns,stddev_ns,avg_ts,stddev_ts,bandwidth_gbs,roofline_pct,gflops,peak_pct\n");
       for (const Row& r : rows)
         std::printf("%s,%s,%s,%llu,%llu,%d,%lld,%lld,%lld,%lld,%lld,%s,%.0f,%.0f,%.3f,%.3f,%.3f,%.2f,%.3f,%.2f\n", r.model.c_str(),
-                    r.model_type.c_str(), r.dtype.c_str(), (unsigned long long)r.model_size,
+                    r.model_type.c_str(), r.type().c_str(), (unsigned long long)r.model_size,
                     (unsigned long long)r.model_n_params, r.threads, (long long)r.n_batch, (long long)r.chunk,
                     (long long)r.n_depth, (long long)r.n_prompt, (long long)r.n_gen, r.test.c_str(), r.avg_ns,
                     r.stddev_ns, r.avg_ts, r.stddev_ts, r.gbs, r.roofline_pct, r.gflops, r.peak_pct);
@@ -403,7 +410,7 @@ Runner add_bench_command(CLI::App& app) {
         const bool tg = r.gbs > 0, pp = r.gflops > 0;
         std::printf("| %s | %.2f MiB | %.2f M | %s | %d | %lld | %lld | %s | %.2f ± %.2f | %s | %s | %s | %s |\n",
                     r.model_type.c_str(), double(r.model_size) / 1048576.0, double(r.model_n_params) / 1e6,
-                    r.dtype.c_str(), r.threads, (long long)r.n_batch, (long long)r.n_depth, r.test.c_str(), r.avg_ts,
+                    r.type().c_str(), r.threads, (long long)r.n_batch, (long long)r.n_depth, r.test.c_str(), r.avg_ts,
                     r.stddev_ts, tg ? fixed(r.gbs, 2).c_str() : "", tg ? (fixed(r.roofline_pct, 1) + "%").c_str() : "",
                     pp ? fixed(r.gflops, 1).c_str() : "", pp ? (fixed(r.peak_pct, 1) + "%").c_str() : "");
       }

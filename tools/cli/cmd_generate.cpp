@@ -25,7 +25,7 @@ struct GenerateArgs {
   int64_t n_predict = 128;
   int64_t seed = -1;
   int threads = 0;
-  bool ignore_eos = false, echo = false, check_weights = false;
+  bool ignore_eos = false, echo = false, check_weights = false, bf16_activations = false;
   SamplerParams sp;
 };
 
@@ -100,6 +100,7 @@ Runner add_generate_command(CLI::App& app) {
   c->add_flag("--ignore-eos", a->ignore_eos, "Do not stop at the end-of-sequence token");
   c->add_flag("-e,--echo", a->echo, "Print the prompt on stdout before the generated text");
   add_check_weights_flag(c, a->check_weights);
+  add_bf16_activations_flag(c, a->bf16_activations);
   return [a, c]() -> int {
     if (!c->parsed()) return -1;
     const bool quiet = global_flags().quiet;
@@ -135,6 +136,7 @@ Runner add_generate_command(CLI::App& app) {
     lo.device = device;
     lo.threads = a->threads;
     lo.check_weights = a->check_weights;
+    lo.bf16_activations = a->bf16_activations;
     if (!quiet) lo.on_progress = progress_bar("loading");
     auto model = Model::load(dir, lo);
     const Tokenizer tok = Tokenizer::load(dir);

@@ -35,7 +35,7 @@ struct LogitsArgs {
   int64_t chunk_size = 0;
   int64_t prefill = -1;
   int threads = 0;
-  bool check_weights = false;
+  bool check_weights = false, bf16_activations = false;
 };
 }  // namespace
 
@@ -55,6 +55,7 @@ Runner add_logits_command(CLI::App& app) {
   c->add_option("--angles", a->angles, "reference (fp32 angles, as the references) or exact (float64)")
       ->capture_default_str();
   add_check_weights_flag(c, a->check_weights);
+  add_bf16_activations_flag(c, a->bf16_activations);
   return [a, c]() -> int {
     if (!c->parsed()) return -1;
     const std::vector<int32_t> ids = parse_id_list(a->ids);
@@ -74,6 +75,7 @@ Runner add_logits_command(CLI::App& app) {
     lo.threads = a->threads;
     lo.angles = a->angles == "exact" ? Angles::Exact : Angles::Reference;
     lo.check_weights = a->check_weights;
+    lo.bf16_activations = a->bf16_activations;
     auto model = Model::load(a->model, lo);
     const int64_t V = model->info().vocab_size;
     Session s(model);

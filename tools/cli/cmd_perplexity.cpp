@@ -16,7 +16,7 @@ struct PplArgs {
   std::string model, file, device = "auto";
   int64_t ctx = 0, chunk_size = 0;
   int threads = 0;
-  bool check_weights = false;
+  bool check_weights = false, bf16_activations = false;
 };
 
 // -log p(target) from one row of logits, in double (log-sum-exp).
@@ -69,6 +69,7 @@ Runner add_perplexity_command(CLI::App& app) {
   c->add_option("-t,--threads", a->threads, "CPU threads (0 = all)");
   c->add_option("--device", a->device, "auto, cpu or cuda")->capture_default_str();
   add_check_weights_flag(c, a->check_weights);
+  add_bf16_activations_flag(c, a->bf16_activations);
   return [a, c]() -> int {
     if (!c->parsed()) return -1;
     if (c->count("--ctx") && a->ctx < 2) throw Error("--ctx: must be at least 2 tokens, got " + std::to_string(a->ctx));
@@ -84,6 +85,7 @@ Runner add_perplexity_command(CLI::App& app) {
     lo.device = device;
     lo.threads = a->threads;
     lo.check_weights = a->check_weights;
+    lo.bf16_activations = a->bf16_activations;
     if (!global_flags().quiet) lo.on_progress = progress_bar("loading");
     auto model = Model::load(dir, lo);
     const Tokenizer tok = Tokenizer::load(dir);

@@ -31,6 +31,8 @@ GlobalFlags& global_flags();
 
 // --check-weights on every subcommand that loads a model: LoadOptions::check_weights (common.cpp).
 void add_check_weights_flag(CLI::App* c, bool& flag);
+// --bf16-activations on generate/perplexity/logits/bench: LoadOptions::bf16_activations (common.cpp).
+void add_bf16_activations_flag(CLI::App* c, bool& flag);
 
 // Shared option parsing helpers (common.cpp).
 std::vector<int32_t> parse_id_list(const std::string& text);  // "5,17,3" -> ids; throws Error

@@ -47,6 +47,12 @@ void add_check_weights_flag(CLI::App* c, bool& flag) {
               "Scan every weight for NaN/Inf while loading (the error names the tensor and element)");
 }
 
+void add_bf16_activations_flag(CLI::App* c, bool& flag) {
+  c->add_flag("--bf16-activations", flag,
+              "Prefill with activations rounded to bf16 against BF16 weights (AVX512-BF16 CPUs: ~2x faster "
+              "prefill, logits no longer exact; like PyTorch bf16). Ignored, with an info log, where it does not apply");
+}
+
 Device parse_device(const std::string& s) {
   if (s == "auto") return Device::Auto;
   if (s == "cpu") return Device::Cpu;

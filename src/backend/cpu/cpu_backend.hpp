@@ -24,6 +24,7 @@ class CpuBackend final : public Backend {
   void embed(const WeightRef& table, const int32_t* ids, int64_t T, float scale, float* out) override;
   void rms_norm(const float* x, int64_t T, int64_t D, const float* w, float eps, float* y) override;
   void matmul(const float* x, int64_t T, int64_t in, std::span<const MatmulJob> jobs) override;
+  bool set_bf16_activations(bool on) override;
   void theta_shift(float* q, float* k, int64_t T, int64_t H, int64_t dk, const int64_t* pos,
                    const float* theta32, const double* theta64, Pairing pairing, AngleMode angles,
                    float q_scale, float k_scale) override;
@@ -38,6 +39,11 @@ class CpuBackend final : public Backend {
   ThreadPool pool_;
   std::vector<std::vector<float>> scratch_;  // one per pool thread; grows, never shrinks
   unsigned touched_ = 0;                     // sum of the bytes upload() read (keeps those reads)
+  // set_bf16_activations: GEMMs against BF16 weights use cpu::gemm_bf16_rows with x rounded once per
+  // matmul into xb_ [T, (in+1)/2] bf16 pairs, weight panels packed into pack_ (one per pool thread).
+  bool bf16_act_ = false;
+  std::vector<uint32_t> xb_;
+  std::vector<std::vector<uint32_t>> pack_;
 };
 
 }  // namespace retnet

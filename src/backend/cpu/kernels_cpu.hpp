@@ -16,6 +16,17 @@ void gemv_rows(const float* x, int64_t T, int64_t in, const WeightRef& w, int64_
 void gemm_rows(const float* x, int64_t T, int64_t in, const WeightRef& w, int64_t r0, int64_t r1, float* y,
                int64_t ldy, std::vector<float>& scratch);
 
+// Opt-in bf16-activation GEMM (gemm_bf16_avx512.cpp; LoadOptions::bf16_activations), AVX512-BF16 only.
+// True when this CPU and OS run AVX512-BF16 (checked once, at run time; the build stays AVX2).
+bool bf16_gemm_supported();
+// xb [T, (in+1)/2] = x [T, in] rounded to bf16 (nearest even), as pairs (low half = even k; odd in
+// padded with a zero). Throws unless bf16_gemm_supported().
+void round_rows_bf16(const float* x, int64_t T, int64_t in, uint32_t* xb);
+// gemm_rows' contract with x given as round_rows_bf16(x) and BF16 weights: products of bf16 values,
+// summed in fp32. pack grows to the packed panel (32·ceil((r1-r0)/32)·(in+1)/2 uint32).
+void gemm_bf16_rows(const uint32_t* xb, int64_t T, int64_t in, const WeightRef& w, int64_t r0, int64_t r1, float* y,
+                    int64_t ldy, std::vector<uint32_t>& pack);
+
 // Widens n elements of a weight row to fp32.
 void widen_row(const void* src, DType t, int64_t n, float* dst);
 
