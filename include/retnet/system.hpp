@@ -23,6 +23,9 @@ RETNET_API double measure_read_bandwidth(int threads, size_t bytes = size_t(1) <
 // fp32 GEMM rate in FLOP/s with `threads` threads, each running single-threaded sgemm on its
 // share of the columns of an n×n×n product (how the CPU backend runs prefill). Best of `reps`.
 RETNET_API double measure_sgemm_flops(int threads, int n = 1536, int reps = 3);
+// The same for the opt-in bf16-activation GEMM (LoadOptions::bf16_activations: bf16 x bf16 products,
+// fp32 sums, AVX512-BF16); 0 when this CPU lacks AVX512-BF16.
+RETNET_API double measure_bf16_gemm_flops(int threads, int n = 1536, int reps = 3);
 
 // The CUDA device that Device::Cuda — and Device::Auto, when present — runs on: its name, or ""
 // when this build has no CUDA support or no device is present.

@@ -29,7 +29,7 @@ TEST(BenchSmoke, JsonRowsCarryTheLlamaBenchFields) {
   for (const auto& r : j) {
     for (const char* k : {"build_commit", "cpu_info", "model_type", "model_size", "model_n_params", "n_batch", "n_threads",
                           "n_prompt", "n_gen", "n_depth", "test", "avg_ns", "stddev_ns", "avg_ts", "stddev_ts",
-                          "samples_ns", "samples_ts", "measured_bandwidth_gbs", "measured_sgemm_gflops"})
+                          "samples_ns", "samples_ts", "measured_bandwidth_gbs", "measured_sgemm_gflops", "measured_peak_gflops", "peak_kind"})
       EXPECT_TRUE(r.contains(k)) << k;
     EXPECT_GT(r["avg_ts"].get<double>(), 0.0);
     EXPECT_EQ(r["samples_ts"].size(), 1u);

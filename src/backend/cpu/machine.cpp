@@ -10,6 +10,7 @@
 #include <thread>
 #include <vector>
 
+#include "backend/cpu/kernels_cpu.hpp"
 #include "backend/cpu/thread_pool.hpp"
 #include "retnet/error.hpp"
 #include "retnet/system.hpp"
@@ -43,6 +44,8 @@ MachineInfo machine_info() {
 #if defined(__AVX512F__)
   mi.cpu_features += "avx512f ";
 #endif
+  // Not compiled in: detected at run time for the opt-in bf16-activation GEMM.
+  if (cpu::bf16_gemm_supported()) mi.cpu_features += "avx512_bf16(run-time) ";
   if (!mi.cpu_features.empty()) mi.cpu_features.pop_back();
   return mi;
 }
@@ -121,6 +124,33 @@ double measure_sgemm_flops(int threads, int n, int reps) {
         const int c0 = int(int64_t(n) * t / threads), c1 = int(int64_t(n) * (t + 1) / threads);
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, c1 - c0, n, 1.0f, a.data(), n,
                     b.data() + size_t(c0) * size_t(n), n, 0.0f, c.data() + c0, n);
+      }
+    });
+    const double sec = std::chrono::duration<double>(clk::now() - t0).count();
+    if (r > 0) best = std::max(best, 2.0 * double(n) * double(n) * double(n) / sec);
+  }
+  return best;
+}
+
+double measure_bf16_gemm_flops(int threads, int n, int reps) {
+  if (threads < 1 || n < 16) throw Error("measure_bf16_gemm_flops: bad arguments");
+  if (!cpu::bf16_gemm_supported()) return 0;
+  // The kernel LoadOptions::bf16_activations runs: x [n, n] rounded once, each thread packing and
+  // multiplying its block of the n weight rows, as CpuBackend::matmul hands them out.
+  std::vector<float> x(size_t(n) * size_t(n), 0.5f), y(size_t(n) * size_t(n));
+  std::vector<uint16_t> w(size_t(n) * size_t(n), 0x3E80);  // bf16 0.25
+  std::vector<uint32_t> xb(size_t(n) * size_t((n + 1) / 2));
+  cpu::round_rows_bf16(x.data(), n, n, xb.data());
+  const WeightRef wr{w.data(), DType::BF16, n, n};
+  std::vector<std::vector<uint32_t>> pack(static_cast<size_t>(threads));
+  ThreadPool pool(threads);
+  double best = 0;
+  for (int r = 0; r < std::max(1, reps) + 1; ++r) {  // +1: warm-up
+    const auto t0 = clk::now();
+    pool.parallel_for(threads, [&](int64_t tb, int64_t te, int tid) {
+      for (int64_t t = tb; t < te; ++t) {
+        const int64_t r0 = int64_t(n) * t / threads, r1 = int64_t(n) * (t + 1) / threads;
+        cpu::gemm_bf16_rows(xb.data(), n, n, wr, r0, r1, y.data() + r0, n, pack[size_t(tid)]);
       }
     });
     const double sec = std::chrono::duration<double>(clk::now() - t0).count();
