@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <new>
+#include <numeric>
 
 #include "backend/cpu/kernels_cpu.hpp"
 #include "common/rotary.hpp"
@@ -186,9 +187,38 @@ void CpuBackend::theta_shift(float* q, float* k, int64_t T, int64_t H, int64_t d
 }
 
 void CpuBackend::retention_chunk(const RetentionChunkArgs& a) {
-  pool_.parallel_for(a.H, [&](int64_t b, int64_t e, int tid) {
-    for (int64_t h = b; h < e; ++h) cpu::retention_chunk_head(a, h, scratch_[size_t(tid)]);
+  if (a.T <= 0 || a.H <= 0) return;
+  // Work items are (head, block of value columns): whole heads alone leave threads idle whenever H
+  // is not a multiple of the thread count (125m: 3 heads on 2 threads ran as 2 + 1). Each block
+  // recomputes the chunk's [C, C] scores, so blocks stay >= 128 columns wide.
+  const int64_t P = threads();
+  int64_t blocks = P / std::gcd(a.H, P);
+  blocks = std::max<int64_t>(1, std::min(blocks, a.dv / 128));
+  const int64_t C = std::max<int64_t>(1, std::min(a.chunk, a.T));
+  cpu::ChunkNormParts parts;
+  parts.blocks = blocks;
+  parts.n_chunks = (a.T + C - 1) / C;
+  const bool ts = a.norm != RetentionNorm::None;
+  if (ts) {
+    const size_t need = size_t(2 * a.H * a.T + a.H * blocks * parts.n_chunks);
+    if (norm_parts_.size() < need) norm_parts_.resize(need);
+    parts.r = norm_parts_.data();
+    parts.inner = parts.r + a.H * a.T;
+    parts.colmax = parts.inner + a.H * a.T;
+  }
+  pool_.parallel_for(a.H * blocks, [&](int64_t b, int64_t e, int tid) {
+    for (int64_t i = b; i < e; ++i) {
+      const int64_t h = i / blocks, blk = i % blocks;
+      // Boundaries on multiples of 64 columns: OpenBLAS then tiles each block's columns as it tiles
+      // the whole head's (a block starting mid-tile got different tail kernels: outputs 1 ulp off),
+      // so results do not depend on the thread count.
+      auto edge = [&](int64_t j) { return j == blocks ? a.dv : a.dv * j / blocks / 64 * 64; };
+      const int64_t c0 = edge(blk), c1 = edge(blk + 1);
+      cpu::retention_chunk_cols(a, h, c0, c1, blk, parts, scratch_[size_t(tid)]);
+    }
   });
+  if (ts)
+    pool_.parallel_for(a.T, [&](int64_t b, int64_t e, int) { cpu::retention_chunk_normalize(a, parts, b, e); });
 }
 
 void CpuBackend::retention_step(const RetentionStepArgs& a) {

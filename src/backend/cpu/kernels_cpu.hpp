@@ -30,8 +30,23 @@ void gemm_bf16_rows(const uint32_t* xb, int64_t T, int64_t in, const WeightRef& 
 // Widens n elements of a weight row to fp32.
 void widen_row(const void* src, DType t, int64_t n, float* dst);
 
-// Chunkwise/parallel retention for one head h (see RetentionChunkArgs). scratch grows as needed.
-void retention_chunk_head(const RetentionChunkArgs& a, int64_t h, std::vector<float>& scratch);
+// Torchscale's row scalar ρ_i = r_i · max(inner_i, cross_chunk) of chunkwise retention, where
+// cross_chunk needs the maximum over ALL dv columns of the state's column sums: when a head is split
+// into column blocks, each block records its part and retention_chunk_normalize divides afterwards.
+struct ChunkNormParts {
+  float* r = nullptr;        // [H, T] r_i = sqrt(Σ_j≤i γ^(i-j)) (written by column block 0)
+  float* inner = nullptr;    // [H, T] clamp(Σ_j |A_ij| / r_i, 1, inner_max) (block 0)
+  float* colmax = nullptr;   // [H, blocks, n_chunks] max over the block's columns of Σ_dk |Z| before the chunk
+  int64_t blocks = 1, n_chunks = 0;
+};
+// Chunkwise/parallel retention for head h, value columns [c0, c1) (block `blk` of parts.blocks) of
+// v, the state and out (see RetentionChunkArgs). The columns are independent but for torchscale's
+// cross scale, so with a torchscale norm out receives the rows before the division by ρ and parts
+// what retention_chunk_normalize needs. scratch grows as needed.
+void retention_chunk_cols(const RetentionChunkArgs& a, int64_t h, int64_t c0, int64_t c1, int64_t blk,
+                          const ChunkNormParts& parts, std::vector<float>& scratch);
+// out[t, h] /= ρ for rows [t0, t1) of every head, once all column blocks are done (torchscale norms).
+void retention_chunk_normalize(const RetentionChunkArgs& a, const ChunkNormParts& parts, int64_t t0, int64_t t1);
 // One recurrent step for row b, head h, value columns [c0, c1) of its state and output: the
 // columns are independent (decay, update and read-out all run along dk per column), so a step
 // splits across threads by column blocks with every column computed exactly as a whole head would.

@@ -10,34 +10,43 @@
 
 namespace retnet::cpu {
 
-void retention_chunk_head(const RetentionChunkArgs& a, int64_t h, std::vector<float>& scratch) {
-  const int64_t H = a.H, dk = a.dk, dv = a.dv, C = std::max<int64_t>(1, std::min(a.chunk, a.T));
+namespace {
+
+// Σ_{t<C} γ^t of the nominal chunk: torchscale divides its carried state by it (value_inner_decay).
+float nominal_chunk_sum(float ld, int64_t C) {
+  float sC = 0.f;
+  for (int64_t t = 0; t < C; ++t) sC += std::exp(float(t) * ld);
+  return sC;
+}
+
+int64_t chunk_len(const RetentionChunkArgs& a) { return std::max<int64_t>(1, std::min(a.chunk, a.T)); }
+
+}  // namespace
+
+void retention_chunk_cols(const RetentionChunkArgs& a, int64_t h, int64_t c0, int64_t c1, int64_t blk,
+                          const ChunkNormParts& parts, std::vector<float>& scratch) {
+  const int64_t H = a.H, dk = a.dk, dv = a.dv, C = chunk_len(a), n = c1 - c0;
   const int64_t ldq = H * dk, ldv = H * dv;
   const float ld = a.log_decay[h];
   const bool ts = a.norm != RetentionNorm::None;
   const float inner_max = a.norm == RetentionNorm::TorchscaleParallel ? 5e4f : INFINITY;
-  float* Z = a.state + h * dk * dv;  // [dk, dv]
+  float* Z = a.state + h * dk * dv + c0;  // [dk, n] of row stride dv
 
-  // scratch: A [C, C] | QZ or V' [C, dv] | rho [C]
-  const size_t need = size_t(C * C + C * dv + C);
+  // scratch: A [C, C] | QZ or V' [C, n]
+  const size_t need = size_t(C * C + C * n);
   if (scratch.size() < need) scratch.resize(need);
   float* A = scratch.data();
   float* tmp = A + C * C;
-  float* rho = tmp + C * dv;
-
-  // Σ_{t<C} γ^t of the nominal chunk: torchscale divides its carried state by it (value_inner_decay).
-  float sC = 0.f;
-  if (ts)
-    for (int64_t t = 0; t < C; ++t) sC += std::exp(float(t) * ld);
 
   for (int64_t s = 0; s < a.T; s += C) {
     const int64_t L = std::min(C, a.T - s);
     const float* Qc = a.q + s * ldq + h * dk;
     const float* Kc = a.k + s * ldq + h * dk;
-    const float* Vc = a.v + s * ldv + h * dv;
-    float* Oc = a.out + s * ldv + h * dv;
+    const float* Vc = a.v + s * ldv + h * dv + c0;
+    float* Oc = a.out + s * ldv + h * dv + c0;
 
     // A = Qc·Kcᵀ ⊙ D, D[i,j] = exp((i-j)·ln γ) for j <= i, else 0                  [L, L]
+    // (every column block computes the same A: it costs L/n of the block's other products)
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(L), int(L), int(dk), 1.0f, Qc, int(ldq), Kc, int(ldq),
                 0.0f, A, int(L));
     for (int64_t i = 0; i < L; ++i) {
@@ -50,51 +59,63 @@ void retention_chunk_head(const RetentionChunkArgs& a, int64_t h, std::vector<fl
         asum += std::fabs(Ai[j]);
       }
       std::fill(Ai + i + 1, Ai + L, 0.f);
-      if (ts) {
+      if (ts && blk == 0) {
         // torchscale: row-normalised mask (÷ r_i) then clamp(Σ|A|) — the product r_i·scale is ρ.
         const float r = std::sqrt(rsum);
-        rho[i] = r;
-        tmp[i] = std::clamp(asum / r, 1.0f, inner_max);  // inner scale, stored temporarily in tmp
+        parts.r[h * a.T + s + i] = r;
+        parts.inner[h * a.T + s + i] = std::clamp(asum / r, 1.0f, inner_max);
       }
     }
-    float cross = 1.f;
     if (ts) {
-      // Cross scale: clamp(max over dv of Σ over dk |Z| / sC, min 1), from the state before this chunk.
+      // This block's part of the cross scale: max over its columns of Σ over dk |Z|, from the state
+      // before this chunk (retention_chunk_normalize takes the max over blocks, ÷ sC, clamps at 1).
       float mx = 0.f;
-      for (int64_t c = 0; c < dv; ++c) {
+      for (int64_t c = 0; c < n; ++c) {
         float col = 0.f;
         for (int64_t r = 0; r < dk; ++r) col += std::fabs(Z[r * dv + c]);
         mx = std::max(mx, col);
       }
-      cross = std::max(mx / sC, 1.0f);
-      for (int64_t i = 0; i < L; ++i) rho[i] *= std::max(tmp[i], cross);
+      parts.colmax[(h * parts.blocks + blk) * parts.n_chunks + s / C] = mx;
     }
-    // Oc = A·Vc (intra-chunk)                                                         [L, dv]
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(L), int(dv), int(L), 1.0f, A, int(L), Vc, int(ldv),
+    // Oc = A·Vc (intra-chunk)                                                         [L, n]
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(L), int(n), int(L), 1.0f, A, int(L), Vc, int(ldv),
                 0.0f, Oc, int(ldv));
-    // Oc[i] += γ^(i+1) · Qc[i]·Z (inter-chunk, state before the chunk)                [L, dv]
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(L), int(dv), int(dk), 1.0f, Qc, int(ldq), Z, int(dv),
-                0.0f, tmp, int(dv));
+    // Oc[i] += γ^(i+1) · Qc[i]·Z (inter-chunk, state before the chunk)                [L, n]
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(L), int(n), int(dk), 1.0f, Qc, int(ldq), Z, int(dv),
+                0.0f, tmp, int(n));
     for (int64_t i = 0; i < L; ++i) {
       const float di = std::exp(float(i + 1) * ld);
       float* o = Oc + i * ldv;
-      const float* qz = tmp + i * dv;
-      if (ts) {
-        const float inv = 1.0f / rho[i];
-        for (int64_t c = 0; c < dv; ++c) o[c] = (o[c] + di * qz[c]) * inv;
-      } else {
-        for (int64_t c = 0; c < dv; ++c) o[c] += di * qz[c];
-      }
+      const float* qz = tmp + i * n;
+      for (int64_t c = 0; c < n; ++c) o[c] += di * qz[c];
     }
-    // Z = γ^L·Z + Kcᵀ·(Vc ⊙ γ^(L-1-j))                                               [dk, dv]
+    // Z = γ^L·Z + Kcᵀ·(Vc ⊙ γ^(L-1-j))                                               [dk, n]
     for (int64_t j = 0; j < L; ++j) {
       const float w = std::exp(float(L - 1 - j) * ld);
       const float* vj = Vc + j * ldv;
-      float* t = tmp + j * dv;
-      for (int64_t c = 0; c < dv; ++c) t[c] = vj[c] * w;
+      float* t = tmp + j * n;
+      for (int64_t c = 0; c < n; ++c) t[c] = vj[c] * w;
     }
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, int(dk), int(dv), int(L), 1.0f, Kc, int(ldq), tmp, int(dv),
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, int(dk), int(n), int(L), 1.0f, Kc, int(ldq), tmp, int(n),
                 std::exp(float(L) * ld), Z, int(dv));
+  }
+}
+
+void retention_chunk_normalize(const RetentionChunkArgs& a, const ChunkNormParts& parts, int64_t t0, int64_t t1) {
+  const int64_t C = chunk_len(a), dv = a.dv;
+  for (int64_t h = 0; h < a.H; ++h) {
+    const float sC = nominal_chunk_sum(a.log_decay[h], C);
+    const float* cm = parts.colmax + h * parts.blocks * parts.n_chunks;
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t s = t / C;
+      float mx = 0.f;
+      for (int64_t b = 0; b < parts.blocks; ++b) mx = std::max(mx, cm[b * parts.n_chunks + s]);
+      const float cross = std::max(mx / sC, 1.0f);
+      const float rho = parts.r[h * a.T + t] * std::max(parts.inner[h * a.T + t], cross);
+      const float inv = 1.0f / rho;
+      float* o = a.out + t * a.H * dv + h * dv;
+      for (int64_t c = 0; c < dv; ++c) o[c] *= inv;
+    }
   }
 }
 
