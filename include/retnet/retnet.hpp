@@ -78,6 +78,9 @@ struct ModelInfo {
   // gathered), unless the head is tied to it. Roofline: (this + 2·state_bytes) per token.
   uint64_t decode_weight_bytes = 0;
   uint64_t state_bytes = 0;   // bytes of one Session's recurrent state (fp32)
+  // Elements of the layers' projection matrices (q, k, v, g, o, FFN): each costs 2 FLOPs per token.
+  // The head adds 2·vocab·hidden per token that needs logits (a prefill: only its last, by default).
+  uint64_t layer_matrix_params = 0;
   std::string weight_dtype;   // dtype of the projection matrices: "F32", "F16", "BF16" or "mixed"
   std::string device;         // backend that runs it: "cpu" or "cuda (<GPU name>)"
   int threads = 1;

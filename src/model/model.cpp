@@ -376,7 +376,10 @@ void finalize_model(Model::Impl& mi) {
   {
     uint64_t read = m->lm_head.bytes() + uint64_t(c.d_model) * dtype_size(m->embed.dtype);
     for (const LayerWeights& l : m->layers)
-      for (const WeightRef* w : {&l.q, &l.k, &l.v, &l.g, &l.o, &l.ffn_act, &l.ffn_lin, &l.ffn_down}) read += w->bytes();
+      for (const WeightRef* w : {&l.q, &l.k, &l.v, &l.g, &l.o, &l.ffn_act, &l.ffn_lin, &l.ffn_down}) {
+        read += w->bytes();
+        if (w->data) i.layer_matrix_params += uint64_t(w->rows * w->cols);
+      }
     const uint64_t vectors = uint64_t(c.n_layers * (2 * c.d_model + (c.group_norm_weight ? c.head_dv : 0)) + 2 * c.d_model) * 4;
     i.decode_weight_bytes = read + vectors;
   }

@@ -270,8 +270,10 @@ Runner add_bench_command(CLI::App& app) {
         for (auto& x : ids) x = int32_t(rng() % uint32_t(info.vocab_size));
         return ids;
       };
-      // Matmul FLOPs per token (2 per weight of the layer stack and head) plus chunkwise retention.
-      const double layer_params = double(info.n_params) - double(info.vocab_size * info.hidden_size);  // minus the gather
+      // Prefill FLOPs per token: every prompt token multiplies the layers' matrices; a prefill runs the head only for its last
+      // token (n_params also counts the embedding table, which is gathered, and an untied head).
+      const double layer_params = double(info.layer_matrix_params);
+      const double head_params = double(info.vocab_size * info.hidden_size);
       for (int64_t chunk_opt : chunks) {
         const int64_t chunk = chunk_opt > 0 ? chunk_opt : info.default_chunk_size;
         for (int64_t depth : depths) {
@@ -323,7 +325,7 @@ Runner add_bench_command(CLI::App& app) {
             const double retention = double(info.layers * info.heads) *
                                      (2.0 * double(std::min(chunk, p)) * double(info.key_head_dim + info.value_head_dim) +
                                       4.0 * double(info.key_head_dim * info.value_head_dim));
-            r.gflops = r.avg_ts * (2.0 * layer_params + retention) / 1e9;
+            r.gflops = r.avg_ts * (2.0 * layer_params + retention + 2.0 * head_params / double(p)) / 1e9;
             r.peak_pct = 100.0 * r.gflops * 1e9 / peak;
             rows.push_back(r);
           }
