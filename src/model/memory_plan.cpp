@@ -88,7 +88,7 @@ uint64_t cpu_scratch_bytes(const ModelConfig& c, int threads) {
   const uint64_t C = u(std::max<int64_t>(1, c.default_chunk_size)), dv = u(c.head_dv);
   const uint64_t widest = std::max({u(c.d_model), u(c.value_dim()), u(c.ffn_dim)});
   const uint64_t floats = std::max({sat_mul(kWidenPanelRows, widest),                    // widened weight panel
-                                    sat_add(sat_add(sat_mul(C, C), sat_mul(C, dv)), C),  // chunk tables
+                                    sat_add(sat_add(sat_mul(C, C), sat_mul(C, dv)), C + 1 + dv),  // chunk tables
                                     u(c.head_dk)});                                      // sin/cos
   // Each thread's scratch is a std::vector grown by resize(), whose capacity can reach twice the
   // largest request (libstdc++ doubles when the new size is under twice the old one).

@@ -32,11 +32,16 @@ void retention_chunk_cols(const RetentionChunkArgs& a, int64_t h, int64_t c0, in
   const float inner_max = a.norm == RetentionNorm::TorchscaleParallel ? 5e4f : INFINITY;
   float* Z = a.state + h * dk * dv + c0;  // [dk, n] of row stride dv
 
-  // scratch: A [C, C] | QZ or V' [C, n]
-  const size_t need = size_t(C * C + C * n);
+  // scratch: A [C, C] | QZ or V' [C, n] | decay powers [C + 1] | column sums [n]
+  const size_t need = size_t(C * C + C * n + C + 1 + n);
   if (scratch.size() < need) scratch.resize(need);
   float* A = scratch.data();
   float* tmp = A + C * C;
+  // pw[m] = exp(m·ln γ): every decay factor below is one of these, computed once per call from the
+  // same float argument as before (so the same bits), not once per matrix element.
+  float* pw = tmp + C * n;
+  for (int64_t m = 0; m <= C; ++m) pw[m] = std::exp(float(m) * ld);
+  float* colsum = pw + C + 1;
 
   for (int64_t s = 0; s < a.T; s += C) {
     const int64_t L = std::min(C, a.T - s);
@@ -53,7 +58,7 @@ void retention_chunk_cols(const RetentionChunkArgs& a, int64_t h, int64_t c0, in
       float* Ai = A + i * L;
       float rsum = 0.f, asum = 0.f;
       for (int64_t j = 0; j <= i; ++j) {
-        const float m = std::exp(float(i - j) * ld);
+        const float m = pw[i - j];
         rsum += m;
         Ai[j] *= m;
         asum += std::fabs(Ai[j]);
@@ -69,12 +74,14 @@ void retention_chunk_cols(const RetentionChunkArgs& a, int64_t h, int64_t c0, in
     if (ts) {
       // This block's part of the cross scale: max over its columns of Σ over dk |Z|, from the state
       // before this chunk (retention_chunk_normalize takes the max over blocks, ÷ sC, clamps at 1).
-      float mx = 0.f;
-      for (int64_t c = 0; c < n; ++c) {
-        float col = 0.f;
-        for (int64_t r = 0; r < dk; ++r) col += std::fabs(Z[r * dv + c]);
-        mx = std::max(mx, col);
+      // Rows outer, so the sweep is contiguous (and vectorised); each column still sums in r order.
+      std::fill(colsum, colsum + n, 0.f);
+      for (int64_t r = 0; r < dk; ++r) {
+        const float* zr = Z + r * dv;
+        for (int64_t c = 0; c < n; ++c) colsum[c] += std::fabs(zr[c]);
       }
+      float mx = 0.f;
+      for (int64_t c = 0; c < n; ++c) mx = std::max(mx, colsum[c]);
       parts.colmax[(h * parts.blocks + blk) * parts.n_chunks + s / C] = mx;
     }
     // Oc = A·Vc (intra-chunk)                                                         [L, n]
@@ -84,20 +91,20 @@ void retention_chunk_cols(const RetentionChunkArgs& a, int64_t h, int64_t c0, in
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(L), int(n), int(dk), 1.0f, Qc, int(ldq), Z, int(dv),
                 0.0f, tmp, int(n));
     for (int64_t i = 0; i < L; ++i) {
-      const float di = std::exp(float(i + 1) * ld);
+      const float di = pw[i + 1];
       float* o = Oc + i * ldv;
       const float* qz = tmp + i * n;
       for (int64_t c = 0; c < n; ++c) o[c] += di * qz[c];
     }
     // Z = γ^L·Z + Kcᵀ·(Vc ⊙ γ^(L-1-j))                                               [dk, n]
     for (int64_t j = 0; j < L; ++j) {
-      const float w = std::exp(float(L - 1 - j) * ld);
+      const float w = pw[L - 1 - j];
       const float* vj = Vc + j * ldv;
       float* t = tmp + j * n;
       for (int64_t c = 0; c < n; ++c) t[c] = vj[c] * w;
     }
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, int(dk), int(n), int(L), 1.0f, Kc, int(ldq), tmp, int(n),
-                std::exp(float(L) * ld), Z, int(dv));
+                pw[L], Z, int(dv));
   }
 }
 
