@@ -1,6 +1,8 @@
 // CPU chunkwise retention split across threads by (head, value-column block): the split must not
-// change a single bit (each column's products and the row scalar ρ are computed exactly as for a
-// whole head), and the unnormalised form must equal the recurrence computed in double.
+// change a single bit (each column's products run on the same fixed column tiles and the row scalar
+// ρ is computed exactly as for a whole head; OpenBLAS's summation order depends on a product's
+// width, so this fails if a split changes tile widths), and the unnormalised form must equal the
+// recurrence computed in double.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -55,8 +57,9 @@ std::pair<std::vector<float>, std::vector<float>> run(const Problem& p, Retentio
 }
 
 TEST(CpuRetentionChunk, ColumnSplitAcrossThreadsIsBitIdentical) {
-  // 1 thread runs whole heads; 2 and 4 threads split odd head counts into 2 or 4 column blocks
-  // (dv >= 256), 3 threads split 1, 2 and 4 heads into 3 blocks where dv allows.
+  // 1 thread runs whole heads; 2 and 4 threads split odd head counts into 2 or 4 column blocks of
+  // whole 128-column tiles (dv >= 256), 3 threads split 1, 2 and 4 heads into 3 blocks where dv
+  // allows; dv 300 and 130 end in a ragged tile.
   for (const auto& [H, dv] : std::vector<std::pair<int64_t, int64_t>>{{1, 384}, {2, 300}, {3, 512}, {5, 256}, {4, 130}}) {
     for (const int64_t T : {1, 7, 40, 100}) {
       const Problem p = make(T, H, 32, dv, 16, uint32_t(H * 1000 + T));

@@ -190,10 +190,10 @@ void CpuBackend::retention_chunk(const RetentionChunkArgs& a) {
   if (a.T <= 0 || a.H <= 0) return;
   // Work items are (head, block of value columns): whole heads alone leave threads idle whenever H
   // is not a multiple of the thread count (125m: 3 heads on 2 threads ran as 2 + 1). Each block
-  // recomputes the chunk's [C, C] scores, so blocks stay >= 128 columns wide.
+  // recomputes the chunk's [C, C] scores, so blocks stay >= one column tile (128) wide.
   const int64_t P = threads();
   int64_t blocks = P / std::gcd(a.H, P);
-  blocks = std::max<int64_t>(1, std::min(blocks, a.dv / 128));
+  blocks = std::max<int64_t>(1, std::min(blocks, a.dv / cpu::kRetentionColTile));
   const int64_t C = std::max<int64_t>(1, std::min(a.chunk, a.T));
   cpu::ChunkNormParts parts;
   parts.blocks = blocks;
@@ -209,10 +209,11 @@ void CpuBackend::retention_chunk(const RetentionChunkArgs& a) {
   pool_.parallel_for(a.H * blocks, [&](int64_t b, int64_t e, int tid) {
     for (int64_t i = b; i < e; ++i) {
       const int64_t h = i / blocks, blk = i % blocks;
-      // Boundaries on multiples of 64 columns: OpenBLAS then tiles each block's columns as it tiles
-      // the whole head's (a block starting mid-tile got different tail kernels: outputs 1 ulp off),
-      // so results do not depend on the thread count.
-      auto edge = [&](int64_t j) { return j == blocks ? a.dv : a.dv * j / blocks / 64 * 64; };
+      // Boundaries on whole column tiles: retention_chunk_cols runs its products on the same tiles
+      // whatever the split, so results do not depend on the thread count.
+      auto edge = [&](int64_t j) {
+        return j == blocks ? a.dv : a.dv * j / blocks / cpu::kRetentionColTile * cpu::kRetentionColTile;
+      };
       const int64_t c0 = edge(blk), c1 = edge(blk + 1);
       cpu::retention_chunk_cols(a, h, c0, c1, blk, parts, scratch_[size_t(tid)]);
     }

@@ -39,6 +39,9 @@ struct ChunkNormParts {
   float* colmax = nullptr;   // [H, blocks, n_chunks] max over the block's columns of Σ_dk |Z| before the chunk
   int64_t blocks = 1, n_chunks = 0;
 };
+// Width of the value-column tiles that retention_chunk_cols multiplies (counted from column 0 of a
+// head); a column block must start on a multiple of it.
+inline constexpr int64_t kRetentionColTile = 128;
 // Chunkwise/parallel retention for head h, value columns [c0, c1) (block `blk` of parts.blocks) of
 // v, the state and out (see RetentionChunkArgs). The columns are independent but for torchscale's
 // cross scale, so with a torchscale norm out receives the rows before the division by ρ and parts

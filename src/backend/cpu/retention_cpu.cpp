@@ -5,8 +5,10 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <string>
 
 #include "backend/cpu/kernels_cpu.hpp"
+#include "retnet/error.hpp"
 
 namespace retnet::cpu {
 
@@ -31,15 +33,19 @@ void retention_chunk_cols(const RetentionChunkArgs& a, int64_t h, int64_t c0, in
   const bool ts = a.norm != RetentionNorm::None;
   const float inner_max = a.norm == RetentionNorm::TorchscaleParallel ? 5e4f : INFINITY;
   float* Z = a.state + h * dk * dv + c0;  // [dk, n] of row stride dv
+  if (c0 % kRetentionColTile != 0 || c1 <= c0 || c1 > dv)
+    throw Error("retention_chunk_cols: column block [" + std::to_string(c0) + ", " + std::to_string(c1) +
+                ") does not start on a column tile of a head of " + std::to_string(dv) + " columns");
 
-  // scratch: A [C, C] | QZ or V' [C, n] | decay powers [C + 1] | column sums [n]
-  const size_t need = size_t(C * C + C * n + C + 1 + n);
+  // scratch: A [C, C] | QZ or V' [C, tile] | decay powers [C + 1] | column sums [n]
+  const int64_t tile = std::min(n, kRetentionColTile);
+  const size_t need = size_t(C * C + C * tile + C + 1 + n);
   if (scratch.size() < need) scratch.resize(need);
   float* A = scratch.data();
   float* tmp = A + C * C;
   // pw[m] = exp(m·ln γ): every decay factor below is one of these, computed once per call from the
   // same float argument as before (so the same bits), not once per matrix element.
-  float* pw = tmp + C * n;
+  float* pw = tmp + C * tile;
   for (int64_t m = 0; m <= C; ++m) pw[m] = std::exp(float(m) * ld);
   float* colsum = pw + C + 1;
 
@@ -84,27 +90,37 @@ void retention_chunk_cols(const RetentionChunkArgs& a, int64_t h, int64_t c0, in
       for (int64_t c = 0; c < n; ++c) mx = std::max(mx, colsum[c]);
       parts.colmax[(h * parts.blocks + blk) * parts.n_chunks + s / C] = mx;
     }
-    // Oc = A·Vc (intra-chunk)                                                         [L, n]
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(L), int(n), int(L), 1.0f, A, int(L), Vc, int(ldv),
-                0.0f, Oc, int(ldv));
-    // Oc[i] += γ^(i+1) · Qc[i]·Z (inter-chunk, state before the chunk)                [L, n]
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(L), int(n), int(dk), 1.0f, Qc, int(ldq), Z, int(dv),
-                0.0f, tmp, int(n));
-    for (int64_t i = 0; i < L; ++i) {
-      const float di = pw[i + 1];
-      float* o = Oc + i * ldv;
-      const float* qz = tmp + i * n;
-      for (int64_t c = 0; c < n; ++c) o[c] += di * qz[c];
+    // The value-column products run on tiles of kRetentionColTile columns fixed from column 0 of
+    // the head, whatever [c0, c1) this call got: OpenBLAS's summation order depends on a product's
+    // width (its micro-kernel tiling), so equal widths on every split keep results independent of
+    // the thread count.
+    for (int64_t u0 = c0; u0 < c1; u0 += kRetentionColTile) {
+      const int64_t w = std::min(kRetentionColTile, c1 - u0), off = u0 - c0;
+      const float* Vu = Vc + off;
+      float* Ou = Oc + off;
+      float* Zu = Z + off;
+      // Ou = A·Vu (intra-chunk)                                                        [L, w]
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(L), int(w), int(L), 1.0f, A, int(L), Vu, int(ldv),
+                  0.0f, Ou, int(ldv));
+      // Ou[i] += γ^(i+1) · Qc[i]·Zu (inter-chunk, state before the chunk)              [L, w]
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(L), int(w), int(dk), 1.0f, Qc, int(ldq), Zu,
+                  int(dv), 0.0f, tmp, int(w));
+      for (int64_t i = 0; i < L; ++i) {
+        const float di = pw[i + 1];
+        float* o = Ou + i * ldv;
+        const float* qz = tmp + i * w;
+        for (int64_t c = 0; c < w; ++c) o[c] += di * qz[c];
+      }
+      // Zu = γ^L·Zu + Kcᵀ·(Vu ⊙ γ^(L-1-j))                                            [dk, w]
+      for (int64_t j = 0; j < L; ++j) {
+        const float wj = pw[L - 1 - j];
+        const float* vj = Vu + j * ldv;
+        float* t = tmp + j * w;
+        for (int64_t c = 0; c < w; ++c) t[c] = vj[c] * wj;
+      }
+      cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, int(dk), int(w), int(L), 1.0f, Kc, int(ldq), tmp, int(w),
+                  pw[L], Zu, int(dv));
     }
-    // Z = γ^L·Z + Kcᵀ·(Vc ⊙ γ^(L-1-j))                                               [dk, n]
-    for (int64_t j = 0; j < L; ++j) {
-      const float w = pw[L - 1 - j];
-      const float* vj = Vc + j * ldv;
-      float* t = tmp + j * n;
-      for (int64_t c = 0; c < n; ++c) t[c] = vj[c] * w;
-    }
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, int(dk), int(n), int(L), 1.0f, Kc, int(ldq), tmp, int(n),
-                pw[L], Z, int(dv));
   }
 }
 
