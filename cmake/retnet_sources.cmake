@@ -78,13 +78,16 @@ if(RETNET_BUILD_TOOLS)
   add_library(retnet_cli_lib OBJECT ${RETNET_CLI_SOURCES})
   target_include_directories(retnet_cli_lib PUBLIC ${PROJECT_SOURCE_DIR}/tools/cli PRIVATE ${PROJECT_SOURCE_DIR}/include)
   target_link_libraries(retnet_cli_lib PUBLIC CLI11::CLI11 PRIVATE nlohmann_json::nlohmann_json)
-  execute_process(COMMAND git rev-parse --short HEAD WORKING_DIRECTORY ${PROJECT_SOURCE_DIR}
-                  OUTPUT_VARIABLE RETNET_GIT_COMMIT OUTPUT_STRIP_TRAILING_WHITESPACE ERROR_QUIET)
-  if(NOT RETNET_GIT_COMMIT)
-    set(RETNET_GIT_COMMIT unknown)
-  endif()
-  target_compile_definitions(retnet_cli_lib PRIVATE RETNET_SOURCE_MODEL_DIR="${PROJECT_SOURCE_DIR}/models/kjv-retnet"
-                                                    RETNET_BUILD_COMMIT="${RETNET_GIT_COMMIT}")
+  # The commit `retnet bench` reports (build_commit): refreshed at every build, not at configure time.
+  set(RETNET_BUILD_COMMIT_HEADER ${PROJECT_BINARY_DIR}/generated/retnet_build_commit.hpp)
+  add_custom_target(retnet_build_commit
+                    COMMAND ${CMAKE_COMMAND} -DSRC=${PROJECT_SOURCE_DIR} -DOUT=${RETNET_BUILD_COMMIT_HEADER}
+                            -P ${PROJECT_SOURCE_DIR}/cmake/build_commit.cmake
+                    BYPRODUCTS ${RETNET_BUILD_COMMIT_HEADER}
+                    COMMENT "" VERBATIM)
+  add_dependencies(retnet_cli_lib retnet_build_commit)
+  target_include_directories(retnet_cli_lib PRIVATE ${PROJECT_BINARY_DIR}/generated)
+  target_compile_definitions(retnet_cli_lib PRIVATE RETNET_SOURCE_MODEL_DIR="${PROJECT_SOURCE_DIR}/models/kjv-retnet")
   add_executable(retnet_cli ${PROJECT_SOURCE_DIR}/tools/cli/main.cpp)
   set_target_properties(retnet_cli PROPERTIES OUTPUT_NAME retnet)
   target_link_libraries(retnet_cli PRIVATE retnet_cli_lib retnet)

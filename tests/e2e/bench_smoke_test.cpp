@@ -3,6 +3,7 @@
 
 #include <cstdio>
 #include <memory>
+#include <regex>
 
 #include "backend/backend.hpp"
 #include "test_util.hpp"
@@ -33,6 +34,10 @@ TEST(BenchSmoke, JsonRowsCarryTheLlamaBenchFields) {
       EXPECT_TRUE(r.contains(k)) << k;
     EXPECT_GT(r["avg_ts"].get<double>(), 0.0);
     EXPECT_EQ(r["samples_ts"].size(), 1u);
+    // The commit of the build (stamped at build time, "-dirty" for uncommitted changes), or
+    // "unknown" outside a git checkout.
+    EXPECT_TRUE(std::regex_match(r["build_commit"].get<std::string>(), std::regex("([0-9a-f]{7,40}(-dirty)?|unknown)")))
+        << r["build_commit"];
     EXPECT_EQ(r["n_threads"], 1);
     EXPECT_GT(r["model_n_params"].get<uint64_t>(), 0u);
     // Default device auto: CUDA exactly when a device is present, named in gpu_info.

@@ -16,9 +16,7 @@
 #include "commands.hpp"
 #include "retnet/system.hpp"
 
-#ifndef RETNET_BUILD_COMMIT
-#define RETNET_BUILD_COMMIT "unknown"
-#endif
+#include "retnet_build_commit.hpp"  // RETNET_BUILD_COMMIT (generated at build time)
 
 namespace retnet::cli {
 
