@@ -206,14 +206,18 @@ void CpuBackend::retention_chunk(const RetentionChunkArgs& a) {
     parts.inner = parts.r + a.H * a.T;
     parts.colmax = parts.inner + a.H * a.T;
   }
+  // Boundaries on whole column tiles: retention_chunk_cols runs its products on the same tiles
+  // whatever the split, so results do not depend on the thread count.
+  auto edge = [&](int64_t j) {
+    return j == blocks ? a.dv : a.dv * j / blocks / cpu::kRetentionColTile * cpu::kRetentionColTile;
+  };
+  for (int64_t j = 0; j < blocks; ++j)
+    if (edge(j) % cpu::kRetentionColTile != 0 || edge(j + 1) <= edge(j))
+      throw Error("retention_chunk: column block " + std::to_string(j) + " of " + std::to_string(blocks) +
+                  " is empty or off the column tiles (dv " + std::to_string(a.dv) + ")");
   pool_.parallel_for(a.H * blocks, [&](int64_t b, int64_t e, int tid) {
     for (int64_t i = b; i < e; ++i) {
       const int64_t h = i / blocks, blk = i % blocks;
-      // Boundaries on whole column tiles: retention_chunk_cols runs its products on the same tiles
-      // whatever the split, so results do not depend on the thread count.
-      auto edge = [&](int64_t j) {
-        return j == blocks ? a.dv : a.dv * j / blocks / cpu::kRetentionColTile * cpu::kRetentionColTile;
-      };
       const int64_t c0 = edge(blk), c1 = edge(blk + 1);
       cpu::retention_chunk_cols(a, h, c0, c1, blk, parts, scratch_[size_t(tid)]);
     }

@@ -40,7 +40,8 @@ struct ChunkNormParts {
   int64_t blocks = 1, n_chunks = 0;
 };
 // Width of the value-column tiles that retention_chunk_cols multiplies (counted from column 0 of a
-// head); a column block must start on a multiple of it.
+// head); a column block must start on a multiple of it (CpuBackend::retention_chunk checks its
+// split before handing blocks to the workers, which must not throw).
 inline constexpr int64_t kRetentionColTile = 128;
 // Chunkwise/parallel retention for head h, value columns [c0, c1) (block `blk` of parts.blocks) of
 // v, the state and out (see RetentionChunkArgs). The columns are independent but for torchscale's

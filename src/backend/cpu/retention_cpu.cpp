@@ -5,10 +5,8 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
-#include <string>
 
 #include "backend/cpu/kernels_cpu.hpp"
-#include "retnet/error.hpp"
 
 namespace retnet::cpu {
 
@@ -33,9 +31,6 @@ void retention_chunk_cols(const RetentionChunkArgs& a, int64_t h, int64_t c0, in
   const bool ts = a.norm != RetentionNorm::None;
   const float inner_max = a.norm == RetentionNorm::TorchscaleParallel ? 5e4f : INFINITY;
   float* Z = a.state + h * dk * dv + c0;  // [dk, n] of row stride dv
-  if (c0 % kRetentionColTile != 0 || c1 <= c0 || c1 > dv)
-    throw Error("retention_chunk_cols: column block [" + std::to_string(c0) + ", " + std::to_string(c1) +
-                ") does not start on a column tile of a head of " + std::to_string(dv) + " columns");
 
   // scratch: A [C, C] | QZ or V' [C, tile] | decay powers [C + 1] | column sums [n]
   const int64_t tile = std::min(n, kRetentionColTile);
