@@ -39,6 +39,7 @@ class CpuBackend final : public Backend {
   ThreadPool pool_;
   std::vector<std::vector<float>> scratch_;  // one per pool thread; grows, never shrinks
   std::vector<float> norm_parts_;            // retention_chunk's cpu::ChunkNormParts; grows, never shrinks
+  std::vector<float> step_parts_;            // retention_step's partial read-outs [B, H, blocks, dv]
   unsigned touched_ = 0;                     // sum of the bytes upload() read (keeps those reads)
   // set_bf16_activations: GEMMs against BF16 weights use cpu::gemm_bf16_rows with x rounded once per
   // matmul into xb_ [T, (in+1)/2] bf16 pairs, weight panels packed into pack_ (one per pool thread).

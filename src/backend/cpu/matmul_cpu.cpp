@@ -85,6 +85,104 @@ inline void row_dots(const uint8_t* w0, const float* x, int64_t in, float* out) 
   if constexpr (NT == 2) out[1] = s1;
 }
 
+#ifdef RETNET_AVX2
+// BF16 rows widened without a conversion instruction: a 32-byte load holds 16 bf16 values, as eight
+// 32-bit lanes (even element in the low half, odd in the high half); `lane << 16` is the even one
+// as fp32 and `lane & 0xffff0000` the odd one. The activations are de-interleaved to match once per
+// panel (deinterleave16). Against vpmovzxwd + shift this streams ~7% faster on the Zen 3 VM.
+inline __m256 bf16_even(__m256i r) { return _mm256_castsi256_ps(_mm256_slli_epi32(r, 16)); }
+inline __m256 bf16_odd(__m256i r) { return _mm256_castsi256_ps(_mm256_and_si256(r, _mm256_set1_epi32(int(0xffff0000u)))); }
+#endif
+
+// xp [in] = x [in] with each whole group of 16 reordered as its 8 even then its 8 odd elements; a
+// tail shorter than 16 is copied as it is.
+inline void deinterleave16(const float* x, int64_t in, float* xp) {
+  int64_t g = 0;
+  for (; g + 16 <= in; g += 16)
+    for (int64_t j = 0; j < 8; ++j) {
+      xp[g + j] = x[g + 2 * j];
+      xp[g + 8 + j] = x[g + 2 * j + 1];
+    }
+  for (; g < in; ++g) xp[g] = x[g];
+}
+
+// row_dots for BF16 weights against de-interleaved activation rows: four accumulators per row
+// (even and odd halves of two 16-groups), then one 16-group, then a scalar tail. NT = 1 and NT = 2
+// sum every row in the same order, so batched decoding stays bit-identical to single decoding.
+template <int NT, size_t PFB>
+inline void row_dots_bf16(const uint16_t* w, const float* xp, int64_t in, float* out) {
+  static_assert(NT == 1 || NT == 2);
+  const float* xq = xp + (NT == 2 ? in : 0);
+  int64_t i = 0;
+  float s0 = 0.f, s1 = 0.f;
+#ifdef RETNET_AVX2
+  __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;  // activation row 0
+  __m256 b0 = a0, b1 = a0, b2 = a0, b3 = a0;                    // activation row 1 (NT == 2)
+  for (; i + 32 <= in; i += 32) {
+    _mm_prefetch(reinterpret_cast<const char*>(w + i) + PFB, _MM_HINT_T0);
+    const __m256i r0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + i));
+    const __m256i r1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + i + 16));
+    const __m256 e0 = bf16_even(r0), o0 = bf16_odd(r0), e1 = bf16_even(r1), o1 = bf16_odd(r1);
+    a0 = _mm256_fmadd_ps(e0, _mm256_loadu_ps(xp + i), a0);
+    a1 = _mm256_fmadd_ps(o0, _mm256_loadu_ps(xp + i + 8), a1);
+    a2 = _mm256_fmadd_ps(e1, _mm256_loadu_ps(xp + i + 16), a2);
+    a3 = _mm256_fmadd_ps(o1, _mm256_loadu_ps(xp + i + 24), a3);
+    if constexpr (NT == 2) {
+      b0 = _mm256_fmadd_ps(e0, _mm256_loadu_ps(xq + i), b0);
+      b1 = _mm256_fmadd_ps(o0, _mm256_loadu_ps(xq + i + 8), b1);
+      b2 = _mm256_fmadd_ps(e1, _mm256_loadu_ps(xq + i + 16), b2);
+      b3 = _mm256_fmadd_ps(o1, _mm256_loadu_ps(xq + i + 24), b3);
+    }
+  }
+  if (i + 16 <= in) {
+    const __m256i r0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + i));
+    const __m256 e0 = bf16_even(r0), o0 = bf16_odd(r0);
+    a0 = _mm256_fmadd_ps(e0, _mm256_loadu_ps(xp + i), a0);
+    a1 = _mm256_fmadd_ps(o0, _mm256_loadu_ps(xp + i + 8), a1);
+    if constexpr (NT == 2) {
+      b0 = _mm256_fmadd_ps(e0, _mm256_loadu_ps(xq + i), b0);
+      b1 = _mm256_fmadd_ps(o0, _mm256_loadu_ps(xq + i + 8), b1);
+    }
+    i += 16;
+  }
+  s0 = hsum(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
+  if constexpr (NT == 2) s1 = hsum(_mm256_add_ps(_mm256_add_ps(b0, b1), _mm256_add_ps(b2, b3)));
+#else
+  // Portable build: plain order (xp is then x itself, see gemv_batch_bf16).
+#endif
+  for (; i < in; ++i) {
+    const float wi = load_as_f32(w, DType::BF16, size_t(i));
+    s0 += wi * xp[i];
+    if constexpr (NT == 2) s1 += wi * xq[i];
+  }
+  out[0] = s0;
+  if constexpr (NT == 2) out[1] = s1;
+}
+
+// gemv_batch_any for BF16 weights: x [T, in] de-interleaved into xp first (scratch, T·in floats).
+void gemv_batch_bf16(const float* x, int64_t T, int64_t in, const uint16_t* wbase, int64_t r0, int64_t r1, float* y,
+                     int64_t ldy, std::vector<float>& scratch) {
+#ifdef RETNET_AVX2
+  if (scratch.size() < size_t(T * in)) scratch.resize(size_t(T * in));
+  float* xp = scratch.data();
+  for (int64_t t = 0; t < T; ++t) deinterleave16(x + t * in, in, xp + t * in);
+#else
+  const float* xp = x;
+#endif
+  for (int64_t r = r0; r < r1; ++r) {
+    const uint16_t* w0 = wbase + size_t(r) * size_t(in);
+    int64_t t = 0;
+    float pair[2];
+    for (; t + 2 <= T; t += 2) {
+      row_dots_bf16<2, 2048>(w0, xp + t * in, in, pair);
+      y[t * ldy + (r - r0)] = pair[0];
+      y[(t + 1) * ldy + (r - r0)] = pair[1];
+    }
+    // A single row streams at ~1.1x with the prefetch 1 KiB ahead (Zen 3 VM, 64-row panels).
+    if (t < T) row_dots_bf16<1, 1024>(w0, xp + t * in, in, y + t * ldy + (r - r0));
+  }
+}
+
 // T activation rows [T, in] against rows [r0, r1) of W; y[t, r - r0] with row stride ldy.
 // One weight row at a time, read to its end: each thread's weight traffic is one sequential stream
 // (walking 4 adjacent rows in lockstep, 4 interleaved streams KiBs apart, reached only 0.5-0.75x of
@@ -127,12 +225,14 @@ void widen_row(const void* src, DType t, int64_t n, float* dst) {
 }
 
 void gemv_rows(const float* x, int64_t T, int64_t in, const WeightRef& w, int64_t r0, int64_t r1, float* y,
-               int64_t ldy, std::vector<float>& /*scratch*/) {
+               int64_t ldy, std::vector<float>& scratch) {
   const auto* base = static_cast<const uint8_t*>(w.data);
   switch (w.dtype) {
     case DType::F32: gemv_batch_any<DType::F32>(x, T, in, base, r0, r1, y, ldy); break;
     case DType::F16: gemv_batch_any<DType::F16>(x, T, in, base, r0, r1, y, ldy); break;
-    case DType::BF16: gemv_batch_any<DType::BF16>(x, T, in, base, r0, r1, y, ldy); break;
+    case DType::BF16:
+      gemv_batch_bf16(x, T, in, reinterpret_cast<const uint16_t*>(base), r0, r1, y, ldy, scratch);
+      break;
   }
 }
 

@@ -137,27 +137,37 @@ void retention_chunk_normalize(const RetentionChunkArgs& a, const ChunkNormParts
   }
 }
 
-void retention_step_cols(const RetentionStepArgs& a, int64_t b, int64_t h, int64_t c0, int64_t c1) {
-  const int64_t H = a.H, dk = a.dk, dv = a.dv, n = c1 - c0;
-  const float* __restrict q = a.q + b * H * dk + h * dk;
-  const float* __restrict k = a.k + b * H * dk + h * dk;
-  const float* __restrict v = a.v + b * H * dv + h * dv + c0;
-  float* __restrict Z = a.states[b] + h * dk * dv + c0;
-  float* __restrict o = a.out + b * H * dv + h * dv + c0;
+void retention_step_rows(const RetentionStepArgs& a, int64_t b, int64_t h, int64_t j0, int64_t j1, float* part) {
+  const int64_t H = a.H, dk = a.dk, dv = a.dv;
+  const float* __restrict q = a.q + b * H * dk + h * dk;       // [dk] of row b, head h
+  const float* __restrict k = a.k + b * H * dk + h * dk;       // [dk]
+  const float* __restrict v = a.v + b * H * dv + h * dv;       // [dv]
+  float* __restrict Z = a.states[b] + h * dk * dv;             // [dk, dv] state of head h
+  float* __restrict o = part;                                  // [dv] partial read-out of rows [j0, j1)
   const float g = a.gamma[h];
-  std::fill(o, o + n, 0.f);
-  for (int64_t j = 0; j < dk; ++j) {
+  std::fill(o, o + dv, 0.f);
+  for (int64_t j = j0; j < j1; ++j) {
     float* __restrict zj = Z + j * dv;
     const float kj = k[j], qj = q[j];
-    for (int64_t c = 0; c < n; ++c) {
+    for (int64_t c = 0; c < dv; ++c) {
       const float z = g * zj[c] + kj * v[c];
       zj[c] = z;
       o[c] += qj * z;
     }
   }
-  const float sc = a.out_scale[b * H + h];
+}
+
+void retention_step_reduce(const RetentionStepArgs& a, int64_t b, int64_t h, const float* parts, int64_t n_parts) {
+  const int64_t dv = a.dv;
+  float* __restrict o = a.out + b * a.H * dv + h * dv;  // [dv]
+  std::copy(parts, parts + dv, o);
+  for (int64_t p = 1; p < n_parts; ++p) {
+    const float* __restrict pp = parts + p * dv;
+    for (int64_t c = 0; c < dv; ++c) o[c] += pp[c];
+  }
+  const float sc = a.out_scale[b * a.H + h];
   if (sc != 1.0f)
-    for (int64_t c = 0; c < n; ++c) o[c] *= sc;
+    for (int64_t c = 0; c < dv; ++c) o[c] *= sc;
 }
 
 }  // namespace retnet::cpu
