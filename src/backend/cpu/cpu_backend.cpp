@@ -7,8 +7,8 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
-#include <new>
 #include <limits>
+#include <new>
 #include <numeric>
 
 #include "backend/cpu/kernels_cpu.hpp"
@@ -24,8 +24,9 @@ namespace {
 constexpr int64_t kGemvMaxRows = 8;
 // Output rows per work item. GEMV: about kGemvPanelBytes of weights, small enough for load balance
 // (weights stream once either way) and long enough for the prefetchers: on the Zen 3 VM 64-row
-// panels of 1.5 KiB rows streamed ~7% slower than 160-row ones. GEMM: large, because every sgemm call re-packs the [T, in] activations; 256 rows keeps that
-// repacking under ~10% of the arithmetic while still giving each thread several items.
+// panels of 1.5 KiB rows streamed ~7% slower than 160-row ones. GEMM: large, because every sgemm
+// call re-packs the [T, in] activations; 256 rows keeps that repacking under ~10% of the
+// arithmetic while still giving each thread several items.
 constexpr int64_t kGemvPanelBytes = 192 << 10;
 constexpr int64_t kGemmPanelRows = 256;
 // bf16-activation GEMM (opt-in): x is rounded once per matmul, not re-packed per panel, so panels can

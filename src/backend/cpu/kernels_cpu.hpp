@@ -9,7 +9,8 @@
 namespace retnet::cpu {
 
 // y[t, r - r0] (row stride ldy) = Σ_i x[t, i] · W[r, i] for r in [r0, r1), t < T.
-// T small (decode, batch decode): weights streamed once, widened on the fly.
+// T small (decode, batch decode): weights streamed once, widened on the fly; scratch holds the
+// activations de-interleaved for the BF16 kernel (T·in floats).
 void gemv_rows(const float* x, int64_t T, int64_t in, const WeightRef& w, int64_t r0, int64_t r1, float* y,
                int64_t ldy, std::vector<float>& scratch);
 // Same contract for large T: panels of W widened to fp32 into scratch, then sgemm (single-threaded).

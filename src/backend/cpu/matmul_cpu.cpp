@@ -34,6 +34,17 @@ inline float hsum(__m256 a) {
 }
 #endif
 
+#ifdef RETNET_AVX2
+// a_j += w_j · x[8j, 8j+8) for j = 0..3: one 32-element step of a row's four accumulators.
+inline void fma32(__m256 w0, __m256 w1, __m256 w2, __m256 w3, const float* x, __m256& a0, __m256& a1, __m256& a2,
+                  __m256& a3) {
+  a0 = _mm256_fmadd_ps(w0, _mm256_loadu_ps(x), a0);
+  a1 = _mm256_fmadd_ps(w1, _mm256_loadu_ps(x + 8), a1);
+  a2 = _mm256_fmadd_ps(w2, _mm256_loadu_ps(x + 16), a2);
+  a3 = _mm256_fmadd_ps(w3, _mm256_loadu_ps(x + 24), a3);
+}
+#endif
+
 // Dot products of one weight row w0 [in] with NT (1 or 2) activation rows x + t·in, 32 columns per
 // iteration into four accumulators per activation row. Every activation row is summed in exactly
 // the same order whatever NT and whichever other rows it is paired with, so batched decoding gives
@@ -57,16 +68,8 @@ inline void row_dots(const uint8_t* w0, const float* x, int64_t in, float* out) 
     }
     const __m256 w0v = load8<D>(w0, i), w1v = load8<D>(w0, i + 8), w2v = load8<D>(w0, i + 16),
                  w3v = load8<D>(w0, i + 24);
-    a0 = _mm256_fmadd_ps(w0v, _mm256_loadu_ps(x + i), a0);
-    a1 = _mm256_fmadd_ps(w1v, _mm256_loadu_ps(x + i + 8), a1);
-    a2 = _mm256_fmadd_ps(w2v, _mm256_loadu_ps(x + i + 16), a2);
-    a3 = _mm256_fmadd_ps(w3v, _mm256_loadu_ps(x + i + 24), a3);
-    if constexpr (NT == 2) {
-      b0 = _mm256_fmadd_ps(w0v, _mm256_loadu_ps(x1 + i), b0);
-      b1 = _mm256_fmadd_ps(w1v, _mm256_loadu_ps(x1 + i + 8), b1);
-      b2 = _mm256_fmadd_ps(w2v, _mm256_loadu_ps(x1 + i + 16), b2);
-      b3 = _mm256_fmadd_ps(w3v, _mm256_loadu_ps(x1 + i + 24), b3);
-    }
+    fma32(w0v, w1v, w2v, w3v, x + i, a0, a1, a2, a3);
+    if constexpr (NT == 2) fma32(w0v, w1v, w2v, w3v, x1 + i, b0, b1, b2, b3);
   }
   for (; i + 8 <= in; i += 8) {
     const __m256 wv = load8<D>(w0, i);
@@ -91,7 +94,9 @@ inline void row_dots(const uint8_t* w0, const float* x, int64_t in, float* out) 
 // as fp32 and `lane & 0xffff0000` the odd one. The activations are de-interleaved to match once per
 // panel (deinterleave16). Against vpmovzxwd + shift this streams ~7% faster on the Zen 3 VM.
 inline __m256 bf16_even(__m256i r) { return _mm256_castsi256_ps(_mm256_slli_epi32(r, 16)); }
-inline __m256 bf16_odd(__m256i r) { return _mm256_castsi256_ps(_mm256_and_si256(r, _mm256_set1_epi32(int(0xffff0000u)))); }
+inline __m256 bf16_odd(__m256i r) {
+  return _mm256_castsi256_ps(_mm256_and_si256(r, _mm256_set1_epi32(int(0xffff0000u))));
+}
 #endif
 
 // xp [in] = x [in] with each whole group of 16 reordered as its 8 even then its 8 odd elements; a
@@ -123,16 +128,8 @@ inline void row_dots_bf16(const uint16_t* w, const float* xp, int64_t in, float*
     const __m256i r0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + i));
     const __m256i r1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + i + 16));
     const __m256 e0 = bf16_even(r0), o0 = bf16_odd(r0), e1 = bf16_even(r1), o1 = bf16_odd(r1);
-    a0 = _mm256_fmadd_ps(e0, _mm256_loadu_ps(xp + i), a0);
-    a1 = _mm256_fmadd_ps(o0, _mm256_loadu_ps(xp + i + 8), a1);
-    a2 = _mm256_fmadd_ps(e1, _mm256_loadu_ps(xp + i + 16), a2);
-    a3 = _mm256_fmadd_ps(o1, _mm256_loadu_ps(xp + i + 24), a3);
-    if constexpr (NT == 2) {
-      b0 = _mm256_fmadd_ps(e0, _mm256_loadu_ps(xq + i), b0);
-      b1 = _mm256_fmadd_ps(o0, _mm256_loadu_ps(xq + i + 8), b1);
-      b2 = _mm256_fmadd_ps(e1, _mm256_loadu_ps(xq + i + 16), b2);
-      b3 = _mm256_fmadd_ps(o1, _mm256_loadu_ps(xq + i + 24), b3);
-    }
+    fma32(e0, o0, e1, o1, xp + i, a0, a1, a2, a3);
+    if constexpr (NT == 2) fma32(e0, o0, e1, o1, xq + i, b0, b1, b2, b3);
   }
   if (i + 16 <= in) {
     const __m256i r0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + i));
