@@ -45,49 +45,6 @@ inline void fma32(__m256 w0, __m256 w1, __m256 w2, __m256 w3, const float* x, __
 }
 #endif
 
-// Dot products of one weight row w0 [in] with NT (1 or 2) activation rows x + t·in, 32 columns per
-// iteration into four accumulators per activation row. Every activation row is summed in exactly
-// the same order whatever NT and whichever other rows it is paired with, so batched decoding gives
-// bit-identical results to decoding each sequence alone.
-// (Written out with named accumulators: as loops over small arrays GCC -O2 kept them on the stack.)
-template <int NT, DType D, size_t PFB = 0>
-inline void row_dots(const uint8_t* w0, const float* x, int64_t in, float* out) {
-  static_assert(NT == 1 || NT == 2);
-  constexpr size_t kPrefetch = PFB;
-  const float* x1 = x + (NT == 2 ? in : 0);
-  int64_t i = 0;
-  float s0 = 0.f, s1 = 0.f;
-#ifdef RETNET_AVX2
-  __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;  // activation row 0
-  __m256 b0 = a0, b1 = a0, b2 = a0, b3 = a0;                    // activation row 1 (NT == 2)
-  for (; i + 32 <= in; i += 32) {
-    if constexpr (kPrefetch > 0) {
-      _mm_prefetch(reinterpret_cast<const char*>(w0) + size_t(i) * dtype_size(D) + kPrefetch, _MM_HINT_T0);
-      if constexpr (D == DType::F32)
-        _mm_prefetch(reinterpret_cast<const char*>(w0) + size_t(i) * 4 + kPrefetch + 64, _MM_HINT_T0);
-    }
-    const __m256 w0v = load8<D>(w0, i), w1v = load8<D>(w0, i + 8), w2v = load8<D>(w0, i + 16),
-                 w3v = load8<D>(w0, i + 24);
-    fma32(w0v, w1v, w2v, w3v, x + i, a0, a1, a2, a3);
-    if constexpr (NT == 2) fma32(w0v, w1v, w2v, w3v, x1 + i, b0, b1, b2, b3);
-  }
-  for (; i + 8 <= in; i += 8) {
-    const __m256 wv = load8<D>(w0, i);
-    a0 = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x + i), a0);
-    if constexpr (NT == 2) b0 = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x1 + i), b0);
-  }
-  s0 = hsum(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
-  if constexpr (NT == 2) s1 = hsum(_mm256_add_ps(_mm256_add_ps(b0, b1), _mm256_add_ps(b2, b3)));
-#endif
-  for (; i < in; ++i) {
-    const float wi = load_as_f32(w0, D, size_t(i));
-    s0 += wi * x[i];
-    if constexpr (NT == 2) s1 += wi * x1[i];
-  }
-  out[0] = s0;
-  if constexpr (NT == 2) out[1] = s1;
-}
-
 #ifdef RETNET_AVX2
 // BF16 rows widened without a conversion instruction: a 32-byte load holds 16 bf16 values, as eight
 // 32-bit lanes (even element in the low half, odd in the high half); `lane << 16` is the even one
@@ -111,73 +68,69 @@ inline void deinterleave16(const float* x, int64_t in, float* xp) {
   for (; g < in; ++g) xp[g] = x[g];
 }
 
-// row_dots for BF16 weights against de-interleaved activation rows: four accumulators per row
-// (even and odd halves of two 16-groups), then one 16-group, then a scalar tail. NT = 1 and NT = 2
-// sum every row in the same order, so batched decoding stays bit-identical to single decoding.
-template <int NT, size_t PFB>
-inline void row_dots_bf16(const uint16_t* w, const float* xp, int64_t in, float* out) {
+// Dot products of one weight row w0 [in] with NT (1 or 2) activation rows x + t·in, 32 columns per
+// iteration into four accumulators per activation row, then a shorter vector step (8 columns; BF16:
+// one 16-group), then a scalar tail. BF16 rows pair with activations de-interleaved by
+// deinterleave16 (accumulators 0/1 take a 16-group's even/odd halves). Every activation row is
+// summed in exactly the same order whatever NT and whichever other rows it is paired with, so
+// batched decoding gives bit-identical results to decoding each sequence alone.
+// (Written out with named accumulators: as loops over small arrays GCC -O2 kept them on the stack.)
+template <int NT, DType D, size_t PFB = 0>
+inline void row_dots(const uint8_t* w0, const float* x, int64_t in, float* out) {
   static_assert(NT == 1 || NT == 2);
-  const float* xq = xp + (NT == 2 ? in : 0);
+  constexpr size_t kPrefetch = PFB;
+  const float* x1 = x + (NT == 2 ? in : 0);
   int64_t i = 0;
   float s0 = 0.f, s1 = 0.f;
 #ifdef RETNET_AVX2
   __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;  // activation row 0
   __m256 b0 = a0, b1 = a0, b2 = a0, b3 = a0;                    // activation row 1 (NT == 2)
   for (; i + 32 <= in; i += 32) {
-    _mm_prefetch(reinterpret_cast<const char*>(w + i) + PFB, _MM_HINT_T0);
-    const __m256i r0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + i));
-    const __m256i r1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + i + 16));
-    const __m256 e0 = bf16_even(r0), o0 = bf16_odd(r0), e1 = bf16_even(r1), o1 = bf16_odd(r1);
-    fma32(e0, o0, e1, o1, xp + i, a0, a1, a2, a3);
-    if constexpr (NT == 2) fma32(e0, o0, e1, o1, xq + i, b0, b1, b2, b3);
-  }
-  if (i + 16 <= in) {
-    const __m256i r0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + i));
-    const __m256 e0 = bf16_even(r0), o0 = bf16_odd(r0);
-    a0 = _mm256_fmadd_ps(e0, _mm256_loadu_ps(xp + i), a0);
-    a1 = _mm256_fmadd_ps(o0, _mm256_loadu_ps(xp + i + 8), a1);
-    if constexpr (NT == 2) {
-      b0 = _mm256_fmadd_ps(e0, _mm256_loadu_ps(xq + i), b0);
-      b1 = _mm256_fmadd_ps(o0, _mm256_loadu_ps(xq + i + 8), b1);
+    if constexpr (kPrefetch > 0) {
+      _mm_prefetch(reinterpret_cast<const char*>(w0) + size_t(i) * dtype_size(D) + kPrefetch, _MM_HINT_T0);
+      if constexpr (D == DType::F32)
+        _mm_prefetch(reinterpret_cast<const char*>(w0) + size_t(i) * 4 + kPrefetch + 64, _MM_HINT_T0);
     }
-    i += 16;
+    __m256 w0v, w1v, w2v, w3v;
+    if constexpr (D == DType::BF16) {
+      const __m256i r0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w0 + size_t(i) * 2));
+      const __m256i r1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w0 + size_t(i) * 2 + 32));
+      w0v = bf16_even(r0), w1v = bf16_odd(r0), w2v = bf16_even(r1), w3v = bf16_odd(r1);
+    } else {
+      w0v = load8<D>(w0, i), w1v = load8<D>(w0, i + 8), w2v = load8<D>(w0, i + 16), w3v = load8<D>(w0, i + 24);
+    }
+    fma32(w0v, w1v, w2v, w3v, x + i, a0, a1, a2, a3);
+    if constexpr (NT == 2) fma32(w0v, w1v, w2v, w3v, x1 + i, b0, b1, b2, b3);
+  }
+  if constexpr (D == DType::BF16) {
+    if (i + 16 <= in) {
+      const __m256i r0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w0 + size_t(i) * 2));
+      const __m256 e0 = bf16_even(r0), o0 = bf16_odd(r0);
+      a0 = _mm256_fmadd_ps(e0, _mm256_loadu_ps(x + i), a0);
+      a1 = _mm256_fmadd_ps(o0, _mm256_loadu_ps(x + i + 8), a1);
+      if constexpr (NT == 2) {
+        b0 = _mm256_fmadd_ps(e0, _mm256_loadu_ps(x1 + i), b0);
+        b1 = _mm256_fmadd_ps(o0, _mm256_loadu_ps(x1 + i + 8), b1);
+      }
+      i += 16;
+    }
+  } else {
+    for (; i + 8 <= in; i += 8) {
+      const __m256 wv = load8<D>(w0, i);
+      a0 = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x + i), a0);
+      if constexpr (NT == 2) b0 = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x1 + i), b0);
+    }
   }
   s0 = hsum(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
   if constexpr (NT == 2) s1 = hsum(_mm256_add_ps(_mm256_add_ps(b0, b1), _mm256_add_ps(b2, b3)));
-#else
-  // Portable build: plain order (xp is then x itself, see gemv_batch_bf16).
 #endif
   for (; i < in; ++i) {
-    const float wi = load_as_f32(w, DType::BF16, size_t(i));
-    s0 += wi * xp[i];
-    if constexpr (NT == 2) s1 += wi * xq[i];
+    const float wi = load_as_f32(w0, D, size_t(i));
+    s0 += wi * x[i];
+    if constexpr (NT == 2) s1 += wi * x1[i];
   }
   out[0] = s0;
   if constexpr (NT == 2) out[1] = s1;
-}
-
-// gemv_batch_any for BF16 weights: x [T, in] de-interleaved into xp first (scratch, T·in floats).
-void gemv_batch_bf16(const float* x, int64_t T, int64_t in, const uint16_t* wbase, int64_t r0, int64_t r1, float* y,
-                     int64_t ldy, std::vector<float>& scratch) {
-#ifdef RETNET_AVX2
-  if (scratch.size() < size_t(T * in)) scratch.resize(size_t(T * in));
-  float* xp = scratch.data();
-  for (int64_t t = 0; t < T; ++t) deinterleave16(x + t * in, in, xp + t * in);
-#else
-  const float* xp = x;
-#endif
-  for (int64_t r = r0; r < r1; ++r) {
-    const uint16_t* w0 = wbase + size_t(r) * size_t(in);
-    int64_t t = 0;
-    float pair[2];
-    for (; t + 2 <= T; t += 2) {
-      row_dots_bf16<2, 2048>(w0, xp + t * in, in, pair);
-      y[t * ldy + (r - r0)] = pair[0];
-      y[(t + 1) * ldy + (r - r0)] = pair[1];
-    }
-    // A single row streams at ~1.1x with the prefetch 1 KiB ahead (Zen 3 VM, 64-row panels).
-    if (t < T) row_dots_bf16<1, 1024>(w0, xp + t * in, in, y + t * ldy + (r - r0));
-  }
 }
 
 // T activation rows [T, in] against rows [r0, r1) of W; y[t, r - r0] with row stride ldy.
@@ -186,9 +139,21 @@ void gemv_batch_bf16(const float* x, int64_t T, int64_t in, const uint16_t* wbas
 // the read bandwidth on the EPYC VM; one row at a time 1.0x). For T > 1 the row is reused from L1 by
 // every pair of activation rows, so weights still come from memory once, and the next row is
 // prefetched meanwhile (the batch makes each row compute-heavy enough to outrun the prefetcher).
+// BF16 first de-interleaves x into scratch (T·in floats; the portable build keeps plain order).
 template <DType D>
 void gemv_batch_any(const float* x, int64_t T, int64_t in, const uint8_t* wbase, int64_t r0, int64_t r1, float* y,
-                    int64_t ldy) {
+                    int64_t ldy, std::vector<float>& scratch) {
+#ifdef RETNET_AVX2
+  if constexpr (D == DType::BF16) {
+    if (scratch.size() < size_t(T * in)) scratch.resize(size_t(T * in));
+    for (int64_t t = 0; t < T; ++t) deinterleave16(x + t * in, in, scratch.data() + t * in);
+    x = scratch.data();
+  }
+#else
+  (void)scratch;
+#endif
+  // A single BF16 row streams at ~1.1x with the prefetch 1 KiB ahead (Zen 3 VM, 64-row panels).
+  constexpr size_t kSinglePrefetch = D == DType::BF16 ? 1024 : 0;
   const size_t row_bytes = size_t(in) * dtype_size(D);
   for (int64_t r = r0; r < r1; ++r) {
     const uint8_t* w0 = wbase + size_t(r) * row_bytes;
@@ -199,7 +164,7 @@ void gemv_batch_any(const float* x, int64_t T, int64_t in, const uint8_t* wbase,
       y[t * ldy + (r - r0)] = pair[0];
       y[(t + 1) * ldy + (r - r0)] = pair[1];
     }
-    if (t < T) row_dots<1, D>(w0, x + t * in, in, y + t * ldy + (r - r0));
+    if (t < T) row_dots<1, D, kSinglePrefetch>(w0, x + t * in, in, y + t * ldy + (r - r0));
   }
 }
 
@@ -225,11 +190,9 @@ void gemv_rows(const float* x, int64_t T, int64_t in, const WeightRef& w, int64_
                int64_t ldy, std::vector<float>& scratch) {
   const auto* base = static_cast<const uint8_t*>(w.data);
   switch (w.dtype) {
-    case DType::F32: gemv_batch_any<DType::F32>(x, T, in, base, r0, r1, y, ldy); break;
-    case DType::F16: gemv_batch_any<DType::F16>(x, T, in, base, r0, r1, y, ldy); break;
-    case DType::BF16:
-      gemv_batch_bf16(x, T, in, reinterpret_cast<const uint16_t*>(base), r0, r1, y, ldy, scratch);
-      break;
+    case DType::F32: gemv_batch_any<DType::F32>(x, T, in, base, r0, r1, y, ldy, scratch); break;
+    case DType::F16: gemv_batch_any<DType::F16>(x, T, in, base, r0, r1, y, ldy, scratch); break;
+    case DType::BF16: gemv_batch_any<DType::BF16>(x, T, in, base, r0, r1, y, ldy, scratch); break;
   }
 }
 
