@@ -345,7 +345,8 @@ Runner add_bench_command(CLI::App& app) {
               // This machine is shared and its bandwidth drifts between seconds: the roofline of a
               // decode row is the higher of two measurements taken right before and right after it
               // (the conservative choice: a higher bandwidth gives a lower % of roofline).
-              const double bw_before = on_gpu ? bw : measure_read_bandwidth(int(t), size_t(a->bw_mib * 1048576.0), 3);
+              auto bw_rate = [&] { return on_gpu ? bw : measure_read_bandwidth(int(t), size_t(a->bw_mib * 1048576.0), 3); };
+              const double bw_before = bw_rate();
               Row r;
               r.test = "tg" + std::to_string(n);
               r.n_gen = n;
@@ -362,8 +363,7 @@ Runner add_bench_command(CLI::App& app) {
                   }, n * b, b);
               // One step reads every weight once and each sequence's state twice (read + write).
               const double step_bytes = double(info.decode_weight_bytes) + 2.0 * double(b) * double(info.state_bytes);
-              const double bw_after = on_gpu ? bw : measure_read_bandwidth(int(t), size_t(a->bw_mib * 1048576.0), 3);
-              const double bw_row = std::max({bw, bw_before, bw_after});
+              const double bw_row = std::max({bw, bw_before, bw_rate()});
               r.bw_gbs = bw_row / 1e9;
               r.gbs = r.avg_ts / double(b) * step_bytes / 1e9;
               r.roofline_pct = 100.0 * r.gbs * 1e9 / bw_row;
