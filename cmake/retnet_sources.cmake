@@ -17,7 +17,7 @@ set_target_properties(retnet_objects PROPERTIES CXX_VISIBILITY_PRESET hidden CUD
 target_include_directories(retnet_objects PRIVATE ${PROJECT_SOURCE_DIR}/include ${PROJECT_SOURCE_DIR}/src
                                                   ${PROJECT_SOURCE_DIR}/kernels)
 target_compile_options(retnet_objects PRIVATE
-  $<$<COMPILE_LANGUAGE:CXX>:-Wall -Wextra -Wno-unused-parameter>)
+  $<$<COMPILE_LANGUAGE:CXX>:-Wall -Wextra -Wno-unused-parameter -Werror=switch>)
 # The CPU kernels use AVX2/FMA/F16C when the compiler may; dispatch is at compile time.
 if(RETNET_NATIVE)
   target_compile_options(retnet_objects PRIVATE $<$<COMPILE_LANGUAGE:CXX>:-march=native>)

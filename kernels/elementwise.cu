@@ -4,66 +4,49 @@
 namespace retnet {
 inline namespace RETNET_KERNEL_ABI {
 
-cudaError_t launch_embed(const void* table, WeightType t, const int32_t* ids, int64_t T, int64_t D, float scale,
+cudaError_t launch_embed(const void* table, DType t, const int32_t* ids, int64_t T, int64_t D, float scale,
                          float* out, cudaStream_t stream) {
   if (T <= 0 || D <= 0) return cudaSuccess;
   const dim3 grid = dim3(unsigned(T)), block = dim3(D >= 256 ? 256 : 128);
-  switch (t) {
-    case WeightType::F32: {
-      const auto kernel = &dev::embed_kernel<WeightType::F32>;
-      RETNET_LAUNCH(kernel, grid, block, 0, stream, table, ids, D, scale, out);
-      break;
-    }
-    case WeightType::F16: {
-      const auto kernel = &dev::embed_kernel<WeightType::F16>;
-      RETNET_LAUNCH(kernel, grid, block, 0, stream, table, ids, D, scale, out);
-      break;
-    }
-    case WeightType::BF16: {
-      const auto kernel = &dev::embed_kernel<WeightType::BF16>;
-      RETNET_LAUNCH(kernel, grid, block, 0, stream, table, ids, D, scale, out);
-      break;
-    }
-    default: return cudaErrorInvalidValue;
-  }
-  return cudaGetLastError();
+  return visit_dtype(
+      t,
+      [&](auto d) {
+        const auto kernel = &dev::embed_kernel<decltype(d)::value>;
+        RETNET_LAUNCH(kernel, grid, block, 0, stream, table, ids, D, scale, out);
+        return cudaGetLastError();
+      },
+      [] { return cudaErrorInvalidValue; });
 }
 
-cudaError_t launch_widen(const void* src, WeightType t, size_t n, float* dst, cudaStream_t stream) {
+cudaError_t launch_widen(const void* src, DType t, size_t n, float* dst, cudaStream_t stream) {
   if (n == 0) return cudaSuccess;
   const dim3 grid = dim3(dev::grid_for(n, 256)), block = dim3(256);
-  switch (t) {
-    case WeightType::F32: {
-      const auto kernel = &dev::widen_kernel<WeightType::F32>;
-      RETNET_LAUNCH(kernel, grid, block, 0, stream, src, n, dst);
-      break;
-    }
-    case WeightType::F16: {
-      const auto kernel = &dev::widen_kernel<WeightType::F16>;
-      RETNET_LAUNCH(kernel, grid, block, 0, stream, src, n, dst);
-      break;
-    }
-    case WeightType::BF16: {
-      const auto kernel = &dev::widen_kernel<WeightType::BF16>;
-      RETNET_LAUNCH(kernel, grid, block, 0, stream, src, n, dst);
-      break;
-    }
-    default: return cudaErrorInvalidValue;
-  }
-  return cudaGetLastError();
+  return visit_dtype(
+      t,
+      [&](auto d) {
+        const auto kernel = &dev::widen_kernel<decltype(d)::value>;
+        RETNET_LAUNCH(kernel, grid, block, 0, stream, src, n, dst);
+        return cudaGetLastError();
+      },
+      [] { return cudaErrorInvalidValue; });
 }
 
-cudaError_t launch_glu(const float* a, const float* b, float* out, size_t n, GluAct act, cudaStream_t stream) {
+cudaError_t launch_glu(const float* a, const float* b, float* out, size_t n, Activation act, cudaStream_t stream) {
   if (n == 0) return cudaSuccess;
   const dim3 grid = dim3(dev::grid_for(n, 256)), block = dim3(256);
-  if (act == GluAct::Silu) {
-    const auto kernel = &dev::glu_kernel<GluAct::Silu>;
-    RETNET_LAUNCH(kernel, grid, block, 0, stream, a, b, out, n);
-  } else {
-    const auto kernel = &dev::glu_kernel<GluAct::Gelu>;
-    RETNET_LAUNCH(kernel, grid, block, 0, stream, a, b, out, n);
+  switch (act) {
+    case Activation::Silu: {
+      const auto kernel = &dev::glu_kernel<Activation::Silu>;
+      RETNET_LAUNCH(kernel, grid, block, 0, stream, a, b, out, n);
+      return cudaGetLastError();
+    }
+    case Activation::Gelu: {
+      const auto kernel = &dev::glu_kernel<Activation::Gelu>;
+      RETNET_LAUNCH(kernel, grid, block, 0, stream, a, b, out, n);
+      return cudaGetLastError();
+    }
   }
-  return cudaGetLastError();
+  return cudaErrorInvalidValue;
 }
 
 cudaError_t launch_residual(float* x, const float* y, float alpha, size_t n, cudaStream_t stream) {

@@ -1,5 +1,6 @@
 // Device code of the memory-bound elementwise kernels: embed (gather), widen (weight → fp32), glu,
-// residual. Each mirrors the CPU backend's arithmetic order so the emulator reproduces it exactly.
+// residual. Each mirrors its CPU twin's arithmetic order (src/backend/cpu/elementwise_cpu.cpp) so the
+// emulator reproduces it exactly.
 #pragma once
 
 #include "weights.cuh"
@@ -9,7 +10,7 @@ inline namespace RETNET_KERNEL_ABI {
 namespace dev {
 
 // One block per token: out[t, :] = scale · table[ids[t], :]          table [V, D], out [T, D]
-template <WeightType W>
+template <DType W>
 __global__ void embed_kernel(const void* __restrict__ table, const int32_t* __restrict__ ids, int64_t D, float scale,
                              float* __restrict__ out) {
   const int64_t t = blockIdx.x;
@@ -21,7 +22,7 @@ __global__ void embed_kernel(const void* __restrict__ table, const int32_t* __re
   }
 }
 
-template <WeightType W>
+template <DType W>
 __global__ void widen_kernel(const void* __restrict__ src, size_t n, float* __restrict__ dst) {
   const size_t stride = size_t(gridDim.x) * blockDim.x;
   for (size_t i = size_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += stride) dst[i] = load_weight<W>(src, i);
@@ -29,12 +30,14 @@ __global__ void widen_kernel(const void* __restrict__ src, size_t n, float* __re
 
 // out = act(a) ⊙ b, grid-stride. No __restrict__: out may alias a or b (each element is read then
 // written by the same thread, so aliasing is safe).
-template <GluAct A>
+template <Activation A>
 __global__ void glu_kernel(const float* a, const float* b, float* out, size_t n) {
   const size_t stride = size_t(gridDim.x) * blockDim.x;
   for (size_t i = size_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += stride) {
     const float x = a[i];
-    out[i] = (A == GluAct::Silu ? silu(x) : gelu(x)) * b[i];
+    if constexpr (A == Activation::Silu) out[i] = silu(x) * b[i];
+    else if constexpr (A == Activation::Gelu) out[i] = gelu(x) * b[i];
+    else static_assert(kNoKernelFor<A>, "glu_kernel: no kernel for this activation");
   }
 }
 

@@ -6,14 +6,14 @@ inline namespace RETNET_KERNEL_ABI {
 
 namespace {
 
-template <WeightType W, int T>
+template <DType W, int T>
 void gemv_t(const float* x, int64_t in, const void* w, int64_t rows, float* y, int64_t ldy, cudaStream_t stream) {
   const auto kernel = &dev::gemv_kernel<W, T>;
   const dim3 grid = dim3(unsigned((rows + dev::kGemvWarps - 1) / dev::kGemvWarps));
   RETNET_LAUNCH(kernel, grid, dim3(dev::kGemvWarps * 32), 0, stream, x, in, w, rows, y, ldy);
 }
 
-template <WeightType W>
+template <DType W>
 void gemv_w(const float* x, int64_t T, int64_t in, const void* w, int64_t rows, float* y, int64_t ldy,
             cudaStream_t stream) {
   switch (T) {
@@ -30,17 +30,17 @@ void gemv_w(const float* x, int64_t T, int64_t in, const void* w, int64_t rows, 
 
 }  // namespace
 
-cudaError_t launch_gemv(const float* x, int64_t T, int64_t in, const void* w, WeightType wt, int64_t rows, float* y,
+cudaError_t launch_gemv(const float* x, int64_t T, int64_t in, const void* w, DType wt, int64_t rows, float* y,
                         int64_t ldy, cudaStream_t stream) {
   if (T <= 0 || rows <= 0) return cudaSuccess;
   if (T > kGemvMaxRows || in <= 0) return cudaErrorInvalidValue;
-  switch (wt) {
-    case WeightType::F32: gemv_w<WeightType::F32>(x, T, in, w, rows, y, ldy, stream); break;
-    case WeightType::F16: gemv_w<WeightType::F16>(x, T, in, w, rows, y, ldy, stream); break;
-    case WeightType::BF16: gemv_w<WeightType::BF16>(x, T, in, w, rows, y, ldy, stream); break;
-    default: return cudaErrorInvalidValue;
-  }
-  return cudaGetLastError();
+  return visit_dtype(
+      wt,
+      [&](auto d) {
+        gemv_w<decltype(d)::value>(x, T, in, w, rows, y, ldy, stream);
+        return cudaGetLastError();
+      },
+      [] { return cudaErrorInvalidValue; });
 }
 
 }  // namespace RETNET_KERNEL_ABI

@@ -13,10 +13,10 @@ constexpr int kGemvWarps = 8;  // one output row r per warp
 
 // The 128-bit body of one weight row: chunk ch covers elements ch·E .. ch·E+E-1 of x (offset by the
 // row's head). XVec: the x rows are 16-byte aligned there, so x is read as float4 too.
-template <WeightType W, int T, bool XVec>
+template <DType W, int T, bool XVec>
 __device__ __forceinline__ void gemv_body(const uint4* __restrict__ body, int64_t nchunks, const float* __restrict__ x,
                                           int64_t in, int lane, float* acc) {
-  constexpr int E = W == WeightType::F32 ? 4 : 8;
+  constexpr int E = int(16 / DTypeConst<W>::block_bytes);
   // Unrolled so that several 128-bit loads per lane are in flight (decode is latency × bandwidth
   // bound), as far as the T accumulators leave registers: more unrolling at T > 4 spills.
   [[maybe_unused]] constexpr int kUnroll = T <= 2 ? 4 : T <= 4 ? 2 : 1;  // unused by host compilers
@@ -48,11 +48,13 @@ __device__ __forceinline__ void gemv_body(const uint4* __restrict__ body, int64_
 // Each row is split into a scalar head (up to the first 16-byte boundary: rows whose byte length is
 // not a multiple of 16, e.g. in % 8 != 0 for 2-byte types, start misaligned), a 128-bit body and a
 // scalar tail, so any `in` streams at full width.
-template <WeightType W, int T>
+template <DType W, int T>
 __global__ void __launch_bounds__(kGemvWarps * 32, 2)
     gemv_kernel(const float* __restrict__ x, int64_t in, const void* __restrict__ w, int64_t rows,
                 float* __restrict__ y, int64_t ldy) {
-  constexpr int64_t es = W == WeightType::F32 ? 4 : 2;
+  // Element types only: a block type (quantized rows) needs a body of its own.
+  static_assert(DTypeConst<W>::block_elems == 1, "gemv_kernel: no row kernel for this weight type");
+  constexpr int64_t es = DTypeConst<W>::block_bytes;
   constexpr int E = int(16 / es);
   const int lane = int(threadIdx.x & 31u);
   const int64_t r = int64_t(blockIdx.x) * kGemvWarps + (threadIdx.x >> 5);

@@ -5,24 +5,18 @@
 // (cudaSuccess when there was nothing to do).
 #pragma once
 
+#include "common/types.hpp"  // DType, Activation, Pairing, RetentionNorm: the library's own enums
 #include "device.cuh"
 
 namespace retnet {
 inline namespace RETNET_KERNEL_ABI {
 
-// Storage type of a weight matrix; the values equal retnet::DType's.
-enum class WeightType : int32_t { F32 = 0, F16 = 1, BF16 = 2 };
-// The values equal retnet::Activation's / retnet::Pairing's / retnet::RetentionNorm's.
-enum class GluAct : int32_t { Silu = 0, Gelu = 1 };
-enum class RotaryPairing : int32_t { Interleaved = 0, Half = 1 };
-enum class RetNorm : int32_t { None = 0, TorchscaleChunk = 1, TorchscaleParallel = 2 };
-
 // out[t, :] = scale · table[ids[t], :]                        table [V, D] (type t), ids [T], out [T, D]
-cudaError_t launch_embed(const void* table, WeightType t, const int32_t* ids, int64_t T, int64_t D, float scale,
+cudaError_t launch_embed(const void* table, DType t, const int32_t* ids, int64_t T, int64_t D, float scale,
                          float* out, cudaStream_t stream);
 
 // dst[i] = float(src[i])                                      src [n] (type t), dst [n]
-cudaError_t launch_widen(const void* src, WeightType t, size_t n, float* dst, cudaStream_t stream);
+cudaError_t launch_widen(const void* src, DType t, size_t n, float* dst, cudaStream_t stream);
 
 // y[t, :] = x[t, :] · 1/sqrt(mean(x[t, :]²) + eps) (· w)     x, y [T, D] (may alias), w [D] or null
 cudaError_t launch_rms_norm(const float* x, int64_t T, int64_t D, const float* w, float eps, float* y,
@@ -33,7 +27,7 @@ cudaError_t launch_group_norm_gate(float* o, const float* g, int64_t T, int64_t 
                                    float eps, cudaStream_t stream);
 
 // out = act(a) ⊙ b                                            a, b, out [n] (out may alias a or b)
-cudaError_t launch_glu(const float* a, const float* b, float* out, size_t n, GluAct act, cudaStream_t stream);
+cudaError_t launch_glu(const float* a, const float* b, float* out, size_t n, Activation act, cudaStream_t stream);
 
 // x = x·alpha + y (x += y when alpha == 1)                    x, y [n]
 cudaError_t launch_residual(float* x, const float* y, float alpha, size_t n, cudaStream_t stream);
@@ -43,7 +37,7 @@ cudaError_t launch_residual(float* x, const float* y, float alpha, size_t n, cud
 // angles float(n)·theta32[p] with accurate sinf/cosf (src/common/rotary.hpp); otherwise the float64
 // angles n·theta64[p] rounded once. theta32, theta64: device [dk/2]. dk even.
 cudaError_t launch_theta_shift(float* q, float* k, int64_t T, int64_t H, int64_t dk, const int64_t* pos,
-                               const float* theta32, const double* theta64, RotaryPairing pairing, float q_scale,
+                               const float* theta32, const double* theta64, Pairing pairing, float q_scale,
                                float k_scale, cudaStream_t stream);
 
 // One recurrent step for B rows. For row b, head h (state S = states[b] + h·dk·dv, [dk, dv] key-first):
@@ -58,16 +52,16 @@ cudaError_t launch_retention_step(const float* q, const float* k, const float* v
 // RetentionChunkArgs (src/backend/backend.hpp) and the CPU reference (retention_cpu.cpp):
 // q, k [T, H*dk]; v, out [T, H*dv]; state [H, dk, dv] in/out; log_decay [H] (device).
 // workspace: retention_chunk_workspace_bytes(...) bytes of device memory (256-byte aligned).
-size_t retention_chunk_workspace_bytes(int64_t T, int64_t H, int64_t dk, int64_t dv, int64_t chunk, RetNorm norm);
+size_t retention_chunk_workspace_bytes(int64_t T, int64_t H, int64_t dk, int64_t dv, int64_t chunk, RetentionNorm norm);
 cudaError_t launch_retention_chunk(const float* q, const float* k, const float* v, float* state, float* out, int64_t T,
                                    int64_t H, int64_t dk, int64_t dv, int64_t chunk, const float* log_decay,
-                                   RetNorm norm, void* workspace, cudaStream_t stream);
+                                   RetentionNorm norm, void* workspace, cudaStream_t stream);
 
 // Decode product: y[t, r] = Σ_i x[t, i] · W[r, i] for t < T ≤ kGemvMaxRows, r < rows.
 // x [T, in] fp32; W [rows, in] (type wt, row-major, 2-byte aligned for F16/BF16, 4 for F32);
 // y rows t at y + t·ldy. Weights stream once with 128-bit loads; fp32 accumulation.
 constexpr int64_t kGemvMaxRows = 8;
-cudaError_t launch_gemv(const float* x, int64_t T, int64_t in, const void* w, WeightType wt, int64_t rows, float* y,
+cudaError_t launch_gemv(const float* x, int64_t T, int64_t in, const void* w, DType wt, int64_t rows, float* y,
                         int64_t ldy, cudaStream_t stream);
 
 }  // namespace RETNET_KERNEL_ABI

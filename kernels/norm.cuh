@@ -1,6 +1,6 @@
 // Device code of the RMS norms: the block norm over D (one block per token) and the per-head group
 // norm over dv with the output gate (one warp per (token, head) row). Same operation order as the
-// CPU backend's rms_row: y = (x · inv) · w, then silu(g) · y.
+// CPU twin (src/backend/cpu/norm_cpu.cpp): y = (x · inv) · w, then silu(g) · y.
 #pragma once
 
 #include "launchers.cuh"

@@ -13,12 +13,12 @@ struct ChunkLayout {
 
 size_t align256(size_t b) { return (b + 255) / 256 * 256; }
 
-ChunkLayout layout(int64_t T, int64_t H, int64_t dk, int64_t dv, int64_t chunk, RetNorm norm) {
+ChunkLayout layout(int64_t T, int64_t H, int64_t dk, int64_t dv, int64_t chunk, RetentionNorm norm) {
   ChunkLayout l;
   l.C = chunk < T ? chunk : T;  // C = max(1, min(chunk, T)), as retention_chunk_head
   if (l.C < 1) l.C = 1;
   l.nch = T > 0 ? (T + l.C - 1) / l.C : 0;
-  const bool ts = norm != RetNorm::None;
+  const bool ts = norm != RetentionNorm::None;
   size_t off = 0;
   l.zs = off;
   off += align256(size_t(l.nch) * size_t(H * dk * dv) * sizeof(float));
@@ -34,13 +34,14 @@ ChunkLayout layout(int64_t T, int64_t H, int64_t dk, int64_t dv, int64_t chunk, 
 
 }  // namespace
 
-size_t retention_chunk_workspace_bytes(int64_t T, int64_t H, int64_t dk, int64_t dv, int64_t chunk, RetNorm norm) {
+size_t retention_chunk_workspace_bytes(int64_t T, int64_t H, int64_t dk, int64_t dv, int64_t chunk,
+                                       RetentionNorm norm) {
   return layout(T, H, dk, dv, chunk, norm).total;
 }
 
 cudaError_t launch_retention_chunk(const float* q, const float* k, const float* v, float* state, float* out, int64_t T,
                                    int64_t H, int64_t dk, int64_t dv, int64_t chunk, const float* log_decay,
-                                   RetNorm norm, void* workspace, cudaStream_t stream) {
+                                   RetentionNorm norm, void* workspace, cudaStream_t stream) {
   if (T <= 0 || H <= 0 || dk <= 0 || dv <= 0) return cudaSuccess;
   if (H > 65535 || !workspace) return cudaErrorInvalidValue;
   const ChunkLayout l = layout(T, H, dk, dv, chunk, norm);
@@ -59,11 +60,11 @@ cudaError_t launch_retention_chunk(const float* q, const float* k, const float* 
   p.nch = l.nch;
   p.log_decay = log_decay;
   p.zs = reinterpret_cast<float*>(ws + l.zs);
-  p.ts = norm != RetNorm::None;
+  p.ts = norm != RetentionNorm::None;
   p.rsq = p.ts ? reinterpret_cast<float*>(ws + l.rsq) : nullptr;
   p.cross = p.ts ? reinterpret_cast<float*>(ws + l.cross) : nullptr;
   p.sC = p.ts ? reinterpret_cast<float*>(ws + l.sC) : nullptr;
-  p.inner_max = norm == RetNorm::TorchscaleParallel ? 5e4f : INFINITY;
+  p.inner_max = norm == RetentionNorm::TorchscaleParallel ? 5e4f : INFINITY;
 
   const int64_t kv_blocks = l.nch * H;
   const int64_t row_tiles = (l.C + dev::kOutRows - 1) / dev::kOutRows;

@@ -4,7 +4,7 @@
 //   chunks of C rows (the last may be shorter, L rows); Z = state before the chunk [dk, dv]
 //   U_i   = Σ_{j≤i} (q_i·k_j)·γ^(i−j)·v_j  +  γ^(i+1)·(q_i·Z)            (i, j chunk-local)
 //   Z'    = γ^L·Z + Σ_j k_j ⊗ (v_j·γ^(L−1−j))
-//   out_i = U_i                                     (RetNorm::None, fla)
+//   out_i = U_i                                     (RetentionNorm::None, fla)
 //   out_i = U_i / ρ_i, ρ_i = r_i·max(clamp(Σ_j|A_ij| / r_i, 1, max), cross)   (torchscale)
 //           r_i = sqrt(Σ_{j≤i} γ^(i−j)), cross = max(max_col Σ_row |Z| / Σ_{t<C} γ^t, 1),
 //           max = 5e4 for the parallel form, ∞ for the chunkwise one.

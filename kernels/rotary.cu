@@ -5,7 +5,7 @@ namespace retnet {
 inline namespace RETNET_KERNEL_ABI {
 
 cudaError_t launch_theta_shift(float* q, float* k, int64_t T, int64_t H, int64_t dk, const int64_t* pos,
-                               const float* theta32, const double* theta64, RotaryPairing pairing, float q_scale,
+                               const float* theta32, const double* theta64, Pairing pairing, float q_scale,
                                float k_scale, cudaStream_t stream) {
   if (T <= 0 || H <= 0 || dk < 2) return cudaSuccess;
   if (dk % 2 != 0) return cudaErrorInvalidValue;

@@ -1,6 +1,7 @@
 // Device code of theta_shift: the xPos/RoPE rotation of q and k at absolute positions.
 // The angle is THE definition of src/common/rotary.hpp: fp32 product float(n)·θ, then accurate
 // sinf/cosf (never __sinf: the fast intrinsics lose ~1e-3 rad at n = 1e5, retnet-reference P3).
+// The CPU twin is src/backend/cpu/rotary_cpu.cpp.
 #pragma once
 
 #include "launchers.cuh"
@@ -17,7 +18,7 @@ constexpr int kRotaryThreads = 128;
 __global__ void __launch_bounds__(kRotaryThreads)
     theta_shift_kernel(float* __restrict__ q, float* __restrict__ k, int64_t H, int64_t dk,
                        const int64_t* __restrict__ pos, const float* __restrict__ theta32,
-                       const double* __restrict__ theta64, RotaryPairing pairing, float q_scale, float k_scale) {
+                       const double* __restrict__ theta64, Pairing pairing, float q_scale, float k_scale) {
   RETNET_DYNAMIC_SHARED(float, sc);  // [2, dk/2]: sin | cos
   const int64_t t = blockIdx.x;
   const int64_t half = dk / 2;
@@ -42,8 +43,8 @@ __global__ void __launch_bounds__(kRotaryThreads)
     const int64_t j = is_k ? i - per_tensor : i;
     const int64_t h = j / half, p = j % half;
     float* xh = (is_k ? k : q) + t * H * dk + h * dk;
-    const int64_t i0 = pairing == RotaryPairing::Interleaved ? 2 * p : p;
-    const int64_t i1 = pairing == RotaryPairing::Interleaved ? 2 * p + 1 : p + half;
+    const int64_t i0 = pairing == Pairing::Interleaved ? 2 * p : p;
+    const int64_t i1 = pairing == Pairing::Interleaved ? 2 * p + 1 : p + half;
     float a = xh[i0], c = xh[i1];
     if (is_k && k_scale != 1.0f) {  // k scaled before the rotation (torchscale)
       a *= k_scale;

@@ -9,18 +9,20 @@
 #include <string>
 #include <utility>
 
-#include "common/dtype.hpp"
-#include "model/config.hpp"
+#include "common/types.hpp"
 
 namespace retnet {
 
 // A weight matrix [rows, cols] row-major (PyTorch [out, in]) or vector (rows = 1), in backend memory.
+// Each row is whole blocks of its type (common/types.hpp): row r starts at data + r · row_bytes().
 struct WeightRef {
   const void* data = nullptr;
   DType dtype = DType::F32;
   int64_t rows = 0;
   int64_t cols = 0;
-  size_t bytes() const { return size_t(rows * cols) * dtype_size(dtype); }
+  size_t row_bytes() const { return size_t(dtype_row_bytes(dtype, cols)); }
+  size_t bytes() const { return size_t(rows) * row_bytes(); }
+  const uint8_t* row(int64_t r) const { return static_cast<const uint8_t*>(data) + size_t(r) * row_bytes(); }
 };
 
 // A non-owning reference to a callable (no allocation, unlike std::function): what the backend calls
@@ -41,14 +43,6 @@ class FnRef<R(A...)> {
   const void* obj_ = nullptr;
   R (*call_)(const void*, A...) = nullptr;
 };
-
-enum class AngleMode : uint8_t {
-  Reference,  // fp32 product float(n)·θ, then accurate sinf/cosf: what every reference computes (P3)
-  Exact,      // n·θ and sin/cos in double, rounded once: closer to the float64 truth at long positions
-};
-
-// How the torchscale family normalises retention rows (retnet-reference §1.6); None for fla.
-enum class RetentionNorm : uint8_t { None, TorchscaleChunk, TorchscaleParallel };
 
 struct RetentionChunkArgs {
   const float* q = nullptr;  // [T, H*dk] rotated and scaled
@@ -160,8 +154,6 @@ class Backend {
  private:
   std::mutex exclusive_;
 };
-
-enum class DeviceKind : uint8_t { Auto, Cpu, Cuda };
 
 // threads <= 0: all hardware threads. Throws Error if the device is not available.
 std::unique_ptr<Backend> make_backend(DeviceKind device, int threads);

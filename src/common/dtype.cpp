@@ -1,5 +1,9 @@
 #include "common/dtype.hpp"
 
+#include <string>
+
+#include "retnet/error.hpp"
+
 namespace retnet {
 
 uint16_t f32_to_f16(float f) {
@@ -27,6 +31,22 @@ uint16_t f32_to_f16(float f) {
   uint32_t rem = man & 0x1fffu;
   if (rem > 0x1000u || (rem == 0x1000u && (r & 1u))) ++r;
   return uint16_t(sign | r);
+}
+
+void throw_bad_dtype(DType t, const char* where) {
+  throw Error(std::string(where) + ": weight type code " + std::to_string(int(t)) + " is not a known type");
+}
+
+std::optional<DType> dtype_from_name(std::string_view name) {
+  for (const DTypeTraits& t : kDTypeTraits)
+    if (name == t.name) return t.type;
+  return std::nullopt;
+}
+
+std::string dtype_name_list() {
+  std::string s;
+  for (const DTypeTraits& t : kDTypeTraits) s += (s.empty() ? "" : ", ") + std::string(t.name);
+  return s;
 }
 
 }  // namespace retnet

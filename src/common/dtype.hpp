@@ -1,22 +1,14 @@
-// Storage dtypes of weights and their scalar conversions to/from fp32.
+// Scalar conversions between the weight types (common/types.hpp) and fp32, on the host.
 #pragma once
 #include <cstdint>
 #include <cstring>
+#include <optional>
+#include <string>
 #include <string_view>
 
+#include "common/types.hpp"
+
 namespace retnet {
-
-enum class DType : uint8_t { F32, F16, BF16 };
-
-inline size_t dtype_size(DType t) { return t == DType::F32 ? 4 : 2; }
-inline const char* dtype_name(DType t) {
-  switch (t) {
-    case DType::F32: return "F32";
-    case DType::F16: return "F16";
-    case DType::BF16: return "BF16";
-  }
-  return "?";
-}
 
 inline float bf16_to_f32(uint16_t h) {
   uint32_t u = uint32_t(h) << 16;
@@ -63,25 +55,53 @@ inline float f16_to_f32(uint16_t h) {
 
 uint16_t f32_to_f16(float f);  // round-to-nearest-even (dtype.cpp)
 
-inline float load_as_f32(const void* p, DType t, size_t i) {
-  switch (t) {
-    case DType::F32: {
-      float f;
-      std::memcpy(&f, static_cast<const char*>(p) + 4 * i, 4);
-      return f;
-    }
-    case DType::F16: {
-      uint16_t h;
-      std::memcpy(&h, static_cast<const char*>(p) + 2 * i, 2);
-      return f16_to_f32(h);
-    }
-    case DType::BF16: {
-      uint16_t h;
-      std::memcpy(&h, static_cast<const char*>(p) + 2 * i, 2);
-      return bf16_to_f32(h);
-    }
+// Element i of a weight array of type D, widened to fp32 (exact for every type).
+template <DType D>
+inline float load_elem(const void* p, size_t i) {
+  if constexpr (D == DType::F32) {
+    float f;
+    std::memcpy(&f, static_cast<const char*>(p) + 4 * i, 4);
+    return f;
+  } else if constexpr (D == DType::F16 || D == DType::BF16) {
+    uint16_t h;
+    std::memcpy(&h, static_cast<const char*>(p) + 2 * i, 2);
+    return D == DType::F16 ? f16_to_f32(h) : bf16_to_f32(h);
+  } else {
+    static_assert(kNoKernelFor<D>, "load_elem: no element reader for this weight type");
   }
-  return 0.f;
 }
+
+// Element i of a weight array of type D = v rounded to nearest even. (A block type needs a whole-row
+// quantizer instead, and fails to compile here.)
+template <DType D>
+inline void store_elem(void* p, size_t i, float v) {
+  if constexpr (D == DType::F32) {
+    std::memcpy(static_cast<char*>(p) + 4 * i, &v, 4);
+  } else if constexpr (D == DType::F16 || D == DType::BF16) {
+    const uint16_t h = D == DType::F16 ? f32_to_f16(v) : f32_to_bf16(v);
+    std::memcpy(static_cast<char*>(p) + 2 * i, &h, 2);
+  } else {
+    static_assert(kNoKernelFor<D>, "store_elem: no element writer for this weight type");
+  }
+}
+
+// Throws Error naming `where` and the value: t is not a DType enumerator (a bad cast).
+[[noreturn]] void throw_bad_dtype(DType t, const char* where);
+
+// load_elem / store_elem for a weight type known at run time.
+inline float load_as_f32(const void* p, DType t, size_t i) {
+  return visit_dtype(
+      t, [&](auto d) { return load_elem<decltype(d)::value>(p, i); },
+      [&]() -> float { throw_bad_dtype(t, "load_as_f32"); });
+}
+inline void store_from_f32(void* p, DType t, size_t i, float v) {
+  visit_dtype(
+      t, [&](auto d) { store_elem<decltype(d)::value>(p, i, v); }, [&] { throw_bad_dtype(t, "store_from_f32"); });
+}
+
+// The weight type named `name` in kDTypeTraits (safetensors' spelling, e.g. "BF16"), or nullopt.
+std::optional<DType> dtype_from_name(std::string_view name);
+// Every name in kDTypeTraits, in table order: "F32, F16, BF16".
+std::string dtype_name_list();
 
 }  // namespace retnet

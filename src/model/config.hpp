@@ -4,15 +4,14 @@
 #include <string>
 #include <vector>
 
+#include "common/types.hpp"
+
 namespace retnet {
 
 enum class Family : uint8_t {
   Torchscale,  // microsoft/torchscale and syncdoth/RetNet v2 (decoder_embed_dim configs)
   Fla,         // flash-linear-attention (hidden_size + attn_mode configs)
 };
-
-enum class Activation : uint8_t { Silu, Gelu };
-enum class Pairing : uint8_t { Interleaved, Half };  // rotation pairs (2p, 2p+1) vs (p, p + dk/2)
 
 struct ModelConfig {
   Family family = Family::Torchscale;

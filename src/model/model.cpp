@@ -53,7 +53,7 @@ class Binder {
     const TensorInfo& t = need(name, {total_rows, cols});
     WeightRef w = view(t, total_rows, cols);
     WeightRef part = w;
-    part.data = static_cast<const uint8_t*>(w.data) + size_t(r0 * cols) * dtype_size(w.dtype);
+    part.data = w.row(r0);
     part.rows = rows;
     return part;
   }
@@ -95,8 +95,8 @@ class Binder {
     WeightRef w{t.data, t.dtype, rows, cols};
     if (dry_) {  // count what the real binding below will copy, or use in place
       if (convert_to_ && *convert_to_ != t.dtype)
-        plan_.owned = sat_add(plan_.owned, sat_mul(uint64_t(rows * cols), dtype_size(*convert_to_)));
-      else if (reinterpret_cast<uintptr_t>(t.data) % dtype_size(t.dtype) != 0)
+        plan_.owned = sat_add(plan_.owned, sat_mul(uint64_t(rows), dtype_row_bytes(*convert_to_, cols)));
+      else if (reinterpret_cast<uintptr_t>(t.data) % dtype_traits(t.dtype).align != 0)
         plan_.owned = sat_add(plan_.owned, t.nbytes);
       else if (mapped_seen_.insert(&t).second)
         plan_.mapped = sat_add(plan_.mapped, t.nbytes);
@@ -105,24 +105,17 @@ class Binder {
     hash_weight_sample(m_, t.data, t.nbytes);
     if (convert_to_ && *convert_to_ != t.dtype) {
       // Requested storage dtype differs: convert once at load into an owned buffer.
-      const size_t n = size_t(rows * cols), es = dtype_size(*convert_to_);
-      AlignedBytes buf = alloc_aligned_bytes(n * es);
-      for (size_t i = 0; i < n; ++i) {
-        const float v = load_as_f32(t.data, t.dtype, i);
-        if (*convert_to_ == DType::F32) std::memcpy(buf.get() + 4 * i, &v, 4);
-        else {
-          const uint16_t h = *convert_to_ == DType::F16 ? f32_to_f16(v) : f32_to_bf16(v);
-          std::memcpy(buf.get() + 2 * i, &h, 2);
-        }
-      }
+      const size_t n = size_t(rows * cols), bytes = size_t(rows) * dtype_row_bytes(*convert_to_, cols);
+      AlignedBytes buf = alloc_aligned_bytes(bytes);
+      for (size_t i = 0; i < n; ++i) store_from_f32(buf.get(), *convert_to_, i, load_as_f32(t.data, t.dtype, i));
       w.data = buf.get();
       w.dtype = *convert_to_;
-      hash_weight_sample(m_, buf.get(), n * es);  // a converted model is a different model
+      hash_weight_sample(m_, buf.get(), bytes);  // a converted model is a different model
       m_.owned_bytes.push_back(std::move(buf));
       return w;
     }
     // safetensors does not promise alignment; kernels may assume element alignment, so realign.
-    if (reinterpret_cast<uintptr_t>(t.data) % dtype_size(t.dtype) != 0) {
+    if (reinterpret_cast<uintptr_t>(t.data) % dtype_traits(t.dtype).align != 0) {
       AlignedBytes buf = alloc_aligned_bytes(t.nbytes);
       std::memcpy(buf.get(), t.data, t.nbytes);
       w.data = buf.get();
@@ -316,10 +309,6 @@ void merge_generation_config(Model::Impl& m, const std::string& dir) {
 }
 }  // namespace
 
-DeviceKind device_kind(Device d) {
-  return d == Device::Cpu ? DeviceKind::Cpu : d == Device::Cuda ? DeviceKind::Cuda : DeviceKind::Auto;
-}
-
 void hash_weight_sample(Model::Impl& m, const void* host, size_t n) {
   if (!host || n == 0) return;
   const size_t k = std::min<size_t>(256, n);
@@ -374,7 +363,7 @@ void finalize_model(Model::Impl& mi) {
   i.bos_token_id = c.bos_token_id;
   i.fingerprint = m->fingerprint;
   {
-    uint64_t read = m->lm_head.bytes() + uint64_t(c.d_model) * dtype_size(m->embed.dtype);
+    uint64_t read = m->lm_head.bytes() + dtype_row_bytes(m->embed.dtype, c.d_model);
     for (const LayerWeights& l : m->layers)
       for (const WeightRef* w : {&l.q, &l.k, &l.v, &l.g, &l.o, &l.ffn_act, &l.ffn_lin, &l.ffn_down}) {
         read += w->bytes();
@@ -441,7 +430,7 @@ std::unique_ptr<Model::Impl> load_model_impl(const std::string& dir, const LoadO
     else throw Error("dtype: '" + d + "' is not one of f32, f16, bf16");
   }
   m->backend = load_backend(options, hooks);
-  m->angles = options.angles == Angles::Exact ? AngleMode::Exact : AngleMode::Reference;
+  m->angles = angle_mode(options.angles);
 
   // A dry binding first: every name and shape is checked and what the load will allocate is added
   // up, before anything large is allocated (the mapped header sizes are validated against the file,

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "backend/backend.hpp"
+#include "common/public_types.hpp"
 #include "model/config.hpp"
 #include "model/memory_plan.hpp"
 #include "model/safetensors.hpp"
@@ -96,7 +97,6 @@ void finalize_model(Model::Impl& m);
 // LoadOptions::bf16_activations: turns it on in m.backend when it applies (some matrix is BF16 and
 // the backend can), else logs why not; sets info.bf16_activations (model.cpp).
 void apply_bf16_activations(Model::Impl& m, bool requested);
-DeviceKind device_kind(Device d);
 // Whether the backend keeps weights, states and workspaces in host memory (everything but CUDA).
 bool backend_on_host(const Backend& be);
 uint64_t fnv1a(const void* data, size_t n, uint64_t h = 0xcbf29ce484222325ull);

@@ -41,6 +41,7 @@ std::shared_ptr<const Model> Model::Impl::random(const RandomModelSpec& sp, cons
   auto m = std::make_unique<Impl>();
   ModelConfig& c = m->cfg;
   const DType dt = parse_dtype(sp.dtype);
+  const uint64_t es = uint64_t(dtype_traits(dt).block_bytes);  // parse_dtype: element types (blocks of 1)
   if (sp.family != "torchscale" && sp.family != "fla") throw Error("family: '" + sp.family + "' is not torchscale or fla");
   for (auto [v, name] : {std::pair{sp.vocab_size, "vocab_size"}, {sp.hidden_size, "hidden_size"}, {sp.layers, "layers"},
                          {sp.heads, "heads"}})
@@ -74,7 +75,7 @@ std::shared_ptr<const Model> Model::Impl::random(const RandomModelSpec& sp, cons
   c.embed_norm = !fla;
 
   m->backend = load_backend(options, hooks);
-  m->angles = options.angles == Angles::Exact ? AngleMode::Exact : AngleMode::Reference;
+  m->angles = angle_mode(options.angles);
 
   // Every matrix is generated into host memory before upload, whatever the backend: check that it
   // (and, on a host backend, the norm vectors, one session and the scratch) fits before allocating.
@@ -83,7 +84,7 @@ std::shared_ptr<const Model> Model::Impl::random(const RandomModelSpec& sp, cons
                    F = uint64_t(c.ffn_dim), V = uint64_t(c.vocab_size), L = uint64_t(c.n_layers);
     const uint64_t per_layer = sat_add(sat_add(sat_mul(2 * KD, D), sat_mul(3 * VD, D)), sat_mul(3 * F, D));
     MemoryPlan plan;
-    plan.owned = sat_mul(sat_add(sat_mul(2 * V, D), sat_mul(L, per_layer)), dtype_size(dt));
+    plan.owned = sat_mul(sat_add(sat_mul(2 * V, D), sat_mul(L, per_layer)), es);
     if (backend_on_host(*m->backend)) {
       const uint64_t vectors_per_layer = 2 * cpu_alloc_bytes(D) + (c.group_norm_weight ? cpu_alloc_bytes(uint64_t(c.head_dv)) : 0);
       plan.vectors = sat_add(sat_mul(L, vectors_per_layer), 2 * cpu_alloc_bytes(D));
@@ -99,20 +100,13 @@ std::shared_ptr<const Model> Model::Impl::random(const RandomModelSpec& sp, cons
   uint64_t total = 0, done = 0;
   {
     const int64_t D = c.d_model, KD = c.key_dim(), VD = c.value_dim(), F = c.ffn_dim;
-    total = uint64_t(2 * c.vocab_size * D + c.n_layers * (2 * KD * D + 3 * VD * D + 3 * F * D)) * dtype_size(dt);
+    total = uint64_t(2 * c.vocab_size * D + c.n_layers * (2 * KD * D + 3 * VD * D + 3 * F * D)) * es;
   }
   auto matrix = [&](int64_t rows, int64_t cols) {
-    const size_t n = size_t(rows * cols), bytes = n * dtype_size(dt);
+    const size_t n = size_t(rows * cols), bytes = size_t(rows) * dtype_row_bytes(dt, cols);
     AlignedBytes buf = alloc_aligned_bytes(bytes);
     const float a = std::sqrt(3.0f / float(cols));  // unit-variance outputs for unit-variance inputs
-    for (size_t i = 0; i < n; ++i) {
-      const float v = rng.uniform(a);
-      if (dt == DType::F32) std::memcpy(buf.get() + 4 * i, &v, 4);
-      else {
-        const uint16_t h = dt == DType::F16 ? f32_to_f16(v) : f32_to_bf16(v);
-        std::memcpy(buf.get() + 2 * i, &h, 2);
-      }
-    }
+    for (size_t i = 0; i < n; ++i) store_from_f32(buf.get(), dt, i, rng.uniform(a));
     WeightRef w{buf.get(), dt, rows, cols};
     hash_weight_sample(*m, buf.get(), bytes);
     m->owned_bytes.push_back(std::move(buf));

@@ -21,14 +21,6 @@ namespace {
 constexpr uint64_t kMaxHeaderBytes = 100ull << 20;
 constexpr int kMaxJsonDepth = 16;
 
-bool parse_dtype(const std::string& s, DType& out) {
-  if (s == "F32") out = DType::F32;
-  else if (s == "F16") out = DType::F16;
-  else if (s == "BF16") out = DType::BF16;
-  else return false;
-  return true;
-}
-
 bool known_unsupported_dtype(const std::string& s) {
   static const std::set<std::string> k = {"F64", "I64", "I32", "I16", "I8", "U64", "U32", "U16", "U8",
                                           "BOOL", "F8_E4M3", "F8_E5M2", "F8_E8M0", "F6_E2M3", "F6_E3M2", "F4"};
@@ -109,8 +101,11 @@ std::map<std::string, TensorInfo> parse_safetensors_header(const std::string& pa
     t.name = name;
     t.file = path;
     const std::string dts = dt->get<std::string>();
-    if (!parse_dtype(dts, t.dtype)) {
-      if (known_unsupported_dtype(dts)) throw Error(where + ": dtype " + dts + " is not supported (F32, F16, BF16 are)");
+    if (const std::optional<DType> d = dtype_from_name(dts)) {
+      t.dtype = *d;
+    } else {
+      if (known_unsupported_dtype(dts))
+        throw Error(where + ": dtype " + dts + " is not supported (" + dtype_name_list() + " are)");
       throw Error(where + ": unknown dtype '" + dts + "'");
     }
     if (sh->size() > 8) throw Error(where + ": shape has more than 8 dimensions");
@@ -132,7 +127,9 @@ std::map<std::string, TensorInfo> parse_safetensors_header(const std::string& pa
     if (oe > data_size)
       throw Error(where + ": data_offsets end " + std::to_string(oe) + " is past the data section (" +
                   std::to_string(data_size) + " bytes; file truncated?)");
-    uint64_t expect = numel * dtype_size(t.dtype);
+    // Rows of whole blocks along the last dimension (a 0-d tensor is one row of one element).
+    const uint64_t cols = t.shape.empty() ? 1 : uint64_t(t.shape.back());
+    uint64_t expect = cols ? numel / cols * dtype_traits(t.dtype).row_bytes(int64_t(cols)) : 0;
     if (oe - ob != expect)
       throw Error(where + ": data_offsets span " + std::to_string(oe - ob) + " bytes but shape " + sh->dump() +
                   " x " + dts + " needs " + std::to_string(expect));

@@ -42,7 +42,7 @@ int64_t first_non_finite(const void* p, DType t, size_t n) {
     case DType::F16: return first_all_ones_exponent<uint16_t, 0x7c00u>(b, n);
     case DType::BF16: return first_all_ones_exponent<uint16_t, 0x7f80u>(b, n);
   }
-  return -1;
+  throw_bad_dtype(t, "first_non_finite");
 }
 
 void check_tensor_finite(const TensorInfo& t) {

@@ -307,17 +307,11 @@ TEST(WeightScan, FirstNonFiniteFindsTheFirstOfSeveralAtAnyAlignment) {
   // Over a block boundary of the scan (4096 elements) and at odd byte offsets.
   std::vector<uint8_t> buf(4 * 10000 + 8);
   for (const DType t : {DType::F32, DType::F16, DType::BF16}) {
-    const size_t es = dtype_size(t);
+    const int64_t es = dtype_traits(t).block_bytes;
     for (size_t shift : {size_t(0), size_t(1), size_t(3)}) {
       uint8_t* p = buf.data() + shift;
       const size_t n = 10000;
-      auto put = [&](size_t i, float v) {
-        if (t == DType::F32) std::memcpy(p + 4 * i, &v, 4);
-        else {
-          const uint16_t h = t == DType::F16 ? f32_to_f16(v) : f32_to_bf16(v);
-          std::memcpy(p + 2 * i, &h, 2);
-        }
-      };
+      auto put = [&](size_t i, float v) { store_from_f32(p, t, i, v); };
       for (size_t i = 0; i < n; ++i) put(i, float(i % 7) - 3.0f);
       EXPECT_EQ(first_non_finite(p, t, n), -1);
       put(n - 1, std::numeric_limits<float>::infinity());

@@ -37,8 +37,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       FUZZ_CHECK(d >= 0, "tensor '%s' has a negative dimension", name.c_str());
       numel *= d;
     }
-    FUZZ_CHECK(uint64_t(numel) * retnet::dtype_size(t.dtype) == t.nbytes, "tensor '%s': %zu bytes for %lld elements",
-               name.c_str(), t.nbytes, (long long)numel);
+    FUZZ_CHECK(retnet::dtype_traits(t.dtype).bytes(uint64_t(numel)) == t.nbytes,
+               "tensor '%s': %zu bytes for %lld elements", name.c_str(), t.nbytes, (long long)numel);
     float acc = 0;
     for (int64_t i = 0; i < numel; ++i) acc += retnet::load_as_f32(t.data, t.dtype, size_t(i));
     sink = sink + acc;

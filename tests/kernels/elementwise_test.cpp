@@ -23,7 +23,7 @@ KTEST(Embed, AllDtypesAndScales) {
           DevBuf<uint8_t> dt(table.bytes);
           DevBuf<int32_t> di(ids);
           DevBuf<float> out(size_t(T * D));
-          expect_ok(retnet::launch_embed(dt.get(), wtype(t), di.get(), T, D, scale, out.get(), nullptr));
+          expect_ok(retnet::launch_embed(dt.get(), t, di.get(), T, D, scale, out.get(), nullptr));
           return out.download();
         });
         if (kEmulated) EXPECT_EQ(count_mismatch(got, want), 0u) << retnet::dtype_name(t) << " D=" << D;
@@ -42,7 +42,7 @@ KTEST(Widen, AllDtypes) {
     const std::vector<float> got = run_checked([&] {
       DevBuf<uint8_t> src(w.bytes);
       DevBuf<float> dst(n);
-      expect_ok(retnet::launch_widen(src.get(), wtype(t), n, dst.get(), nullptr));
+      expect_ok(retnet::launch_widen(src.get(), t, n, dst.get(), nullptr));
       return dst.download();
     });
     EXPECT_EQ(count_mismatch(got, want), 0u) << retnet::dtype_name(t);  // exact conversions everywhere
@@ -59,7 +59,7 @@ KTEST(Glu, SiluAndGelu) {
       cpu.glu(a.data(), b.data(), want.data(), n, act);
       const std::vector<float> got = run_checked([&] {
         DevBuf<float> da(a), db(b);
-        expect_ok(retnet::launch_glu(da.get(), db.get(), da.get(), n, retnet::GluAct(int(act)), nullptr));  // in place
+        expect_ok(retnet::launch_glu(da.get(), db.get(), da.get(), n, act, nullptr));  // in place
         return da.download();
       });
       if (kEmulated) EXPECT_EQ(count_mismatch(got, want), 0u) << "n=" << n;

@@ -15,7 +15,7 @@ void check_gemv(DType t, int64_t T, int64_t in, int64_t rows, size_t misalign_el
   retnet::CpuBackend cpu(1);
   const std::vector<float> wf = randu(size_t(rows * in) + misalign_elems, uint32_t(in * 31 + rows), -1.f, 1.f);
   const TypedWeights w = make_weights(wf, t);
-  const size_t off = misalign_elems * retnet::dtype_size(t);
+  const size_t off = retnet::dtype_traits(t).bytes(misalign_elems);
   const std::vector<float> x = randu(size_t(T * in), 17, -2.f, 2.f);
   const int64_t ldy = rows + 3;
   std::vector<float> want(size_t(T * ldy), -7.f);
@@ -31,7 +31,7 @@ void check_gemv(DType t, int64_t T, int64_t in, int64_t rows, size_t misalign_el
   const std::vector<float> got = run_checked([&] {
     DevBuf<uint8_t> dw(w.bytes);
     DevBuf<float> dx(x), dy(std::vector<float>(size_t(T * ldy), -7.f));
-    expect_ok(retnet::launch_gemv(dx.get(), T, in, dw.get() + off, wtype(t), rows, dy.get(), ldy, nullptr));
+    expect_ok(retnet::launch_gemv(dx.get(), T, in, dw.get() + off, t, rows, dy.get(), ldy, nullptr));
     return dy.download();
   });
   EXPECT_LE(rel_err(got, want), 5e-6) << retnet::dtype_name(t) << " T=" << T << " in=" << in << " rows=" << rows
@@ -61,7 +61,7 @@ KTEST(Gemv, MisalignedBaseAndWideRows) {
 KTEST(Gemv, RejectsTooManyRows) {
   KTEST_REQUIRE_DEVICE();
   DevBuf<float> x(16), y(16), w(16);
-  EXPECT_EQ(retnet::launch_gemv(x.get(), retnet::kGemvMaxRows + 1, 2, w.get(), retnet::WeightType::F32, 2, y.get(), 2,
+  EXPECT_EQ(retnet::launch_gemv(x.get(), retnet::kGemvMaxRows + 1, 2, w.get(), retnet::DType::F32, 2, y.get(), 2,
                                 nullptr),
             cudaErrorInvalidValue);
 }

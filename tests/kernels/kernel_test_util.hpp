@@ -87,18 +87,10 @@ struct TypedWeights {
   retnet::WeightRef ref(int64_t rows, int64_t cols) const { return {bytes.data(), dtype, rows, cols}; }
 };
 inline TypedWeights make_weights(const std::vector<float>& f, retnet::DType t) {
-  TypedWeights w{t, std::vector<uint8_t>(f.size() * retnet::dtype_size(t))};
-  for (size_t i = 0; i < f.size(); ++i) {
-    if (t == retnet::DType::F32) {
-      std::memcpy(w.bytes.data() + 4 * i, &f[i], 4);
-    } else {
-      const uint16_t h = t == retnet::DType::F16 ? retnet::f32_to_f16(f[i]) : retnet::f32_to_bf16(f[i]);
-      std::memcpy(w.bytes.data() + 2 * i, &h, 2);
-    }
-  }
+  TypedWeights w{t, std::vector<uint8_t>(retnet::dtype_traits(t).bytes(f.size()))};
+  for (size_t i = 0; i < f.size(); ++i) retnet::store_from_f32(w.bytes.data(), t, i, f[i]);
   return w;
 }
-inline retnet::WeightType wtype(retnet::DType t) { return retnet::WeightType(int32_t(t)); }
 
 // A device buffer with canaries on both sides: download() fails the test if a kernel wrote outside.
 // Emulated: host memory (the emulator's "device"). GPU: cudaMalloc.

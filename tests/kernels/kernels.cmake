@@ -24,7 +24,7 @@ target_include_directories(retnet_simt PUBLIC ${PROJECT_SOURCE_DIR}/tests/simt $
 # Kernels reinterpret weight bytes as uint4/float4 as device code does; keep the host compiler honest.
 # #pragma unroll is for nvcc only.
 target_compile_options(retnet_simt PUBLIC -fno-strict-aliasing -Wno-unknown-pragmas)
-target_compile_options(retnet_simt PRIVATE -Wall -Wextra -Wno-unused-parameter)
+target_compile_options(retnet_simt PRIVATE -Wall -Wextra -Wno-unused-parameter -Werror=switch)
 # The same instruction set as libretnet's CPU backend (FMA contraction included), so that where a
 # kernel performs the CPU's operations in the CPU's order the emulator reproduces its bits.
 if(RETNET_NATIVE)
@@ -64,5 +64,6 @@ elseif(EXISTS /usr/local/cuda/bin/nvcc)
 endif()
 add_test(NAME kernel_resources
          COMMAND ${CMAKE_COMMAND} -DNVCC=${_nvcc} -DKERNEL_DIR=${PROJECT_SOURCE_DIR}/kernels
+                 -DSRC_DIR=${PROJECT_SOURCE_DIR}/src
                  -DWORK_DIR=${CMAKE_CURRENT_BINARY_DIR}/ptxas_check -P ${CMAKE_CURRENT_SOURCE_DIR}/kernels/ptxas_check.cmake)
 set_tests_properties(kernel_resources PROPERTIES SKIP_REGULAR_EXPRESSION "kernel_resources: SKIPPED" TIMEOUT 900)

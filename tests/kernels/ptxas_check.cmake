@@ -1,6 +1,7 @@
 # Compiles every kernels/*.cu for sm_80 and sm_90 with warnings as errors and `-Xptxas -v`, parses the
 # per-kernel resource use and fails when a kernel exceeds the limits below. Prints one line per kernel.
-#   cmake -DNVCC=<nvcc or empty> -DKERNEL_DIR=<kernels/> -DWORK_DIR=<scratch> -P ptxas_check.cmake
+#   cmake -DNVCC=<nvcc or empty> -DKERNEL_DIR=<kernels/> -DSRC_DIR=<src/> -DWORK_DIR=<scratch> -P ptxas_check.cmake
+# (SRC_DIR: the kernels include common/types.hpp, the library's enums.)
 # Limits (why):
 #   registers ≤ 255            the hardware maximum; more fails to launch
 #   static shared ≤ 48 KiB     the most a __shared__ declaration may use without the opt-in attribute
@@ -24,7 +25,7 @@ foreach(arch 80 90)
     get_filename_component(name ${src} NAME_WE)
     execute_process(
       COMMAND "${NVCC}" -std=c++17 -O3 -arch=sm_${arch} -Werror all-warnings -Xptxas -v,-warn-spills
-              -I "${KERNEL_DIR}" -c "${src}" -o "${WORK_DIR}/${name}_sm${arch}.o"
+              -I "${KERNEL_DIR}" -I "${SRC_DIR}" -c "${src}" -o "${WORK_DIR}/${name}_sm${arch}.o"
       RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
     if(NOT rc EQUAL 0)
       message("FAIL ${name}.cu sm_${arch}: nvcc exit ${rc}\n${out}${err}")

@@ -55,12 +55,11 @@ void check_chunk(const Shape& s, RetentionNorm norm, uint32_t seed) {
   a.norm = norm;
   cpu.retention_chunk(a);
 
-  const auto kn = retnet::RetNorm(int(norm));
   const std::vector<float> got = run_checked([&] {
     DevBuf<float> dq(q), dk(k), dv(v), dstate(state0), dout(want_out.size()), dld(ld);
-    DevBuf<uint8_t> ws(retnet::retention_chunk_workspace_bytes(s.T, s.H, s.dk, s.dv, s.C, kn));
+    DevBuf<uint8_t> ws(retnet::retention_chunk_workspace_bytes(s.T, s.H, s.dk, s.dv, s.C, norm));
     expect_ok(retnet::launch_retention_chunk(dq.get(), dk.get(), dv.get(), dstate.get(), dout.get(), s.T, s.H, s.dk,
-                                             s.dv, s.C, dld.get(), kn, ws.get(), nullptr));
+                                             s.dv, s.C, dld.get(), norm, ws.get(), nullptr));
     std::vector<float> r = dout.download(), st = dstate.download();
     r.insert(r.end(), st.begin(), st.end());
     return r;
@@ -112,12 +111,11 @@ KTEST(RetentionChunk, LargeValuesHitTheClamps) {
     a.q = q.data(), a.k = k.data(), a.v = v.data(), a.state = want_state.data(), a.out = want.data();
     a.T = T, a.H = H, a.dk = dk, a.dv = dv, a.chunk = C, a.log_decay = ld.data(), a.norm = norm;
     cpu.retention_chunk(a);
-    const auto kn = retnet::RetNorm(int(norm));
-    const std::vector<float> got = run_checked([&] {
+      const std::vector<float> got = run_checked([&] {
       DevBuf<float> dq(q), dk_(k), dv_(v), dst(state0), dout(want.size()), dld(ld);
-      DevBuf<uint8_t> ws(retnet::retention_chunk_workspace_bytes(T, H, dk, dv, C, kn));
+      DevBuf<uint8_t> ws(retnet::retention_chunk_workspace_bytes(T, H, dk, dv, C, norm));
       expect_ok(retnet::launch_retention_chunk(dq.get(), dk_.get(), dv_.get(), dst.get(), dout.get(), T, H, dk, dv, C,
-                                               dld.get(), kn, ws.get(), nullptr));
+                                               dld.get(), norm, ws.get(), nullptr));
       return dout.download();
     });
     EXPECT_LE(rel_err(got, want), kTol) << "norm=" << int(norm);
@@ -195,9 +193,9 @@ KTEST(Retention, ChunkedStateEqualsStepwiseState) {
                            v = randu(size_t(T * H * dv), 3), s0 = randu(size_t(H * dk * dv), 4);
   DevBuf<float> dq(q), dk_(k), dv_(v), dld(ld), dgamma(gamma);
   DevBuf<float> st_chunk(s0), st_step(s0), out_chunk(size_t(T * H * dv)), out_step(size_t(T * H * dv));
-  DevBuf<uint8_t> ws(retnet::retention_chunk_workspace_bytes(T, H, dk, dv, C, retnet::RetNorm::None));
+  DevBuf<uint8_t> ws(retnet::retention_chunk_workspace_bytes(T, H, dk, dv, C, retnet::RetentionNorm::None));
   expect_ok(retnet::launch_retention_chunk(dq.get(), dk_.get(), dv_.get(), st_chunk.get(), out_chunk.get(), T, H, dk,
-                                           dv, C, dld.get(), retnet::RetNorm::None, ws.get(), nullptr));
+                                           dv, C, dld.get(), retnet::RetentionNorm::None, ws.get(), nullptr));
   const std::vector<float*> ptr = {st_step.get()};
   DevBuf<float*> dptr(ptr);
   for (int64_t t = 0; t < T; ++t)

@@ -41,7 +41,7 @@ KTEST(ThetaShift, PairingsAnglesScalesAndLongPositions) {
             DevBuf<double> dth64(theta64);
             expect_ok(retnet::launch_theta_shift(
                 dq.get(), dk_.get(), T, H, dk, dpos.get(), dth.get(),
-                angles == retnet::AngleMode::Exact ? dth64.get() : nullptr, retnet::RotaryPairing(int(pairing)),
+                angles == retnet::AngleMode::Exact ? dth64.get() : nullptr, pairing,
                 q_scale, k_scale, nullptr));
             std::vector<float> r = dq.download(), rk = dk_.download();
             r.insert(r.end(), rk.begin(), rk.end());

@@ -26,17 +26,11 @@ std::vector<float> normal(size_t n, uint32_t seed, float sc) {
 
 // Weights [rows, in] of type t from fp32 values; `exact` receives what the stored values are.
 std::vector<uint8_t> encode(const std::vector<float>& f, DType t, std::vector<float>& exact) {
-  std::vector<uint8_t> b(f.size() * dtype_size(t));
+  std::vector<uint8_t> b(dtype_traits(t).bytes(f.size()));
   exact.resize(f.size());
   for (size_t i = 0; i < f.size(); ++i) {
-    if (t == DType::F32) {
-      std::memcpy(b.data() + 4 * i, &f[i], 4);
-      exact[i] = f[i];
-    } else {
-      const uint16_t h = t == DType::F16 ? f32_to_f16(f[i]) : f32_to_bf16(f[i]);
-      std::memcpy(b.data() + 2 * i, &h, 2);
-      exact[i] = t == DType::F16 ? f16_to_f32(h) : bf16_to_f32(h);
-    }
+    store_from_f32(b.data(), t, i, f[i]);
+    exact[i] = load_as_f32(b.data(), t, i);
   }
   return b;
 }

@@ -481,7 +481,7 @@ TEST_F(SafetensorsBadInput, HeaderByteMutationsNeverCrash) {
       try {
         auto t = retnet::parse_safetensors_header("mut", h.data(), h.size(), nullptr, data_size);
         for (const auto& [name, info] : t) {
-          uint64_t need = uint64_t(info.numel()) * retnet::dtype_size(info.dtype);
+          uint64_t need = retnet::dtype_traits(info.dtype).bytes(uint64_t(info.numel()));
           ASSERT_EQ(info.nbytes, need) << name;
           ASSERT_LE(info.nbytes, data_size) << name;
         }

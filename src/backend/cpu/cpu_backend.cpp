@@ -1,3 +1,5 @@
+// The CPU backend: memory, and each op split over the thread pool. The arithmetic lives in the
+// single-threaded kernels of kernels_cpu.hpp, in files named after their CUDA twins.
 #include "backend/cpu/cpu_backend.hpp"
 
 #include <cblas.h>
@@ -12,7 +14,6 @@
 #include <numeric>
 
 #include "backend/cpu/kernels_cpu.hpp"
-#include "common/rotary.hpp"
 #include "retnet/error.hpp"
 
 extern "C" void openblas_set_num_threads(int);
@@ -33,20 +34,6 @@ constexpr int64_t kGemmPanelRows = 256;
 // be small enough to balance: 768-row matrices (125m's o and FFN down) give 2 threads 6 panels, not 3.
 // (125m pp512: 128 rows 1123-1152 t/s, 256 rows 1032-1096, 64 rows 1135-1152.)
 constexpr int64_t kBf16PanelRows = 128;
-
-inline void rms_row(const float* x, int64_t D, const float* w, float eps, float* y) {
-  float ss = 0.f;
-  for (int64_t i = 0; i < D; ++i) ss += x[i] * x[i];
-  const float inv = 1.0f / std::sqrt(ss / float(D) + eps);
-  if (w) {
-    for (int64_t i = 0; i < D; ++i) y[i] = (x[i] * inv) * w[i];
-  } else {
-    for (int64_t i = 0; i < D; ++i) y[i] = x[i] * inv;
-  }
-}
-
-inline float silu(float x) { return x / (1.0f + std::exp(-x)); }
-inline float gelu(float x) { return 0.5f * x * (1.0f + std::erf(x * 0.70710678118654752f)); }
 }  // namespace
 
 CpuBackend::CpuBackend(int threads) : pool_(threads), scratch_(size_t(pool_.size())) {
@@ -83,19 +70,12 @@ WeightRef CpuBackend::upload(const WeightRef& host, FnRef<void(uint64_t)> on_byt
 }
 
 void CpuBackend::embed(const WeightRef& table, const int32_t* ids, int64_t T, float scale, float* out) {
-  const int64_t D = table.cols;
-  const size_t row_bytes = size_t(D) * dtype_size(table.dtype);
-  for (int64_t t = 0; t < T; ++t) {
-    float* o = out + t * D;
-    cpu::widen_row(static_cast<const uint8_t*>(table.data) + size_t(ids[t]) * row_bytes, table.dtype, D, o);
-    if (scale != 1.0f)
-      for (int64_t i = 0; i < D; ++i) o[i] *= scale;
-  }
+  for (int64_t t = 0; t < T; ++t) cpu::embed_row(table, ids[t], scale, out + t * table.cols);
 }
 
 void CpuBackend::rms_norm(const float* x, int64_t T, int64_t D, const float* w, float eps, float* y) {
   pool_.parallel_for(T, [&](int64_t b, int64_t e, int) {
-    for (int64_t t = b; t < e; ++t) rms_row(x + t * D, D, w, eps, y + t * D);
+    for (int64_t t = b; t < e; ++t) cpu::rms_norm_row(x + t * D, D, w, eps, y + t * D);
   });
 }
 
@@ -119,7 +99,7 @@ void CpuBackend::matmul(const float* x, int64_t T, int64_t in, std::span<const M
   int64_t kPanelRows = bf16 ? kBf16PanelRows : kGemmPanelRows;
   if (gemv) {
     size_t row_bytes = 1;
-    for (const MatmulJob& j : jobs) row_bytes = std::max(row_bytes, size_t(in) * dtype_size(j.w->dtype));
+    for (const MatmulJob& j : jobs) row_bytes = std::max(row_bytes, size_t(dtype_row_bytes(j.w->dtype, in)));
     kPanelRows = std::max<int64_t>(16, int64_t(kGemvPanelBytes / row_bytes) / 16 * 16);
   } else if (pool_.size() == 1 && !bf16 &&
              std::all_of(jobs.begin(), jobs.end(), [](const MatmulJob& j) { return j.w->dtype == DType::F32; })) {
@@ -168,35 +148,9 @@ void CpuBackend::theta_shift(float* q, float* k, int64_t T, int64_t H, int64_t d
   pool_.parallel_for(T, [&](int64_t b, int64_t e, int tid) {
     std::vector<float>& cs = scratch_[size_t(tid)];
     if (cs.size() < size_t(2 * half)) cs.resize(size_t(2 * half));
-    float* cosv = cs.data();
-    float* sinv = cosv + half;
-    for (int64_t t = b; t < e; ++t) {
-      for (int64_t p = 0; p < half; ++p) {
-        if (angles == AngleMode::Reference)
-          rotary_sincos_reference(pos[t], theta32[p], &sinv[p], &cosv[p]);
-        else
-          rotary_sincos_exact(pos[t], theta64[p], &sinv[p], &cosv[p]);
-      }
-      for (int which = 0; which < 2; ++which) {
-        float* x = (which == 0 ? q : k) + t * H * dk;
-        const float pre = which == 1 ? k_scale : 1.0f;
-        const float post = which == 0 ? q_scale : 1.0f;
-        for (int64_t h = 0; h < H; ++h) {
-          float* xh = x + h * dk;
-          if (pre != 1.0f)
-            for (int64_t i = 0; i < dk; ++i) xh[i] *= pre;
-          for (int64_t p = 0; p < half; ++p) {
-            const int64_t i0 = pairing == Pairing::Interleaved ? 2 * p : p;
-            const int64_t i1 = pairing == Pairing::Interleaved ? 2 * p + 1 : p + half;
-            const float a = xh[i0], c = xh[i1];
-            xh[i0] = a * cosv[p] - c * sinv[p];
-            xh[i1] = c * cosv[p] + a * sinv[p];
-          }
-          if (post != 1.0f)
-            for (int64_t i = 0; i < dk; ++i) xh[i] *= post;
-        }
-      }
-    }
+    for (int64_t t = b; t < e; ++t)
+      cpu::theta_shift_row(q + t * H * dk, k + t * H * dk, H, dk, pos[t], theta32, theta64, pairing, angles, q_scale,
+                           k_scale, cs.data());
   });
 }
 
@@ -267,32 +221,14 @@ void CpuBackend::retention_step(const RetentionStepArgs& a) {
 void CpuBackend::group_norm_gate(float* o, const float* g, int64_t T, int64_t H, int64_t dv, const float* w,
                                  float eps) {
   pool_.parallel_for(T * H, [&](int64_t b, int64_t e, int) {
-    for (int64_t i = b; i < e; ++i) {
-      float* x = o + i * dv;
-      rms_row(x, dv, w, eps, x);
-      if (g) {
-        const float* gi = g + i * dv;
-        for (int64_t c = 0; c < dv; ++c) x[c] = silu(gi[c]) * x[c];
-      }
-    }
+    for (int64_t i = b; i < e; ++i) cpu::group_norm_gate_row(o + i * dv, g ? g + i * dv : nullptr, dv, w, eps);
   });
 }
 
 void CpuBackend::glu(const float* a, const float* b, float* out, size_t n, Activation act) {
-  pool_.parallel_for(int64_t(n), [&](int64_t s, int64_t e, int) {
-    if (act == Activation::Silu)
-      for (int64_t i = s; i < e; ++i) out[i] = silu(a[i]) * b[i];
-    else
-      for (int64_t i = s; i < e; ++i) out[i] = gelu(a[i]) * b[i];
-  });
+  pool_.parallel_for(int64_t(n), [&](int64_t s, int64_t e, int) { cpu::glu_range(a, b, out, s, e, act); });
 }
 
-void CpuBackend::residual(float* x, const float* y, float alpha, size_t n) {
-  if (alpha == 1.0f) {
-    for (size_t i = 0; i < n; ++i) x[i] += y[i];
-  } else {
-    for (size_t i = 0; i < n; ++i) x[i] = x[i] * alpha + y[i];
-  }
-}
+void CpuBackend::residual(float* x, const float* y, float alpha, size_t n) { cpu::residual(x, y, alpha, n); }
 
 }  // namespace retnet

@@ -1,12 +1,47 @@
 // CPU compute kernels (AVX2/FMA/F16C where the build enables them, portable C++ otherwise).
-// Single-threaded building blocks; cpu_backend.cpp splits work across the thread pool.
+// Single-threaded building blocks; cpu_backend.cpp splits work across the thread pool. Each file is
+// named after its CUDA twin in kernels/: norm_cpu.cpp ↔ norm.cu, rotary_cpu.cpp ↔ rotary.cu,
+// elementwise_cpu.cpp ↔ elementwise.cu, matmul_cpu.cpp ↔ gemv.cu (and cuBLAS), retention_cpu.cpp ↔
+// retention_chunk.cu / retention_step.cu, weights_cpu.hpp ↔ weights.cuh.
 #pragma once
+#include <cmath>
+#include <cstddef>
 #include <cstdint>
 #include <vector>
 
 #include "backend/backend.hpp"
+#include "common/dtype.hpp"
 
 namespace retnet::cpu {
+
+// The activations, as kernels/device.cuh computes them.
+inline float silu(float x) { return x / (1.0f + std::exp(-x)); }
+inline float gelu(float x) { return 0.5f * x * (1.0f + std::erf(x * 0.70710678118654752f)); }
+
+// ---- norm_cpu.cpp
+// y = x · rsqrt(mean(x²) + eps) (· w)                          x, y [D] (may alias), w [D] or null
+void rms_norm_row(const float* x, int64_t D, const float* w, float eps, float* y);
+// o = rmsnorm(o) (· w) (· silu(g))                             o, g [dv], w [dv] or null, g or null
+void group_norm_gate_row(float* o, const float* g, int64_t dv, const float* w, float eps);
+
+// ---- rotary_cpu.cpp
+// Rotates one token's q and k rows [H*dk] at position pos (Backend::theta_shift's contract for one t).
+// cs: scratch of dk floats (the cos and sin of the dk/2 angles).
+void theta_shift_row(float* q, float* k, int64_t H, int64_t dk, int64_t pos, const float* theta32,
+                     const double* theta64, Pairing pairing, AngleMode angles, float q_scale, float k_scale,
+                     float* cs);
+
+// ---- elementwise_cpu.cpp
+// Widens n elements of a weight row to fp32.
+void widen_row(const void* src, DType t, int64_t n, float* dst);
+// out [D] = scale · table[id, :]                              table [V, D]
+void embed_row(const WeightRef& table, int32_t id, float scale, float* out);
+// out[i] = act(a[i]) · b[i] for i in [begin, end)
+void glu_range(const float* a, const float* b, float* out, int64_t begin, int64_t end, Activation act);
+// x = x·alpha + y                                              x, y [n]
+void residual(float* x, const float* y, float alpha, size_t n);
+
+// ---- matmul_cpu.cpp
 
 // y[t, r - r0] (row stride ldy) = Σ_i x[t, i] · W[r, i] for r in [r0, r1), t < T.
 // T small (decode, batch decode): weights streamed once, widened on the fly; scratch holds the
@@ -27,9 +62,6 @@ void round_rows_bf16(const float* x, int64_t T, int64_t in, uint32_t* xb);
 // summed in fp32. pack grows to the packed panel (32·ceil((r1-r0)/32)·(in+1)/2 uint32).
 void gemm_bf16_rows(const uint32_t* xb, int64_t T, int64_t in, const WeightRef& w, int64_t r0, int64_t r1, float* y,
                     int64_t ldy, std::vector<uint32_t>& pack);
-
-// Widens n elements of a weight row to fp32.
-void widen_row(const void* src, DType t, int64_t n, float* dst);
 
 // Torchscale's row scalar ρ_i = r_i · max(inner_i, cross_chunk) of chunkwise retention, where
 // cross_chunk needs the maximum over ALL dv columns of the state's column sums: when a head is split

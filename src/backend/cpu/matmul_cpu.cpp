@@ -6,26 +6,13 @@
 #include <cstring>
 
 #include "backend/cpu/kernels_cpu.hpp"
+#include "backend/cpu/weights_cpu.hpp"
 
 namespace retnet::cpu {
 
 namespace {
 
-#if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
-#define RETNET_AVX2 1
-template <DType D>
-inline __m256 load8(const void* base, int64_t i) {
-  if constexpr (D == DType::F32) {
-    return _mm256_loadu_ps(static_cast<const float*>(base) + i);
-  } else if constexpr (D == DType::F16) {
-    return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(static_cast<const uint16_t*>(base) + i)));
-  } else {
-    __m256i w = _mm256_cvtepu16_epi32(
-        _mm_loadu_si128(reinterpret_cast<const __m128i*>(static_cast<const uint16_t*>(base) + i)));
-    return _mm256_castsi256_ps(_mm256_slli_epi32(w, 16));
-  }
-}
-
+#ifdef RETNET_AVX2
 inline float hsum(__m256 a) {
   __m128 s = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
   s = _mm_hadd_ps(s, s);
@@ -78,6 +65,7 @@ inline void deinterleave16(const float* x, int64_t in, float* xp) {
 template <int NT, DType D, size_t PFB = 0>
 inline void row_dots(const uint8_t* w0, const float* x, int64_t in, float* out) {
   static_assert(NT == 1 || NT == 2);
+  static_assert(DTypeConst<D>::block_elems == 1, "row_dots: a block type needs a row kernel of its own");
   constexpr size_t kPrefetch = PFB;
   const float* x1 = x + (NT == 2 ? in : 0);
   int64_t i = 0;
@@ -87,7 +75,7 @@ inline void row_dots(const uint8_t* w0, const float* x, int64_t in, float* out) 
   __m256 b0 = a0, b1 = a0, b2 = a0, b3 = a0;                    // activation row 1 (NT == 2)
   for (; i + 32 <= in; i += 32) {
     if constexpr (kPrefetch > 0) {
-      _mm_prefetch(reinterpret_cast<const char*>(w0) + size_t(i) * dtype_size(D) + kPrefetch, _MM_HINT_T0);
+      _mm_prefetch(reinterpret_cast<const char*>(w0) + size_t(i) * DTypeConst<D>::block_bytes + kPrefetch, _MM_HINT_T0);
       if constexpr (D == DType::F32)
         _mm_prefetch(reinterpret_cast<const char*>(w0) + size_t(i) * 4 + kPrefetch + 64, _MM_HINT_T0);
     }
@@ -125,7 +113,7 @@ inline void row_dots(const uint8_t* w0, const float* x, int64_t in, float* out) 
   if constexpr (NT == 2) s1 = hsum(_mm256_add_ps(_mm256_add_ps(b0, b1), _mm256_add_ps(b2, b3)));
 #endif
   for (; i < in; ++i) {
-    const float wi = load_as_f32(w0, D, size_t(i));
+    const float wi = load_elem<D>(w0, size_t(i));
     s0 += wi * x[i];
     if constexpr (NT == 2) s1 += wi * x1[i];
   }
@@ -154,7 +142,7 @@ void gemv_batch_any(const float* x, int64_t T, int64_t in, const uint8_t* wbase,
 #endif
   // A single BF16 row streams at ~1.1x with the prefetch 1 KiB ahead (Zen 3 VM, 64-row panels).
   constexpr size_t kSinglePrefetch = D == DType::BF16 ? 1024 : 0;
-  const size_t row_bytes = size_t(in) * dtype_size(D);
+  const size_t row_bytes = size_t(dtype_row_bytes(D, in));
   for (int64_t r = r0; r < r1; ++r) {
     const uint8_t* w0 = wbase + size_t(r) * row_bytes;
     int64_t t = 0;
@@ -170,30 +158,13 @@ void gemv_batch_any(const float* x, int64_t T, int64_t in, const uint8_t* wbase,
 
 }  // namespace
 
-void widen_row(const void* src, DType t, int64_t n, float* dst) {
-  int64_t i = 0;
-#ifdef RETNET_AVX2
-  if (t == DType::F16) {
-    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(dst + i, load8<DType::F16>(src, i));
-  } else if (t == DType::BF16) {
-    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(dst + i, load8<DType::BF16>(src, i));
-  }
-#endif
-  if (t == DType::F32) {
-    std::memcpy(dst, src, size_t(n) * 4);
-    return;
-  }
-  for (; i < n; ++i) dst[i] = load_as_f32(src, t, size_t(i));
-}
-
 void gemv_rows(const float* x, int64_t T, int64_t in, const WeightRef& w, int64_t r0, int64_t r1, float* y,
                int64_t ldy, std::vector<float>& scratch) {
   const auto* base = static_cast<const uint8_t*>(w.data);
-  switch (w.dtype) {
-    case DType::F32: gemv_batch_any<DType::F32>(x, T, in, base, r0, r1, y, ldy, scratch); break;
-    case DType::F16: gemv_batch_any<DType::F16>(x, T, in, base, r0, r1, y, ldy, scratch); break;
-    case DType::BF16: gemv_batch_any<DType::BF16>(x, T, in, base, r0, r1, y, ldy, scratch); break;
-  }
+  visit_dtype(
+      w.dtype,
+      [&](auto d) { gemv_batch_any<decltype(d)::value>(x, T, in, base, r0, r1, y, ldy, scratch); },
+      [&] { throw_bad_dtype(w.dtype, "gemv_rows"); });
 }
 
 void gemm_rows(const float* x, int64_t T, int64_t in, const WeightRef& w, int64_t r0, int64_t r1, float* y,
@@ -205,10 +176,7 @@ void gemm_rows(const float* x, int64_t T, int64_t in, const WeightRef& w, int64_
     panel = static_cast<const float*>(w.data) + r0 * in;
   } else {
     if (scratch.size() < size_t(n * in)) scratch.resize(size_t(n * in));
-    const size_t es = dtype_size(w.dtype);
-    for (int64_t r = 0; r < n; ++r)
-      widen_row(static_cast<const uint8_t*>(w.data) + size_t(r0 + r) * size_t(in) * es, w.dtype, in,
-                scratch.data() + r * in);
+    for (int64_t r = 0; r < n; ++r) widen_row(w.row(r0 + r), w.dtype, in, scratch.data() + r * in);
     panel = scratch.data();
   }
   cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(T), int(n), int(in), 1.0f, x, int(in), panel, int(in), 0.0f,

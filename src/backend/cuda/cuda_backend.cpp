@@ -17,8 +17,6 @@ namespace {
 // Widened fp32 panel for prefill products against F16/BF16 weights: bounded so that a 32k-vocab LM
 // head does not need its whole fp32 copy at once (64 MiB).
 constexpr size_t kPanelFloats = size_t(16) << 20;
-
-WeightType weight_type(DType t) { return WeightType(int32_t(t)); }
 }  // namespace
 
 CudaBackend::CudaBackend(CudaOptions options, std::shared_ptr<CudaStepStats> stats)
@@ -154,7 +152,7 @@ void CudaBackend::zero(float* dst, size_t n) { gpu::zero_device(dst, n * 4, stre
 void CudaBackend::embed(const WeightRef& table, const int32_t* ids_host, int64_t T, float scale, float* out) {
   if (T <= 0) return;
   const auto* ids = static_cast<const int32_t*>(stage(ids_, ids_host, size_t(T) * sizeof(int32_t)));
-  RETNET_CUDA_CHECK(launch_embed(table.data, weight_type(table.dtype), ids, T, table.cols, scale, out, stream_));
+  RETNET_CUDA_CHECK(launch_embed(table.data, table.dtype, ids, T, table.cols, scale, out, stream_));
 }
 
 void CudaBackend::rms_norm(const float* x, int64_t T, int64_t D, const float* w, float eps, float* y) {
@@ -167,7 +165,7 @@ void CudaBackend::matmul(const float* x, int64_t T, int64_t in, std::span<const 
     const WeightRef& w = *job.w;
     if (w.rows <= 0) continue;
     if (T <= kGemvMaxRows) {  // decode: bandwidth-bound, weights streamed once in their own dtype
-      RETNET_CUDA_CHECK(launch_gemv(x, T, in, w.data, weight_type(w.dtype), w.rows, job.y, w.rows, stream_));
+      RETNET_CUDA_CHECK(launch_gemv(x, T, in, w.data, w.dtype, w.rows, job.y, w.rows, stream_));
     } else if (w.dtype == DType::F32) {
       blas().sgemm_xwt(x, T, in, static_cast<const float*>(w.data), w.rows, job.y, w.rows);
     } else {
@@ -175,11 +173,9 @@ void CudaBackend::matmul(const float* x, int64_t T, int64_t in, std::span<const 
       // match the CPU backend (which also computes with the exactly widened weights).
       const int64_t panel_rows = std::max<int64_t>(1, std::min<int64_t>(w.rows, int64_t(kPanelFloats) / in));
       auto* panel = static_cast<float*>(ensure(panel_, size_t(panel_rows * in) * sizeof(float)));
-      const size_t es = dtype_size(w.dtype);
       for (int64_t r0 = 0; r0 < w.rows; r0 += panel_rows) {
         const int64_t n = std::min(panel_rows, w.rows - r0);
-        RETNET_CUDA_CHECK(launch_widen(static_cast<const unsigned char*>(w.data) + size_t(r0 * in) * es,
-                                       weight_type(w.dtype), size_t(n * in), panel, stream_));
+        RETNET_CUDA_CHECK(launch_widen(w.row(r0), w.dtype, size_t(n * in), panel, stream_));
         blas().sgemm_xwt(x, T, in, panel, n, job.y + r0, w.rows);
       }
     }
@@ -196,17 +192,16 @@ void CudaBackend::theta_shift(float* q, float* k, int64_t T, int64_t H, int64_t 
   const double* theta64 = nullptr;
   if (angles == AngleMode::Exact) theta64 = static_cast<const double*>(constant(theta64_host, half * sizeof(double)));
   else theta32 = static_cast<const float*>(constant(theta32_host, half * sizeof(float)));
-  RETNET_CUDA_CHECK(launch_theta_shift(q, k, T, H, dk, pos, theta32, theta64, RotaryPairing(int32_t(pairing)),
+  RETNET_CUDA_CHECK(launch_theta_shift(q, k, T, H, dk, pos, theta32, theta64, pairing,
                                        q_scale, k_scale, stream_));
 }
 
 void CudaBackend::retention_chunk(const RetentionChunkArgs& a) {
   if (a.T <= 0) return;
-  const auto norm = RetNorm(int32_t(a.norm));
   const auto* ld = static_cast<const float*>(constant(a.log_decay, size_t(a.H) * sizeof(float)));
-  void* ws = ensure(workspace_, retention_chunk_workspace_bytes(a.T, a.H, a.dk, a.dv, a.chunk, norm));
+  void* ws = ensure(workspace_, retention_chunk_workspace_bytes(a.T, a.H, a.dk, a.dv, a.chunk, a.norm));
   RETNET_CUDA_CHECK(
-      launch_retention_chunk(a.q, a.k, a.v, a.state, a.out, a.T, a.H, a.dk, a.dv, a.chunk, ld, norm, ws, stream_));
+      launch_retention_chunk(a.q, a.k, a.v, a.state, a.out, a.T, a.H, a.dk, a.dv, a.chunk, ld, a.norm, ws, stream_));
 }
 
 void CudaBackend::retention_step(const RetentionStepArgs& a) {
@@ -225,7 +220,7 @@ void CudaBackend::group_norm_gate(float* o, const float* g, int64_t T, int64_t H
 }
 
 void CudaBackend::glu(const float* a, const float* b, float* out, size_t n, Activation act) {
-  RETNET_CUDA_CHECK(launch_glu(a, b, out, n, GluAct(int32_t(act)), stream_));
+  RETNET_CUDA_CHECK(launch_glu(a, b, out, n, act, stream_));
 }
 
 void CudaBackend::residual(float* x, const float* y, float alpha, size_t n) {
