@@ -1,10 +1,5 @@
-// Session: one sequence's recurrent state and the forward pass over a model's layers.
-//
-// The state of every layer is the unnormalised Z = Σ_m γ^(n-m) k_m⊗v_m ([H, dk, dv], fp32), which all
-// three modes produce and consume identically. Each family's normalisation is a positive scalar ρ per
-// (token, head) applied to the retention output before the group norm (retnet-reference §0):
-//   fla: ρ = 1.   torchscale recurrent: ρ = sqrt(s_n), s_n = Σ_{t≤n} γ^t kept by its fp32 recursion.
-//   torchscale parallel/chunkwise: ρ from the retention_chunk kernel (row norm × clamped abs-sum).
+// Session: one sequence's recurrent state: the public member functions and Impl's lifecycle (the
+// forward pass they run is in forward.cpp).
 #include "runtime/session_impl.hpp"
 
 #include <chrono>
@@ -17,6 +12,24 @@ std::shared_ptr<const Model> non_null(std::shared_ptr<const Model> model) {
   return model;
 }
 }  // namespace
+
+Session::Impl::Impl(std::shared_ptr<const Model> mr)
+    : model_ref(std::move(mr)), m(model_ref->impl()), own_be(m.backend->session_backend()),
+      be(own_be ? *own_be : *m.backend), c(m.cfg) {
+  const size_t sz = size_t(c.n_heads * c.head_dk * c.head_dv);
+  for (int64_t l = 0; l < c.n_layers; ++l) states.push_back(be.alloc(sz));
+  ts_scale.assign(size_t(c.n_heads), 0.f);
+  ensure_rows(1);
+  ensure_logits(1);
+  step_host.reserve(StepInputs::bytes(1, c.n_heads, c.n_layers) / 8 + 1);
+  be.synchronize();  // the zeroed state is in place before another session's batch reads it
+}
+
+Session::Impl::~Impl() {
+  for (float* s : states) be.release(s);
+  free_workspace();
+  if (logits) be.release(logits);
+}
 
 Session::Session(std::shared_ptr<const Model> model) : impl_(std::make_unique<Impl>(non_null(std::move(model)))) {}
 Session::Session(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
