@@ -105,6 +105,8 @@ struct RandomModelSpec {
   uint64_t seed = 1;
 };
 
+// Neither copyable nor movable: always held through the shared_ptr that load()/random() return, so
+// there is no moved-from Model.
 class RETNET_API Model {
  public:
   // Builds a random-weight model in memory (see RandomModelSpec). Throws Error on a bad shape.
@@ -122,6 +124,8 @@ class RETNET_API Model {
   // concurrently); options.on_progress runs on the calling thread.
   static std::shared_ptr<const Model> load(const std::string& dir, const LoadOptions& options = {});
   ~Model();
+  Model(const Model&) = delete;
+  Model& operator=(const Model&) = delete;
   // Valid as long as the Model; immutable, so it may be read from any thread.
   const ModelInfo& info() const;
 
@@ -192,7 +196,9 @@ class RETNET_API Session {
   // Thread-safe: sessions of one model may be created on any threads.
   explicit Session(std::shared_ptr<const Model> model);
   ~Session();
-  // Moving keeps every view this session handed out valid (they point into the moved state).
+  // Moving keeps every view this session handed out valid (they point into the moved state). A
+  // moved-from session holds no state: every member function below throws Error saying so (also
+  // decode_batch with it among the sessions); assigning a session to it, or destroying it, is fine.
   Session(Session&&) noexcept;
   Session& operator=(Session&&) noexcept;
 
@@ -251,6 +257,7 @@ class RETNET_API Session {
  private:
   struct RETNET_LOCAL Impl;
   RETNET_LOCAL explicit Session(std::unique_ptr<Impl> impl);
+  RETNET_LOCAL Impl& live() const;  // *impl_, or Error when this session was moved from
   std::unique_ptr<Impl> impl_;
 };
 

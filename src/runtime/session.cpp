@@ -37,25 +37,32 @@ Session::~Session() = default;
 Session::Session(Session&&) noexcept = default;
 Session& Session::operator=(Session&&) noexcept = default;
 
+Session::Impl& Session::live() const {
+  if (!impl_) throw Error("Session: this session was moved from (assign a new session to it before using it)");
+  return *impl_;
+}
+
 std::span<const float> Session::prefill(std::span<const int32_t> tokens, const PrefillOptions& options) {
-  const std::lock_guard<std::mutex> lk(impl_->be.exclusive());  // the backend serves one pass at a time
+  Impl& s = live();
+  const std::lock_guard<std::mutex> lk(s.be.exclusive());  // the backend serves one pass at a time
   const auto t0 = std::chrono::steady_clock::now();
-  auto r = impl_->prefill(tokens, options);
-  impl_->stats.prompt_ms += std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
-  impl_->stats.prompt_tokens += int64_t(tokens.size());
+  auto r = s.prefill(tokens, options);
+  s.stats.prompt_ms += std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  s.stats.prompt_tokens += int64_t(tokens.size());
   return r;
 }
 
 SessionStats Session::stats() const {
-  SessionStats st = impl_->stats;
-  st.load_ms = impl_->m.info.load_ms;
+  const Impl& s = live();
+  SessionStats st = s.stats;
+  st.load_ms = s.m.info.load_ms;
   return st;
 }
 
 std::span<const float> Session::decode(int32_t token) {
-  const std::lock_guard<std::mutex> lk(impl_->be.exclusive());
+  Impl* self = &live();
+  const std::lock_guard<std::mutex> lk(self->be.exclusive());
   const auto t0 = std::chrono::steady_clock::now();
-  Impl* self = impl_.get();
   self->check_ids(std::span<const int32_t>(&token, 1));
   self->logits_host.resize(size_t(self->c.vocab_size));
   self->decode_step(&token, 1, &self, /*with_logits=*/true);
@@ -74,8 +81,8 @@ void Session::decode_batch(std::span<Session* const> sessions, std::span<const i
   seqs.reserve(sessions.size());
   for (size_t i = 0; i < sessions.size(); ++i) {
     if (!sessions[i]) throw Error("decode_batch: session " + std::to_string(i) + " is null");
-    Impl* s = sessions[i]->impl_.get();
-    if (&s->m != &sessions[0]->impl_->m) throw Error("decode_batch: session " + std::to_string(i) + " belongs to another model");
+    Impl* s = &sessions[i]->live();
+    if (&s->m != &sessions[0]->live().m) throw Error("decode_batch: session " + std::to_string(i) + " belongs to another model");
     for (size_t j = 0; j < i; ++j)
       if (seqs[j] == s) throw Error("decode_batch: session " + std::to_string(i) + " appears twice");
     seqs.push_back(s);
@@ -101,13 +108,13 @@ void Session::decode_batch(std::span<Session* const> sessions, std::span<const i
   }
 }
 
-std::span<const float> Session::logits() const { return impl_->logits_host; }
+std::span<const float> Session::logits() const { return live().logits_host; }
 
-int64_t Session::position() const { return impl_->pos; }
-const Model& Session::model() const { return *impl_->model_ref; }
+int64_t Session::position() const { return live().pos; }
+const Model& Session::model() const { return *live().model_ref; }
 
 void Session::reset() {
-  Impl& s = *impl_;
+  Impl& s = live();
   const std::lock_guard<std::mutex> lk(s.be.exclusive());
   const size_t sz = size_t(s.c.n_heads * s.c.head_dk * s.c.head_dv);
   for (float* st : s.states) s.be.zero(st, sz);
@@ -119,12 +126,13 @@ void Session::reset() {
 }
 
 Session Session::clone() const {
-  auto copy = std::make_unique<Impl>(impl_->model_ref);
-  const std::lock_guard<std::mutex> lk(impl_->be.exclusive());
-  const size_t sz = size_t(impl_->c.n_heads * impl_->c.head_dk * impl_->c.head_dv);
-  for (size_t l = 0; l < copy->states.size(); ++l) copy->be.copy(copy->states[l], impl_->states[l], sz);
-  copy->ts_scale = impl_->ts_scale;
-  copy->pos = impl_->pos;
+  const Impl& s = live();
+  auto copy = std::make_unique<Impl>(s.model_ref);
+  const std::lock_guard<std::mutex> lk(s.be.exclusive());
+  const size_t sz = size_t(s.c.n_heads * s.c.head_dk * s.c.head_dv);
+  for (size_t l = 0; l < copy->states.size(); ++l) copy->be.copy(copy->states[l], s.states[l], sz);
+  copy->ts_scale = s.ts_scale;
+  copy->pos = s.pos;
   copy->be.synchronize();
   return Session(std::move(copy));
 }
