@@ -182,9 +182,18 @@ std::span<const float> Session::Impl::prefill(std::span<const int32_t> ids, cons
   if (T == 0) throw Error("prefill: no tokens given");
   const int64_t out_rows = opt.all_logits ? T : 1;
   logits_host.resize(size_t(out_rows * V));
+  // Polled before each block (a token in recurrent mode): a cancelled prefill leaves whole blocks in
+  // the state, as a prefill of only those tokens would, and returns an empty view (never returned
+  // otherwise, as T > 0).
+  const auto cancelled = [&](int64_t done) {
+    if (!opt.on_progress || opt.on_progress(done, T)) return false;
+    logits_host.clear();  // keeps the capacity
+    return true;
+  };
   if (opt.mode == Mode::Recurrent) {
     Impl* self = this;
     for (int64_t t = 0; t < T; ++t) {
+      if (cancelled(t)) return {};
       const bool want = opt.all_logits || t == T - 1;
       decode_step(ids.data() + t, 1, &self, want);
       if (want) be.to_host(logits_host.data() + (opt.all_logits ? t : 0) * V, logits, size_t(V));
@@ -209,6 +218,7 @@ std::span<const float> Session::Impl::prefill(std::span<const int32_t> ids, cons
   }
   ensure_rows(std::min(block, T));
   for (int64_t s = 0; s < T; s += block) {
+    if (cancelled(s)) return {};
     const int64_t n = std::min(block, T - s);
     forward_block(ids.data() + s, n, norm, std::min(chunk, n));
     if (opt.all_logits) emit_logits(0, n, s);

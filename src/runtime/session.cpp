@@ -46,9 +46,10 @@ std::span<const float> Session::prefill(std::span<const int32_t> tokens, const P
   Impl& s = live();
   const std::lock_guard<std::mutex> lk(s.be.exclusive());  // the backend serves one pass at a time
   const auto t0 = std::chrono::steady_clock::now();
+  const int64_t pos0 = s.pos;
   auto r = s.prefill(tokens, options);
   s.stats.prompt_ms += std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
-  s.stats.prompt_tokens += int64_t(tokens.size());
+  s.stats.prompt_tokens += s.pos - pos0;  // all of them unless cancelled
   return r;
 }
 
