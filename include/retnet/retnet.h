@@ -26,6 +26,7 @@ typedef enum retnet_status {
   RETNET_OK = 0,
   RETNET_ERROR = 1,            /* see retnet_last_error() */
   RETNET_INVALID_ARGUMENT = 2, /* a null handle or pointer, or a value out of range */
+  RETNET_CANCELLED = 3,        /* a progress callback asked to stop (not an error; see retnet_progress_callback) */
 } retnet_status;
 
 typedef struct retnet_model retnet_model;
@@ -42,6 +43,8 @@ typedef struct retnet_load_options {
   int bf16_activations; /* non-zero: prefill products against BF16 weights in bf16 on AVX512-BF16 CPUs
                            (about 2x faster prefill, logits no longer exact; ignored where it does not
                            apply; LoadOptions::bf16_activations) */
+  int angles;        /* 0 reference: float32(n)·θ as the PyTorch implementations compute it (reproduces
+                        them); 1 exact: n·θ in float64, for long contexts (LoadOptions::angles) */
 } retnet_load_options;
 
 /* Message of the last failed call on this thread ("" if none), NUL-terminated. Owned by the library;
@@ -65,6 +68,17 @@ RETNET_API void retnet_session_free(retnet_session* session);
  * An id outside the vocabulary is RETNET_ERROR and leaves the state unchanged. */
 RETNET_API retnet_status retnet_session_prefill(retnet_session* session, const int32_t* tokens, size_t n,
                                                 const float** logits);
+/* Called on the calling thread before each block of a prefill (up to 512 tokens) with the tokens this
+ * call has absorbed so far and its total, and the caller's user pointer. Return non-zero to stop: the
+ * call then returns RETNET_CANCELLED with *logits = NULL, and the session holds exactly the whole
+ * blocks absorbed before (retnet_session_position says how many tokens; never part of a block), so
+ * prefilling the remaining tokens continues as if nothing had stopped. Must not call into the session.
+ * A cancel takes effect within one block (PrefillOptions::on_progress in retnet.hpp). */
+typedef int (*retnet_progress_callback)(int64_t done, int64_t total, void* user);
+/* retnet_session_prefill with a progress callback (NULL: none) that may cancel it. */
+RETNET_API retnet_status retnet_session_prefill_with_progress(retnet_session* session, const int32_t* tokens,
+                                                              size_t n, retnet_progress_callback on_progress,
+                                                              void* user, const float** logits);
 /* One recurrent step; *logits as for prefill. */
 RETNET_API retnet_status retnet_session_decode(retnet_session* session, int32_t token, const float** logits);
 /* Tokens absorbed so far (-1 for NULL). */
@@ -109,7 +123,7 @@ typedef struct retnet_token_event {
 typedef int (*retnet_token_callback)(const retnet_token_event* event, void* user);
 
 typedef struct retnet_generate_options {
-  int32_t max_tokens;  /* < 0: until end of sequence */
+  int32_t max_tokens;  /* < 0: until end of sequence; 0: only absorb the prompt */
   float temperature;   /* 0 = greedy */
   int32_t top_k;       /* <= 0: off */
   float top_p;         /* 1: off */
@@ -117,14 +131,20 @@ typedef struct retnet_generate_options {
   float repeat_penalty;
   uint64_t seed;
   int ignore_eos;
+  /* Polled during the prompt's prefill with retnet_generate's user pointer (NULL: none); non-zero
+   * stops it: retnet_generate then returns RETNET_CANCELLED, having absorbed whole blocks of the
+   * prompt and generated nothing. */
+  retnet_progress_callback on_prefill_progress;
 } retnet_generate_options;
 
-/* Fills options with the library defaults. */
+/* Fills options with the library defaults (call it, then change fields: later versions may append
+ * fields, whose defaults it sets). */
 RETNET_API void retnet_generate_options_default(retnet_generate_options* options);
 
 /* Prefills the prompt (NUL-terminated UTF-8) and generates, calling on_token (may be NULL) for each
  * token. Continues from the session's current state; every emitted token enters it. options may be
- * NULL (defaults). Invalid options are RETNET_ERROR naming the field. */
+ * NULL (defaults). Invalid options are RETNET_ERROR naming the field. The prompt is always absorbed,
+ * also with max_tokens = 0. RETNET_CANCELLED: see on_prefill_progress. */
 RETNET_API retnet_status retnet_generate(retnet_session* session, const retnet_tokenizer* tokenizer,
                                          const char* prompt, const retnet_generate_options* options,
                                          retnet_token_callback on_token, void* user);

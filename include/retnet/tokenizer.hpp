@@ -24,7 +24,8 @@
 // reference-counted) and every const member function may run concurrently on one Tokenizer from
 // any number of threads. Every function returns values the caller owns. A StreamDecoder is mutable
 // state for one stream: use it from one thread at a time (it keeps the tokenizer's shared state
-// alive, so it may outlive the Tokenizer it came from).
+// alive, so it may outlive the Tokenizer it came from). A moved-from Tokenizer or StreamDecoder holds
+// nothing: its member functions throw Error saying so (assigning to it or destroying it is fine).
 #pragma once
 #include <cstdint>
 #include <memory>
@@ -102,6 +103,7 @@ class RETNET_API Tokenizer {
     friend class Tokenizer;
     struct RETNET_LOCAL State;
     RETNET_LOCAL StreamDecoder(std::shared_ptr<const Impl> impl, bool skip_special);
+    RETNET_LOCAL State& live();  // *state_, or Error when moved from
     std::shared_ptr<const Impl> impl_;
     std::unique_ptr<State> state_;
   };
@@ -110,6 +112,7 @@ class RETNET_API Tokenizer {
 
  private:
   explicit Tokenizer(std::shared_ptr<const Impl> impl) : impl_(std::move(impl)) {}
+  RETNET_LOCAL const Impl& live() const;  // *impl_, or Error when moved from
   std::shared_ptr<const Impl> impl_;
 };
 

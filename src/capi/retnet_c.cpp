@@ -53,6 +53,8 @@ retnet_status retnet_model_load(const char* dir, const retnet_load_options* opti
       lo.threads = options->threads;
       lo.check_weights = options->check_weights != 0;
       lo.bf16_activations = options->bf16_activations != 0;
+      if (options->angles < 0 || options->angles > 1) throw retnet::Error("angles must be 0 (reference) or 1 (exact)");
+      lo.angles = options->angles == 1 ? retnet::Angles::Exact : retnet::Angles::Reference;
     }
     *out = new retnet_model{retnet::Model::load(dir, lo)};
   });
@@ -73,6 +75,22 @@ void retnet_session_free(retnet_session* session) { delete session; }
 retnet_status retnet_session_prefill(retnet_session* session, const int32_t* tokens, size_t n, const float** logits) {
   if (!session || (!tokens && n) || !logits) return invalid("session, tokens and logits must not be NULL");
   return guard([&] { *logits = session->s.prefill(std::span<const int32_t>(tokens, n)).data(); });
+}
+
+retnet_status retnet_session_prefill_with_progress(retnet_session* session, const int32_t* tokens, size_t n,
+                                                   retnet_progress_callback on_progress, void* user,
+                                                   const float** logits) {
+  if (!session || (!tokens && n) || !logits) return invalid("session, tokens and logits must not be NULL");
+  bool cancelled = false;
+  const retnet_status st = guard([&] {
+    retnet::PrefillOptions po;
+    if (on_progress)
+      po.on_progress = [&](int64_t done, int64_t total) { return on_progress(done, total, user) == 0; };
+    const auto lg = session->s.prefill(std::span<const int32_t>(tokens, n), po);
+    cancelled = lg.empty();
+    *logits = cancelled ? nullptr : lg.data();
+  });
+  return st == RETNET_OK && cancelled ? RETNET_CANCELLED : st;
 }
 
 retnet_status retnet_session_decode(retnet_session* session, int32_t token, const float** logits) {
@@ -126,12 +144,14 @@ void retnet_generate_options_default(retnet_generate_options* o) {
   o->repeat_penalty = d.sampler.repeat_penalty;
   o->seed = d.sampler.seed;
   o->ignore_eos = 0;
+  o->on_prefill_progress = nullptr;
 }
 
 retnet_status retnet_generate(retnet_session* session, const retnet_tokenizer* tokenizer, const char* prompt,
                               const retnet_generate_options* options, retnet_token_callback on_token, void* user) {
   if (!session || !tokenizer || !prompt) return invalid("session, tokenizer and prompt must not be NULL");
-  return guard([&] {
+  bool cancelled = false;
+  const retnet_status st = guard([&] {
     retnet_generate_options o;
     retnet_generate_options_default(&o);
     if (options) o = *options;
@@ -144,6 +164,11 @@ retnet_status retnet_generate(retnet_session* session, const retnet_tokenizer* t
     go.sampler.repeat_penalty = o.repeat_penalty;
     go.sampler.seed = o.seed;
     go.ignore_eos = o.ignore_eos != 0;
+    if (o.on_prefill_progress)
+      go.prefill.on_progress = [&, cb = o.on_prefill_progress](int64_t done, int64_t total) {
+        cancelled = cb(done, total, user) != 0;
+        return !cancelled;
+      };
     session->s.generate(tokenizer->t, prompt, go, [&](const retnet::TokenEvent& ev) {
       if (!on_token) return true;
       // Never NULL, even when empty: C callers may pass them straight to memcpy/fwrite.
@@ -152,6 +177,7 @@ retnet_status retnet_generate(retnet_session* session, const retnet_tokenizer* t
       return on_token(&e, user) == 0;
     });
   });
+  return st == RETNET_OK && cancelled ? RETNET_CANCELLED : st;
 }
 
 }  // extern "C"

@@ -6,8 +6,8 @@
 #include <limits>
 #include <sstream>
 
+#include "common/limits.hpp"  // kPrefillBlockTokens: the block a prefill allocates for
 #include "retnet/error.hpp"
-#include "runtime/session_impl.hpp"  // kPrefillBlockTokens: the block a prefill allocates for
 
 namespace retnet {
 

@@ -32,7 +32,7 @@ uint64_t sat_mul(uint64_t a, uint64_t b);
 uint64_t cpu_alloc_bytes(uint64_t n_floats);
 // One Session of a model of this shape, after a prefill with all_logits (the largest a session grows
 // to outside parallel mode): its state, its workspace for one prefill block of kPrefillBlockTokens
-// rows (session_impl.hpp), the backend logits of that block and the host copy of them.
+// rows (common/limits.hpp), the backend logits of that block and the host copy of them.
 uint64_t session_bytes(const ModelConfig& c);
 // The CPU backend's per-thread scratch after a chunkwise prefill with the default chunk size.
 uint64_t cpu_scratch_bytes(const ModelConfig& c, int threads);

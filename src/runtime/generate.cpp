@@ -33,14 +33,27 @@ GenerateResult Session::generate(const Tokenizer& tok, std::string_view prompt, 
   }
   GenerateResult res;
   res.prompt_tokens = int64_t(ids.size());
-  if (opt.max_tokens == 0) return res;
-  if (ids.empty()) throw Error("generate: empty prompt: nothing to continue from");  // mid-stream, no new text
+  if (ids.empty()) {
+    // Mid-stream with no new text: nothing to absorb, and nothing to continue from for sampling.
+    if (opt.max_tokens == 0) return res;
+    throw Error("generate: empty prompt: nothing to continue from");
+  }
 
   Sampler sampler(opt.sampler, int32_t(info.vocab_size));
   for (int32_t id : ids) sampler.accept(id);
   auto t0 = std::chrono::steady_clock::now();
+  // The prompt always enters the state, also with max_tokens = 0 (which only skips sampling): a
+  // caller feeding context this way continues from it.
+  const int64_t pos0 = position();
   std::span<const float> logits = prefill(ids, opt.prefill);
   res.prompt_ms = ms_since(t0);
+  if (logits.empty()) {
+    // prefill.on_progress cancelled: whole blocks of the prompt are in the state, nothing is sampled.
+    res.prompt_tokens = position() - pos0;
+    res.stop = GenerateResult::Stop::Callback;
+    return res;
+  }
+  if (opt.max_tokens == 0) return res;
   auto stream = tok.stream_decoder();
   t0 = std::chrono::steady_clock::now();
   bool stopped = false;

@@ -1,10 +1,5 @@
-// Session: one sequence's recurrent state and the forward pass over a model's layers.
-//
-// The state of every layer is the unnormalised Z = Σ_m γ^(n-m) k_m⊗v_m ([H, dk, dv], fp32), which all
-// three modes produce and consume identically. Each family's normalisation is a positive scalar ρ per
-// (token, head) applied to the retention output before the group norm (retnet-reference §0):
-//   fla: ρ = 1.   torchscale recurrent: ρ = sqrt(s_n), s_n = Σ_{t≤n} γ^t kept by its fp32 recursion.
-//   torchscale parallel/chunkwise: ρ from the retention_chunk kernel (row norm × clamped abs-sum).
+// Session: one sequence's recurrent state: the public member functions and Impl's lifecycle (the
+// forward pass they run is in forward.cpp).
 #include "runtime/session_impl.hpp"
 
 #include <chrono>
@@ -18,31 +13,57 @@ std::shared_ptr<const Model> non_null(std::shared_ptr<const Model> model) {
 }
 }  // namespace
 
+Session::Impl::Impl(std::shared_ptr<const Model> mr)
+    : model_ref(std::move(mr)), m(model_ref->impl()), own_be(m.backend->session_backend()),
+      be(own_be ? *own_be : *m.backend), c(m.cfg) {
+  const size_t sz = size_t(c.n_heads * c.head_dk * c.head_dv);
+  for (int64_t l = 0; l < c.n_layers; ++l) states.push_back(be.alloc(sz));
+  ts_scale.assign(size_t(c.n_heads), 0.f);
+  ensure_rows(1);
+  ensure_logits(1);
+  step_host.reserve(StepInputs::bytes(1, c.n_heads, c.n_layers) / 8 + 1);
+  be.synchronize();  // the zeroed state is in place before another session's batch reads it
+}
+
+Session::Impl::~Impl() {
+  for (float* s : states) be.release(s);
+  free_workspace();
+  if (logits) be.release(logits);
+}
+
 Session::Session(std::shared_ptr<const Model> model) : impl_(std::make_unique<Impl>(non_null(std::move(model)))) {}
 Session::Session(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Session::~Session() = default;
 Session::Session(Session&&) noexcept = default;
 Session& Session::operator=(Session&&) noexcept = default;
 
+Session::Impl& Session::live() const {
+  if (!impl_) throw Error("Session: this session was moved from (assign a new session to it before using it)");
+  return *impl_;
+}
+
 std::span<const float> Session::prefill(std::span<const int32_t> tokens, const PrefillOptions& options) {
-  const std::lock_guard<std::mutex> lk(impl_->be.exclusive());  // the backend serves one pass at a time
+  Impl& s = live();
+  const std::lock_guard<std::mutex> lk(s.be.exclusive());  // the backend serves one pass at a time
   const auto t0 = std::chrono::steady_clock::now();
-  auto r = impl_->prefill(tokens, options);
-  impl_->stats.prompt_ms += std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
-  impl_->stats.prompt_tokens += int64_t(tokens.size());
+  const int64_t pos0 = s.pos;
+  auto r = s.prefill(tokens, options);
+  s.stats.prompt_ms += std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  s.stats.prompt_tokens += s.pos - pos0;  // all of them unless cancelled
   return r;
 }
 
 SessionStats Session::stats() const {
-  SessionStats st = impl_->stats;
-  st.load_ms = impl_->m.info.load_ms;
+  const Impl& s = live();
+  SessionStats st = s.stats;
+  st.load_ms = s.m.info.load_ms;
   return st;
 }
 
 std::span<const float> Session::decode(int32_t token) {
-  const std::lock_guard<std::mutex> lk(impl_->be.exclusive());
+  Impl* self = &live();
+  const std::lock_guard<std::mutex> lk(self->be.exclusive());
   const auto t0 = std::chrono::steady_clock::now();
-  Impl* self = impl_.get();
   self->check_ids(std::span<const int32_t>(&token, 1));
   self->logits_host.resize(size_t(self->c.vocab_size));
   self->decode_step(&token, 1, &self, /*with_logits=*/true);
@@ -61,8 +82,8 @@ void Session::decode_batch(std::span<Session* const> sessions, std::span<const i
   seqs.reserve(sessions.size());
   for (size_t i = 0; i < sessions.size(); ++i) {
     if (!sessions[i]) throw Error("decode_batch: session " + std::to_string(i) + " is null");
-    Impl* s = sessions[i]->impl_.get();
-    if (&s->m != &sessions[0]->impl_->m) throw Error("decode_batch: session " + std::to_string(i) + " belongs to another model");
+    Impl* s = &sessions[i]->live();
+    if (&s->m != &sessions[0]->live().m) throw Error("decode_batch: session " + std::to_string(i) + " belongs to another model");
     for (size_t j = 0; j < i; ++j)
       if (seqs[j] == s) throw Error("decode_batch: session " + std::to_string(i) + " appears twice");
     seqs.push_back(s);
@@ -88,13 +109,13 @@ void Session::decode_batch(std::span<Session* const> sessions, std::span<const i
   }
 }
 
-std::span<const float> Session::logits() const { return impl_->logits_host; }
+std::span<const float> Session::logits() const { return live().logits_host; }
 
-int64_t Session::position() const { return impl_->pos; }
-const Model& Session::model() const { return *impl_->model_ref; }
+int64_t Session::position() const { return live().pos; }
+const Model& Session::model() const { return *live().model_ref; }
 
 void Session::reset() {
-  Impl& s = *impl_;
+  Impl& s = live();
   const std::lock_guard<std::mutex> lk(s.be.exclusive());
   const size_t sz = size_t(s.c.n_heads * s.c.head_dk * s.c.head_dv);
   for (float* st : s.states) s.be.zero(st, sz);
@@ -106,12 +127,13 @@ void Session::reset() {
 }
 
 Session Session::clone() const {
-  auto copy = std::make_unique<Impl>(impl_->model_ref);
-  const std::lock_guard<std::mutex> lk(impl_->be.exclusive());
-  const size_t sz = size_t(impl_->c.n_heads * impl_->c.head_dk * impl_->c.head_dv);
-  for (size_t l = 0; l < copy->states.size(); ++l) copy->be.copy(copy->states[l], impl_->states[l], sz);
-  copy->ts_scale = impl_->ts_scale;
-  copy->pos = impl_->pos;
+  const Impl& s = live();
+  auto copy = std::make_unique<Impl>(s.model_ref);
+  const std::lock_guard<std::mutex> lk(s.be.exclusive());
+  const size_t sz = size_t(s.c.n_heads * s.c.head_dk * s.c.head_dv);
+  for (size_t l = 0; l < copy->states.size(); ++l) copy->be.copy(copy->states[l], s.states[l], sz);
+  copy->ts_scale = s.ts_scale;
+  copy->pos = s.pos;
   copy->be.synchronize();
   return Session(std::move(copy));
 }

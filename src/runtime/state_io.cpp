@@ -58,7 +58,7 @@ T get(const uint8_t* p) {
 }  // namespace
 
 std::vector<uint8_t> Session::save_state() const {
-  const Impl& s = *impl_;
+  const Impl& s = live();
   const std::lock_guard<std::mutex> lk(s.be.exclusive());  // to_host may use the backend's stream
   const ModelConfig& c = s.c;
   const size_t per_layer = size_t(c.n_heads * c.head_dk * c.head_dv);
@@ -81,7 +81,7 @@ std::vector<uint8_t> Session::save_state() const {
 }
 
 void Session::load_state(std::span<const uint8_t> b) {
-  Impl& s = *impl_;
+  Impl& s = live();
   const ModelConfig& c = s.c;
   const size_t per_layer = size_t(c.n_heads * c.head_dk * c.head_dv);
   const size_t expect = snapshot_bytes(c);
@@ -163,13 +163,14 @@ void Session::save_state_file(const std::string& path) const {
 }
 
 void Session::load_state_file(const std::string& path) {
+  const Impl& s = live();
   std::error_code ec;
   if (std::filesystem::is_directory(path, ec)) throw Error(path + ": is a directory, expected a state snapshot");
   std::ifstream in(path, std::ios::binary);
   if (!in) throw Error(path + ": cannot open state snapshot: " + std::strerror(errno));
   // Never more than one byte past what a snapshot of this model holds: a huge file is refused by
   // load_state as padded without being read into memory whole.
-  const size_t limit = snapshot_bytes(impl_->c) + 1;
+  const size_t limit = snapshot_bytes(s.c) + 1;
   std::vector<uint8_t> bytes(limit);
   in.read(reinterpret_cast<char*>(bytes.data()), std::streamsize(limit));
   if (in.bad()) throw Error(path + ": reading the state snapshot failed");

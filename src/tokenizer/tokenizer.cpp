@@ -52,20 +52,27 @@ void Tokenizer::Impl::encode_words(std::string text, bool at_origin, std::vector
 
 Tokenizer Tokenizer::load(const std::string& path) { return Tokenizer(load_tokenizer_impl(path)); }
 
+const Tokenizer::Impl& Tokenizer::live() const {
+  if (!impl_) throw Error("Tokenizer: this tokenizer was moved from (assign a loaded one to it before using it)");
+  return *impl_;
+}
+
 std::vector<int32_t> Tokenizer::encode(std::string_view text, bool add_special) const {
+  const Impl& im = live();
   std::vector<int32_t> ids;
   ids.reserve(text.size() / 3 + 4);
-  if (add_special) ids = impl_->prefix_ids;
-  impl_->encode_into(text, ids);
-  if (add_special) ids.insert(ids.end(), impl_->suffix_ids.begin(), impl_->suffix_ids.end());
+  if (add_special) ids = im.prefix_ids;
+  im.encode_into(text, ids);
+  if (add_special) ids.insert(ids.end(), im.suffix_ids.begin(), im.suffix_ids.end());
   return ids;
 }
 
 std::string Tokenizer::decode(std::span<const int32_t> ids, bool skip_special) const {
-  tok::DecodeRun run(impl_->decoder);
+  const Impl& im = live();
+  tok::DecodeRun run(im.decoder);
   for (const int32_t id : ids) {
-    const std::string* t = impl_->text_of(id);
-    if (!t || (skip_special && impl_->id_special[size_t(id)])) continue;
+    const std::string* t = im.text_of(id);
+    if (!t || (skip_special && im.id_special[size_t(id)])) continue;
     run.push(*t);
   }
   run.finish();
@@ -73,29 +80,33 @@ std::string Tokenizer::decode(std::span<const int32_t> ids, bool skip_special) c
 }
 
 std::string Tokenizer::token_text(int32_t id) const {
-  const std::string* t = impl_->text_of(id);
-  if (!t) throw Error("token id " + std::to_string(id) + " is not in the vocabulary of " + impl_->path);
+  const Impl& im = live();
+  const std::string* t = im.text_of(id);
+  if (!t) throw Error("token id " + std::to_string(id) + " is not in the vocabulary of " + im.path);
   return *t;
 }
 
 std::string Tokenizer::token_bytes(int32_t id, bool first) const {
-  const std::string* t = impl_->text_of(id);
-  if (!t) throw Error("token id " + std::to_string(id) + " is not in the vocabulary of " + impl_->path);
-  return tok::token_bytes(impl_->decoder, *t, first);
+  const Impl& im = live();
+  const std::string* t = im.text_of(id);
+  if (!t) throw Error("token id " + std::to_string(id) + " is not in the vocabulary of " + im.path);
+  return tok::token_bytes(im.decoder, *t, first);
 }
 
-int32_t Tokenizer::vocab_size() const { return impl_->vocab_size; }
-int32_t Tokenizer::bos_id() const { return impl_->bos; }
-int32_t Tokenizer::eos_id() const { return impl_->eos; }
+int32_t Tokenizer::vocab_size() const { return live().vocab_size; }
+int32_t Tokenizer::bos_id() const { return live().bos; }
+int32_t Tokenizer::eos_id() const { return live().eos; }
 
 bool Tokenizer::is_special(int32_t id) const {
-  return id >= 0 && id < impl_->vocab_size && impl_->id_special[size_t(id)];
+  const Impl& im = live();
+  return id >= 0 && id < im.vocab_size && im.id_special[size_t(id)];
 }
 
 std::optional<int32_t> Tokenizer::token_to_id(std::string_view token) const {
-  for (auto it = impl_->added.rbegin(); it != impl_->added.rend(); ++it)
+  const Impl& im = live();
+  for (auto it = im.added.rbegin(); it != im.added.rend(); ++it)
     if (it->content == token) return it->id;
-  return impl_->model->token_to_id(token);
+  return im.model->token_to_id(token);
 }
 
 // ---- streaming -----------------------------------------------------------------------------
@@ -111,21 +122,29 @@ Tokenizer::StreamDecoder::StreamDecoder(StreamDecoder&&) noexcept = default;
 Tokenizer::StreamDecoder& Tokenizer::StreamDecoder::operator=(StreamDecoder&&) noexcept = default;
 Tokenizer::StreamDecoder::~StreamDecoder() = default;
 
+Tokenizer::StreamDecoder::State& Tokenizer::StreamDecoder::live() {
+  if (!state_) throw Error("Tokenizer::StreamDecoder: this stream decoder was moved from");
+  return *state_;
+}
+
 std::string Tokenizer::StreamDecoder::push(int32_t id) {
+  State& st = live();
   const std::string* t = impl_->text_of(id);
-  if (!t || (state_->skip_special && impl_->id_special[size_t(id)])) return {};
-  state_->run.push(*t);
-  return state_->run.take();
+  if (!t || (st.skip_special && impl_->id_special[size_t(id)])) return {};
+  st.run.push(*t);
+  return st.run.take();
 }
 
 std::string Tokenizer::StreamDecoder::flush() {
-  state_->run.finish();
-  std::string rest = state_->run.take();
-  state_->run = tok::DecodeRun(impl_->decoder);
+  State& st = live();
+  st.run.finish();
+  std::string rest = st.run.take();
+  st.run = tok::DecodeRun(impl_->decoder);
   return rest;
 }
 
 Tokenizer::StreamDecoder Tokenizer::stream_decoder(bool skip_special) const {
+  live();
   return StreamDecoder(impl_, skip_special);
 }
 

@@ -194,6 +194,8 @@ std::shared_ptr<Tokenizer::Impl> load_tokenizer_impl(const std::string& path) {
   if (!j.contains("model")) throw Error(file + ": missing \"model\"");
 
   t->model = tok::BpeModel::parse(j["model"], file);
+  // Without a vocab every ordinary piece of text would encode to nothing: refused, not dropped.
+  if (t->model->max_id() < 0) throw Error(file + ": model.vocab is empty: no text could be encoded");
   t->normalizer = tok::Normalizer::parse(member(j, "normalizer"), file);
   t->pre_tokenizer = tok::PreTokenizer::parse(member(j, "pre_tokenizer"), file);
   t->decoder = tok::DecoderSpec::parse(member(j, "decoder"), file);

@@ -43,6 +43,16 @@ static int collect(const retnet_token_event* ev, void* user) {
   return 0; /* keep going */
 }
 
+/* Progress callback that cancels once `*(int64_t*)user` tokens or more are absorbed (<= 0: at once),
+ * storing the count it saw there. */
+static int cancel_after(int64_t done, int64_t total, void* user) {
+  int64_t* at = (int64_t*)user;
+  (void)total;
+  if (done < *at) return 0;
+  *at = done;
+  return 1;
+}
+
 static int stop_at_three(const retnet_token_event* ev, void* user) {
   (void)ev;
   return ++*(int*)user >= 3;
@@ -90,6 +100,38 @@ int main(int argc, char** argv) {
   CHECK(none == NULL && strlen(retnet_last_error()) > 0);
   CHECK(retnet_session_reset(a) == RETNET_OK && retnet_session_position(a) == 0);
 
+  /* Angles: 0 reference, 1 exact; anything else is refused. */
+  retnet_load_options lx = {1, 1, 0, 0, 1};
+  retnet_model* exact = NULL;
+  CHECK(retnet_model_load(argv[1], &lx, &exact) == RETNET_OK && exact != NULL);
+  retnet_model_free(exact);
+  lx.angles = 2;
+  CHECK(retnet_model_load(argv[1], &lx, &exact) == RETNET_ERROR && exact == NULL);
+  CHECK(strstr(retnet_last_error(), "angles") != NULL);
+
+  /* A prefill cancelled from its progress callback: whole blocks absorbed, then the rest continues
+   * exactly as one uncancelled prefill. */
+  {
+    enum { N = 1100 };
+    int32_t many[N];
+    for (int i = 0; i < N; ++i) many[i] = (int32_t)((i * 31 + 5) % retnet_model_vocab_size(model));
+    int64_t at = 1; /* cancel before the second block */
+    const float* lc = &la[0];
+    CHECK(retnet_session_prefill_with_progress(a, many, N, cancel_after, &at, &lc) == RETNET_CANCELLED);
+    CHECK(lc == NULL);
+    CHECK(at > 0 && at < N && retnet_session_position(a) == at);
+    const float* lrest = NULL;
+    CHECK(retnet_session_prefill(a, many + at, (size_t)(N - at), &lrest) == RETNET_OK);
+    const float* lall = NULL;
+    CHECK(retnet_session_reset(b) == RETNET_OK);
+    CHECK(retnet_session_prefill_with_progress(b, many, N, NULL, NULL, &lall) == RETNET_OK);
+    CHECK(lrest && lall && memcmp(lrest, lall, sizeof(float) * (size_t)retnet_model_vocab_size(model)) == 0);
+    at = 0; /* cancel at once: nothing absorbed */
+    CHECK(retnet_session_prefill_with_progress(b, many, N, cancel_after, &at, &lall) == RETNET_CANCELLED);
+    CHECK(retnet_session_position(b) == N);
+    CHECK(retnet_session_reset(a) == RETNET_OK);
+  }
+
   /* Tokenizer and generation on the bundled model. */
   retnet_model* kjv = NULL;
   retnet_tokenizer* tok = NULL;
@@ -132,6 +174,20 @@ int main(int argc, char** argv) {
   int stops = 0;
   CHECK(retnet_generate(s, tok, " And", &go, stop_at_three, &stops) == RETNET_OK);
   CHECK(stops == 3);
+
+  /* max_tokens = 0 absorbs the prompt and samples nothing; a cancelled prompt is RETNET_CANCELLED. */
+  retnet_session* s3 = NULL;
+  CHECK(retnet_session_new(kjv, &s3) == RETNET_OK);
+  go.max_tokens = 0;
+  CHECK(retnet_tokenize(tok, text, strlen(text), 1, ids, 64, &n) == RETNET_OK);
+  memset(&got, 0, sizeof got);
+  CHECK(retnet_generate(s3, tok, text, &go, collect, &got) == RETNET_OK);
+  CHECK(retnet_session_position(s3) == (int64_t)n && got.tokens == 0);
+  int64_t at0 = 0;
+  go.on_prefill_progress = cancel_after;
+  CHECK(retnet_generate(s3, tok, " And", &go, NULL, &at0) == RETNET_CANCELLED);
+  CHECK(retnet_session_position(s3) == (int64_t)n);
+  retnet_session_free(s3);
 
   retnet_session_free(s);
   retnet_tokenizer_free(tok);

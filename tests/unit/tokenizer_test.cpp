@@ -367,6 +367,23 @@ class MalformedTokenizer : public ::testing::Test {
   json base_;
 };
 
+// An empty model vocab would encode every ordinary text to nothing (or to added tokens only): the
+// load is refused, naming the file, instead of silently dropping text.
+TEST_F(MalformedTokenizer, EmptyVocabIsRefused) {
+  json j = base_;
+  j["model"]["vocab"] = json::object();
+  j["model"]["merges"] = json::array();
+  j["model"]["unk_token"] = nullptr;
+  j["model"]["byte_fallback"] = false;
+  j["added_tokens"] = json::array();
+  j["post_processor"] = nullptr;
+  std::string err = load_error(j);
+  EXPECT_NE(err.find("tokenizer.json: model.vocab is empty"), std::string::npos) << err;
+  j["added_tokens"] = base_["added_tokens"];  // a few special tokens do not make text encodable
+  err = load_error(j);
+  EXPECT_NE(err.find("tokenizer.json: model.vocab is empty"), std::string::npos) << err;
+}
+
 TEST_F(MalformedTokenizer, ReportsTheProblem) {
   EXPECT_EQ(load_error(base_), "");
   auto expect_error = [&](const std::string& err, std::initializer_list<const char*> words) {

@@ -157,6 +157,8 @@ Runner add_generate_command(CLI::App& app) {
     go.max_tokens = a->n_predict;
     go.sampler = a->sp;
     go.ignore_eos = a->ignore_eos;
+    // Ctrl-C during a long prompt stops its prefill at the next block (whole blocks stay absorbed).
+    go.prefill.on_progress = [](int64_t, int64_t) { return !interrupted(); };
     Session session(model);
     const GenerateResult res = session.generate(tok, prompt, go, [](const TokenEvent& ev) {
       if (!ev.text.empty()) {
