@@ -29,7 +29,8 @@ bool cuda_available() {
 
 std::unique_ptr<Backend> make_backend(DeviceKind device, int threads) {
   if (threads <= 0) threads = int(std::max(1u, std::thread::hardware_concurrency()));
-  if (threads > kMaxThreads) throw Error("threads: " + std::to_string(threads) + " is more than " + std::to_string(kMaxThreads));
+  if (threads > kMaxThreads)
+    throw Error("threads: " + std::to_string(threads) + " is more than " + std::to_string(kMaxThreads));
   switch (device) {
     case DeviceKind::Cuda:
 #ifdef RETNET_WITH_CUDA

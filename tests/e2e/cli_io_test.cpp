@@ -81,8 +81,9 @@ class CliIo : public TempDirTest {
 // Every command line that prints on stdout, each format of bench and --help/--version included.
 std::vector<std::vector<std::string>> printing_commands(const std::string& text_file) {
   const std::string M = kBundled;
-  const std::vector<std::string> bench = {"bench", "-q",   "--shape", "tiny", "-p", "8",   "-n", "2", "-r", "1",
-                                          "-t",    "1",    "--no-warmup", "--bandwidth-mib", "1"};
+  const std::vector<std::string> bench = {"bench", "-q", "--shape", "tiny", "-p", "8",           "-n",
+                                          "2",     "-r", "1",       "-t",   "1",  "--no-warmup", "--bandwidth-mib",
+                                          "1"};
   std::vector<std::vector<std::string>> cmds = {
       {"generate", "-m", M, "-p", "In the beginning", "-n", "4", "-s", "1", "-t", "1", "-q"},
       {"generate", "-m", M, "-p", "In the beginning", "-n", "0", "-e", "-t", "1", "-q"},
@@ -146,8 +147,8 @@ TEST_F(CliIo, CommandsThatPrintNothingSucceedWithAFullOrClosedStdout) {
 
 TEST_F(CliIo, GenerateStopsAtTheFirstFailedWrite) {
   // 100000 tokens take minutes; a generate that stops at its first failed write takes the load time.
-  const ShRun r = run({"generate", "-m", kBundled, "-p", "And", "-n", "100000", "--ignore-eos", "-t", "1", "-q"},
-                      ">/dev/full");
+  const ShRun r =
+      run({"generate", "-m", kBundled, "-p", "And", "-n", "100000", "--ignore-eos", "-t", "1", "-q"}, ">/dev/full");
   EXPECT_EQ(r.code, 1);
   EXPECT_EQ(r.err, "error: writing to stdout: No space left on device\n");
   EXPECT_LT(r.seconds, 20.0);
@@ -224,7 +225,8 @@ std::string expect_refused_fast(const ShRun& r) {
 }
 
 TEST_F(CliIo, BenchBatchThatDoesNotFitIsRefusedBeforeAllocating) {
-  std::string err = expect_refused_fast(run({"bench", "--shape", "125m", "-p", "0", "-n", "1", "-b", "1000000", "-r", "1"}, ""));
+  std::string err =
+      expect_refused_fast(run({"bench", "--shape", "125m", "-p", "0", "-n", "1", "-b", "1000000", "-r", "1"}, ""));
   EXPECT_TRUE(Contains(err, "error: --batch 1000000 (1000000 sequences of random:125m): needs "));
   EXPECT_TRUE(Contains(err, " bytes of memory, but only "));
   EXPECT_TRUE(Contains(err, " bytes is available ("));
@@ -265,7 +267,8 @@ TEST_F(CliIo, BadShapesGetOneMessage) {
 
 TEST_F(CliIo, AnglesOnEveryCommandThatRunsAModel) {
   const std::string M = kBundled, npy = (dir_ / "x.npy").string(), text = (dir_ / "t.txt").string();
-  write_file(text, "In the beginning God created the heaven and the earth. And the earth was without form, and void.\n");
+  write_file(text,
+             "In the beginning God created the heaven and the earth. And the earth was without form, and void.\n");
   const std::vector<std::vector<std::string>> cmds = {
       {"generate", "-m", M, "-p", "In the beginning", "-n", "3", "--temp", "0", "-t", "1", "-q"},
       {"perplexity", "-m", M, "-f", text, "-t", "1", "-q"},
@@ -304,8 +307,9 @@ TEST(HostMemory, CheckNamesWhatAndTheBytes) {
     check_host_memory(uint64_t(1) << 62, "--batch 7");
     ADD_FAILURE() << "4 EiB fit";
   } catch (const Error& e) {
-    EXPECT_EQ(std::string(e.what()).rfind("--batch 7: needs 4.00 EiB = 4611686018427387904 bytes of memory, but only ", 0),
-              0u)
+    EXPECT_EQ(
+        std::string(e.what()).rfind("--batch 7: needs 4.00 EiB = 4611686018427387904 bytes of memory, but only ", 0),
+        0u)
         << e.what();
     EXPECT_TRUE(Contains(e.what(), " bytes is available ("));
   }

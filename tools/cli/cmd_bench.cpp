@@ -167,7 +167,7 @@ std::string now_iso() {
 
 struct BenchArgs {
   std::string models, shapes, prompts = "512", gens = "128", pgs, depths = "0", batches = "1", threads, dtypes = "bf16",
-              chunks = "0", output = "md", device = "auto", angles = "reference";
+                              chunks = "0", output = "md", device = "auto", angles = "reference";
   int reps = 5;
   bool no_warmup = false, check_weights = false, bf16_activations = false;
   double bw_mib = 1024;
@@ -257,17 +257,18 @@ void check_plan_memory(const BenchPlan& p) {
     // As RandomModelSpec builds it: dk = D/H, dv = 2D/H, FFN 2D.
     const uint64_t D = uint64_t(s.d), V = s.name == "tiny" ? 512 : 32000;
     const uint64_t state = mul_sat(mul_sat(uint64_t(s.l), mul_sat(D, 2 * D) / uint64_t(s.h)), 4);
-    check_host_memory(mul_sat(uint64_t(b), sequence_bytes(state, D, D, 2 * D, 2 * D, V)),
-                      "--batch " + std::to_string(b) + " (" + std::to_string(b) + " sequences of random:" + s.name +
-                          ")");
+    check_host_memory(
+        mul_sat(uint64_t(b), sequence_bytes(state, D, D, 2 * D, 2 * D, V)),
+        "--batch " + std::to_string(b) + " (" + std::to_string(b) + " sequences of random:" + s.name + ")");
   }
 }
 
 void check_batch_memory(const BenchPlan& p, const ModelInfo& i, const std::string& label) {
   if (p.gens == std::vector<int64_t>{0}) return;
   const int64_t b = *std::max_element(p.batches.begin(), p.batches.end());
-  const uint64_t one = sequence_bytes(i.state_bytes, uint64_t(i.hidden_size), uint64_t(i.heads * i.key_head_dim),
-                                      uint64_t(i.heads * i.value_head_dim), uint64_t(i.ffn_dim), uint64_t(i.vocab_size));
+  const uint64_t one =
+      sequence_bytes(i.state_bytes, uint64_t(i.hidden_size), uint64_t(i.heads * i.key_head_dim),
+                     uint64_t(i.heads * i.value_head_dim), uint64_t(i.ffn_dim), uint64_t(i.vocab_size));
   check_host_memory(mul_sat(uint64_t(b), one),
                     "--batch " + std::to_string(b) + " (" + std::to_string(b) + " sequences of " + label + ")");
 }
@@ -291,8 +292,10 @@ Machine measure_machine(BenchPlan& p, bool quiet) {
       const double bw = measure_cuda_bandwidth(size_t(1) << 30, 5), fl = measure_cuda_sgemm_flops(4096, 3);
       m.roof[t] = {bw, fl};
       if (!quiet)
-        std::fprintf(stderr, "device: cuda (%s); host: %s; device-to-device copy bandwidth %.1f GB/s (bytes read + written), sgemm (fp32, no TF32) %.1f GFLOP/s (measured)\n",
-                     gpu_name.c_str(), m.info.cpu_name.c_str(), bw / 1e9, fl / 1e9);
+        std::fprintf(
+            stderr,
+            "device: cuda (%s); host: %s; device-to-device copy bandwidth %.1f GB/s (bytes read + written), sgemm (fp32, no TF32) %.1f GFLOP/s (measured)\n",
+            gpu_name.c_str(), m.info.cpu_name.c_str(), bw / 1e9, fl / 1e9);
       continue;
     }
     check_host_memory(p.bw_bytes, "--bandwidth-mib " + std::to_string(p.bw_bytes / 1048576) + " (the buffer it reads)");
@@ -300,8 +303,11 @@ Machine measure_machine(BenchPlan& p, bool quiet) {
     const double fl = measure_sgemm_flops(int(t), 1024, 3);
     m.roof[t] = {bw, fl};
     if (!quiet)
-      std::fprintf(stderr, "device: cpu; machine: %s, %d hw threads (%s); with %lld threads: read bandwidth %.1f GB/s, sgemm %.1f GFLOP/s (measured; each decode row's roofline uses the highest of this and two more bandwidth measurements taken around it, each prefill row's peak likewise)\n",
-                   m.info.cpu_name.c_str(), m.info.hardware_threads, m.info.cpu_features.c_str(), (long long)t, bw / 1e9, fl / 1e9);
+      std::fprintf(
+          stderr,
+          "device: cpu; machine: %s, %d hw threads (%s); with %lld threads: read bandwidth %.1f GB/s, sgemm %.1f GFLOP/s (measured; each decode row's roofline uses the highest of this and two more bandwidth measurements taken around it, each prefill row's peak likewise)\n",
+          m.info.cpu_name.c_str(), m.info.hardware_threads, m.info.cpu_features.c_str(), (long long)t, bw / 1e9,
+          fl / 1e9);
   }
   return m;
 }
@@ -337,12 +343,22 @@ struct Start {
 Row time_row(ModelRun& m, Start& st, Row r, const std::function<void(std::vector<Session>&)>& body, int64_t tokens,
              int64_t n_seq) {
   const ModelInfo& info = m.info();
-  r.model = m.label; r.model_type = m.type; r.dtype = m.dtype; r.threads = int(m.t); r.n_depth = st.depth;
+  r.model = m.label;
+  r.model_type = m.type;
+  r.dtype = m.dtype;
+  r.threads = int(m.t);
+  r.n_depth = st.depth;
   r.device = info.device;
   r.bf16_act = info.bf16_activations;
-  r.chunk = st.chunk; r.model_size = info.weight_bytes; r.model_n_params = info.n_params;
-  r.state_bytes = info.state_bytes; r.bw_gbs = m.bw / 1e9; r.peak_gflops = m.peak / 1e9; r.time = now_iso();
-  r.sgemm_gflops = m.sgemm / 1e9; r.peak_kind = m.peak_kind;
+  r.chunk = st.chunk;
+  r.model_size = info.weight_bytes;
+  r.model_n_params = info.n_params;
+  r.state_bytes = info.state_bytes;
+  r.bw_gbs = m.bw / 1e9;
+  r.peak_gflops = m.peak / 1e9;
+  r.time = now_iso();
+  r.sgemm_gflops = m.sgemm / 1e9;
+  r.peak_kind = m.peak_kind;
   // The sessions live across repetitions, each starting from the state at `depth` restored
   // from a snapshot (untimed): what a session sets up on its first steps — a GPU session
   // captures its decode step into a CUDA graph — is done in the warm-up, as in a server.
@@ -364,8 +380,8 @@ Row time_row(ModelRun& m, Start& st, Row r, const std::function<void(std::vector
 
 void prefill_rows(ModelRun& m, Start& st, std::vector<Row>& rows) {
   const ModelInfo& info = m.info();
-  // Prefill FLOPs per token: every prompt token multiplies the layers' matrices; a prefill runs the head only for its last
-  // token (n_params also counts the embedding table, which is gathered, and an untied head).
+  // Prefill FLOPs per token: every prompt token multiplies the layers' matrices; a prefill runs the head only for its
+  // last token (n_params also counts the embedding table, which is gathered, and an untied head).
   const double layer_params = double(info.layer_matrix_params);
   const double head_params = double(info.vocab_size * info.hidden_size);
   for (int64_t p : m.plan.prompts) {
@@ -381,10 +397,12 @@ void prefill_rows(ModelRun& m, Start& st, std::vector<Row>& rows) {
     // single low sample gave rows above 100% of peak).
     auto gemm_rate = [&] {
       if (m.machine.on_gpu) return m.peak;
-      return info.bf16_activations ? measure_bf16_gemm_flops(int(m.t), 1024, 2) : measure_sgemm_flops(int(m.t), 1024, 2);
+      return info.bf16_activations ? measure_bf16_gemm_flops(int(m.t), 1024, 2)
+                                   : measure_sgemm_flops(int(m.t), 1024, 2);
     };
     const double peak_before = gemm_rate();
-    r = time_row(m, st, r, [&](std::vector<Session>& s) { s[0].prefill(ids, po); }, p, 1);
+    r = time_row(
+        m, st, r, [&](std::vector<Session>& s) { s[0].prefill(ids, po); }, p, 1);
     const double peak_row = std::max({m.peak, peak_before, gemm_rate()});
     r.peak_gflops = peak_row / 1e9;
     if (!info.bf16_activations || m.machine.on_gpu) r.sgemm_gflops = std::max(r.sgemm_gflops, peak_row / 1e9);
@@ -413,7 +431,9 @@ void decode_rows(ModelRun& m, Start& st, std::vector<Row>& rows) {
       r.test = "tg" + std::to_string(n);
       r.n_gen = n;
       r.n_batch = b;
-      r = time_row(m, st, r, [&](std::vector<Session>& s) {
+      r = time_row(
+          m, st, r,
+          [&](std::vector<Session>& s) {
             if (b == 1) {
               for (int64_t i = 0; i < n; ++i) s[0].decode(ids[size_t(i)]);
               return;
@@ -422,7 +442,8 @@ void decode_rows(ModelRun& m, Start& st, std::vector<Row>& rows) {
             for (auto& x : s) ptrs.push_back(&x);
             for (int64_t i = 0; i < n; ++i)
               Session::decode_batch(ptrs, std::span<const int32_t>(ids.data() + i * b, size_t(b)));
-          }, n * b, b);
+          },
+          n * b, b);
       // One step reads every weight once and each sequence's state twice (read + write).
       const double step_bytes = double(info.decode_weight_bytes) + 2.0 * double(b) * double(info.state_bytes);
       const double bw_row = std::max({m.bw, bw_before, bw_rate()});
@@ -444,10 +465,13 @@ void prompt_generate_rows(ModelRun& m, Start& st, std::vector<Row>& rows) {
     r.n_gen = gn;
     PrefillOptions po;
     po.chunk_size = st.chunk;
-    r = time_row(m, st, r, [&](std::vector<Session>& s) {
+    r = time_row(
+        m, st, r,
+        [&](std::vector<Session>& s) {
           s[0].prefill(std::span<const int32_t>(ids.data(), size_t(pn)), po);
           for (int64_t i = 0; i < gn; ++i) s[0].decode(ids[size_t(pn + i)]);
-        }, pn + gn, 1);
+        },
+        pn + gn, 1);
     rows.push_back(r);
   }
 }
@@ -463,8 +487,10 @@ void run_model(ModelRun& m, std::vector<Row>& rows, bool quiet) {
     if (!bf16_peak.count(m.t)) {
       bf16_peak[m.t] = measure_bf16_gemm_flops(int(m.t), 1024, 3);
       if (!quiet)
-        std::fprintf(stderr, "with %lld threads: bf16 GEMM (--bf16-activations: bf16 x bf16, fp32 sums) %.1f GFLOP/s "
-                     "(measured; the %% peak of bf16act rows)\n", (long long)m.t, bf16_peak[m.t] / 1e9);
+        std::fprintf(stderr,
+                     "with %lld threads: bf16 GEMM (--bf16-activations: bf16 x bf16, fp32 sums) %.1f GFLOP/s "
+                     "(measured; the %% peak of bf16act rows)\n",
+                     (long long)m.t, bf16_peak[m.t] / 1e9);
     }
     m.peak = bf16_peak[m.t];
     m.peak_kind = "bf16 gemm";
@@ -531,20 +557,20 @@ void print_rows(const std::vector<Row>& rows, const std::string& format, const M
   } else if (format == "csv") {
     out("model_filename,model_type,type,model_size,model_n_params,n_threads,n_batch,chunk_size,n_depth,n_prompt,n_gen,test,avg_ns,stddev_ns,avg_ts,stddev_ts,bandwidth_gbs,roofline_pct,gflops,peak_pct\n");
     for (const Row& r : rows)
-      outf("%s,%s,%s,%llu,%llu,%d,%lld,%lld,%lld,%lld,%lld,%s,%.0f,%.0f,%.3f,%.3f,%.3f,%.2f,%.3f,%.2f\n", r.model.c_str(),
-           r.model_type.c_str(), r.type().c_str(), (unsigned long long)r.model_size,
+      outf("%s,%s,%s,%llu,%llu,%d,%lld,%lld,%lld,%lld,%lld,%s,%.0f,%.0f,%.3f,%.3f,%.3f,%.2f,%.3f,%.2f\n",
+           r.model.c_str(), r.model_type.c_str(), r.type().c_str(), (unsigned long long)r.model_size,
            (unsigned long long)r.model_n_params, r.threads, (long long)r.n_batch, (long long)r.chunk,
-           (long long)r.n_depth, (long long)r.n_prompt, (long long)r.n_gen, r.test.c_str(), r.avg_ns,
-           r.stddev_ns, r.avg_ts, r.stddev_ts, r.gbs, r.roofline_pct, r.gflops, r.peak_pct);
+           (long long)r.n_depth, (long long)r.n_prompt, (long long)r.n_gen, r.test.c_str(), r.avg_ns, r.stddev_ns,
+           r.avg_ts, r.stddev_ts, r.gbs, r.roofline_pct, r.gflops, r.peak_pct);
   } else {
     out("| model | size | params | type | threads | batch | depth | test | t/s | GB/s | % roofline | GFLOP/s | % peak |\n");
     out("| --- | ---: | ---: | --- | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: |\n");
     for (const Row& r : rows) {
       const bool tg = r.gbs > 0, pp = r.gflops > 0;
       outf("| %s | %.2f MiB | %.2f M | %s | %d | %lld | %lld | %s | %.2f ± %.2f | %s | %s | %s | %s |\n",
-           r.model_type.c_str(), double(r.model_size) / 1048576.0, double(r.model_n_params) / 1e6,
-           r.type().c_str(), r.threads, (long long)r.n_batch, (long long)r.n_depth, r.test.c_str(), r.avg_ts,
-           r.stddev_ts, tg ? fixed(r.gbs, 2).c_str() : "", tg ? (fixed(r.roofline_pct, 1) + "%").c_str() : "",
+           r.model_type.c_str(), double(r.model_size) / 1048576.0, double(r.model_n_params) / 1e6, r.type().c_str(),
+           r.threads, (long long)r.n_batch, (long long)r.n_depth, r.test.c_str(), r.avg_ts, r.stddev_ts,
+           tg ? fixed(r.gbs, 2).c_str() : "", tg ? (fixed(r.roofline_pct, 1) + "%").c_str() : "",
            pp ? fixed(r.gflops, 1).c_str() : "", pp ? (fixed(r.peak_pct, 1) + "%").c_str() : "");
     }
   }

@@ -120,7 +120,7 @@ Runner add_info_command(CLI::App& app) {
     outf("hidden_size     %lld\n", (long long)i.hidden_size);
     outf("layers          %lld\n", (long long)i.layers);
     outf("heads           %lld (dk %lld, dv %lld)\n", (long long)i.heads, (long long)i.key_head_dim,
-                (long long)i.value_head_dim);
+         (long long)i.value_head_dim);
     outf("ffn_dim         %lld\n", (long long)i.ffn_dim);
     outf("parameters      %llu\n", (unsigned long long)i.n_params);
     outf("weights         %llu bytes (%s)\n", (unsigned long long)i.weight_bytes, i.weight_dtype.c_str());
