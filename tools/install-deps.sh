@@ -2,9 +2,9 @@
 # Installs the Debian 12 packages retnet needs to build and test. Idempotent; uses sudo when not root.
 set -euo pipefail
 # clang + libclang-rt-14-dev (libFuzzer and clang's sanitizer runtimes) for tools/fuzz.sh; llvm for
-# llvm-symbolizer (readable sanitizer stacks).
+# llvm-symbolizer (readable sanitizer stacks); clang-format (14: git clang-format) for tools/check-format.sh.
 pkgs=(build-essential cmake ninja-build pkg-config libcli11-dev nlohmann-json3-dev libspdlog-dev
-      libopenblas-dev libgtest-dev googletest clang libclang-rt-14-dev llvm)
+      libopenblas-dev libgtest-dev googletest clang libclang-rt-14-dev llvm clang-format)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

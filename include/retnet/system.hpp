@@ -3,11 +3,15 @@
 // the measurements load the machine, so measurements running at the same time skew each other.
 #pragma once
 #include <cstddef>
+#include <cstdint>
 #include <string>
 
 #include "retnet/export.h"
 
 namespace retnet {
+
+// The most threads a model runs on (LoadOptions::threads); Model::load refuses more.
+inline constexpr int kMaxThreads = 512;
 
 struct MachineInfo {
   std::string cpu_name;  // from /proc/cpuinfo ("unknown" if unreadable)
@@ -15,6 +19,14 @@ struct MachineInfo {
   std::string cpu_features;  // e.g. "avx2 fma f16c" as compiled in and supported
 };
 RETNET_API MachineInfo machine_info();
+
+// For a caller about to allocate memory that grows with its input (e.g. `retnet bench -b`): throws
+// Error "<what>: needs 1.50 GiB = 1610612736 bytes of memory, but only 1.00 GiB = 1073741824 bytes is
+// available (MemAvailable in /proc/meminfo)" when `bytes` is more than the host memory available to
+// this process without swapping: MemAvailable, lowered to the headroom under the cgroup v2
+// memory.max when that is lower. The same figure as Model::load's memory check. Does nothing when
+// neither can be read (not Linux).
+RETNET_API void check_host_memory(uint64_t bytes, const std::string& what);
 
 // Read bandwidth in bytes/s of `threads` threads streaming disjoint parts of a buffer of `bytes`
 // with 256-bit loads (the access pattern of decode GEMVs). Best of `reps` passes.

@@ -10,6 +10,7 @@
 #include "backend/cuda/cuda_backend.hpp"
 #endif
 #include "retnet/error.hpp"
+#include "retnet/system.hpp"  // kMaxThreads
 
 namespace retnet {
 
@@ -28,7 +29,8 @@ bool cuda_available() {
 
 std::unique_ptr<Backend> make_backend(DeviceKind device, int threads) {
   if (threads <= 0) threads = int(std::max(1u, std::thread::hardware_concurrency()));
-  if (threads > 512) throw Error("threads: " + std::to_string(threads) + " is more than 512");
+  if (threads > kMaxThreads)
+    throw Error("threads: " + std::to_string(threads) + " is more than " + std::to_string(kMaxThreads));
   switch (device) {
     case DeviceKind::Cuda:
 #ifdef RETNET_WITH_CUDA

@@ -1,10 +1,12 @@
 // Builds the CLI11 app with every subcommand, parses, and runs (or dry-runs) the chosen one.
 #include "app.hpp"
 
+#include <cerrno>
 #include <cstdio>
 #include <exception>
 
 #include "commands.hpp"
+#include "std_streams.hpp"
 
 namespace retnet::cli {
 
@@ -40,19 +42,20 @@ struct CliApp {
 
 }  // namespace
 
-int run(int argc, const char* const* argv) {
-  global_flags() = GlobalFlags{};
-  CliApp a;
+namespace {
+// Parses and runs; every write to stdout on the way is checked (std_streams.hpp), and so is the final
+// flush, so that output lost to a full disk or a closed stdout is an error.
+int parse_and_run(CliApp& a, int argc, const char* const* argv) {
   try {
     a.app.parse(argc, argv);
   } catch (const CLI::CallForHelp&) {
-    std::fputs(a.app.help().c_str(), stdout);
+    out(a.app.help());
     return 0;
   } catch (const CLI::CallForAllHelp&) {
-    std::fputs(a.app.help("", CLI::AppFormatMode::All).c_str(), stdout);
+    out(a.app.help("", CLI::AppFormatMode::All));
     return 0;
   } catch (const CLI::CallForVersion&) {
-    std::puts(kVersion);
+    out(std::string(kVersion) + "\n");
     return 0;
   } catch (const CLI::ParseError& e) {
     std::fprintf(stderr, "error: %s\n", e.what());
@@ -60,8 +63,22 @@ int run(int argc, const char* const* argv) {
   }
   const GlobalFlags& g = global_flags();
   set_log_level(g.quiet ? LogLevel::Error : g.verbose ? LogLevel::Debug : LogLevel::Warn);
+  return a.run_subcommand();
+}
+}  // namespace
+
+int run(int argc, const char* const* argv) {
+  global_flags() = GlobalFlags{};
+  guard_standard_descriptors();
+  CliApp a;
   try {
-    return a.run_subcommand();
+    const int rc = parse_and_run(a, argc, argv);
+    if (rc == 0) finish_stdout();
+    return rc;
+  } catch (const StdoutError& e) {
+    if (e.err() == EPIPE) return kClosedPipeExitCode;  // the reader left (`| head`): not an error
+    std::fprintf(stderr, "error: %s\n", e.what());
+    return 1;
   } catch (const std::exception& e) {  // retnet::Error, and e.g. std::bad_alloc on a huge request
     std::fprintf(stderr, "error: %s\n", e.what());
     return 1;

@@ -5,7 +5,9 @@
 namespace retnet::cli {
 
 // Parses the command line and runs the chosen subcommand; returns the process exit code. Help and
-// version go to stdout; every error is one line "error: ..." on stderr with exit code 1.
+// version go to stdout; every error is one line "error: ..." on stderr with exit code 1, a failed
+// write to stdout included ("error: writing to stdout: No space left on device"); a closed pipe on
+// stdout ends the command quietly (std_streams.hpp).
 int run(int argc, const char* const* argv);
 
 // Parses and validates the command line exactly as run() does, then stops before any subcommand

@@ -1,5 +1,6 @@
 #include "cli_util.hpp"
 
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -8,11 +9,10 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
-#include <iostream>
-#include <sstream>
+#include <vector>
 
 #include "retnet/error.hpp"
+#include "std_streams.hpp"
 
 #ifndef RETNET_SOURCE_MODEL_DIR
 #define RETNET_SOURCE_MODEL_DIR ""
@@ -38,12 +38,24 @@ std::string resolve_model_dir(const std::string& given) {
 std::string read_file(const std::string& path) {
   std::error_code ec;
   if (fs::is_directory(path, ec)) throw Error(path + ": is a directory, expected a text file");
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw Error(path + ": cannot open: " + std::strerror(errno));  // the reason: missing, unreadable...
-  std::stringstream ss;
-  ss << in.rdbuf();
-  if (in.bad()) throw Error(path + ": read failed");
-  return ss.str();
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) throw Error(path + ": cannot open: " + std::strerror(errno));  // the reason: missing, unreadable...
+  std::string text;
+  char buf[65536];
+  while (true) {
+    const ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n > 0) {
+      text.append(buf, size_t(n));
+    } else if (n == 0) {
+      break;
+    } else if (errno != EINTR) {  // a read error is an error, not the end of the text
+      const int err = errno;
+      ::close(fd);
+      throw Error(path + ": read failed: " + std::strerror(err));
+    }
+  }
+  ::close(fd);
+  return text;
 }
 
 void check_prompt_source(bool prompt_given, const std::string& file) {
@@ -53,11 +65,7 @@ void check_prompt_source(bool prompt_given, const std::string& file) {
 std::string read_prompt(const std::string& prompt, bool prompt_given, const std::string& file) {
   check_prompt_source(prompt_given, file);
   if (!file.empty()) return read_file(file);
-  if (prompt_given && prompt == "-") {
-    std::stringstream ss;
-    ss << std::cin.rdbuf();
-    return ss.str();
-  }
+  if (prompt_given && prompt == "-") return read_stdin("-p -");
   return prompt;
 }
 

@@ -15,6 +15,7 @@
 #include "cli_util.hpp"
 #include "commands.hpp"
 #include "retnet/system.hpp"
+#include "std_streams.hpp"
 
 #include "retnet_build_commit.hpp"  // RETNET_BUILD_COMMIT (generated at build time)
 
@@ -29,21 +30,31 @@ struct Shape {
   int64_t d, l, h;
 };
 
+// Every shape the command line can name, as Model::random accepts it; anything else gets the one
+// message below, whatever is wrong with it.
 Shape parse_shape(const std::string& s) {
   // The RetNet paper's shapes: dk = 256 per head, value dim and FFN 2·D, vocabulary 32000.
   static const std::map<std::string, Shape> named = {{"125m", {"125m", 768, 12, 3}},   {"350m", {"350m", 1024, 24, 4}},
                                                      {"1.3b", {"1.3b", 2048, 24, 8}},  {"2.7b", {"2.7b", 2560, 32, 10}},
                                                      {"6.7b", {"6.7b", 4096, 32, 16}}, {"tiny", {"tiny", 64, 2, 2}}};
   if (auto it = named.find(s); it != named.end()) return it->second;
+  const auto bad = [&s](const std::string& why) {
+    return Error("--shape: '" + s + "' is not a model shape (" + why +
+                 "); expected 125m, 350m, 1.3b, 2.7b, 6.7b, tiny or WIDTHxLAYERSxHEADS, e.g. 512x6x2");
+  };
   Shape r{s, 0, 0, 0};
   char x1 = 0, x2 = 0;
   std::istringstream in(s);
-  if (!(in >> r.d >> x1 >> r.l >> x2 >> r.h) || x1 != 'x' || x2 != 'x' || !in.eof() || r.d < 2 || r.l < 1 || r.h < 1)
-    throw Error("--shape: '" + s + "' is not 125m, 350m, 1.3b, 2.7b, 6.7b, tiny or WIDTHxLAYERSxHEADS (e.g. 512x6x2)");
+  if (!(in >> r.d >> x1 >> r.l >> x2 >> r.h) || x1 != 'x' || x2 != 'x' || !in.eof()) throw bad("does not parse");
+  constexpr int64_t kMaxDim = int64_t(1) << 20;  // Model::random's bound on each size
+  for (int64_t v : {r.d, r.l, r.h})
+    if (v < 1 || v > kMaxDim) throw bad("each of WIDTH, LAYERS and HEADS must be in [1, 1048576]");
+  if (r.d % r.h != 0 || (r.d / r.h) % 2 != 0) throw bad("WIDTH must be HEADS times an even head dimension");
   return r;
 }
 
-std::vector<int64_t> parse_int_list(const std::string& flag, const std::string& s, int64_t min_value) {
+std::vector<int64_t> parse_int_list(const std::string& flag, const std::string& s, int64_t min_value,
+                                    int64_t max_value = INT64_MAX) {
   std::vector<int64_t> out;
   std::stringstream ss(s);
   std::string tok;
@@ -53,6 +64,7 @@ std::vector<int64_t> parse_int_list(const std::string& flag, const std::string& 
     const long long v = std::strtoll(tok.c_str(), &end, 10);
     if (tok.empty() || *end || errno) throw Error(flag + ": '" + s + "' is not a comma-separated list of integers");
     if (v < min_value) throw Error(flag + ": " + tok + " is below " + std::to_string(min_value));
+    if (v > max_value) throw Error(flag + ": " + tok + " is more than " + std::to_string(max_value));
     out.push_back(v);
   }
   if (out.empty()) throw Error(flag + ": empty list");
@@ -155,11 +167,414 @@ std::string now_iso() {
 
 struct BenchArgs {
   std::string models, shapes, prompts = "512", gens = "128", pgs, depths = "0", batches = "1", threads, dtypes = "bf16",
-              chunks = "0", output = "md", device = "auto";
+                              chunks = "0", output = "md", device = "auto", angles = "reference";
   int reps = 5;
   bool no_warmup = false, check_weights = false, bf16_activations = false;
   double bw_mib = 1024;
 };
+
+// The command line parsed and validated: nothing is measured or allocated before all of it is.
+struct BenchPlan {
+  std::vector<int64_t> prompts, gens, depths, batches, threads, chunks;
+  std::vector<std::pair<int64_t, int64_t>> pgs;  // --pg N,M
+  std::vector<std::string> dtypes, dirs;
+  std::vector<Shape> shapes;
+  Device device = Device::Auto;
+  Angles angles = Angles::Reference;
+  std::string output;
+  int reps = 5;
+  bool warmup = true, check_weights = false, bf16_activations = false;
+  size_t bw_bytes = 0;  // buffer of the CPU bandwidth measurement
+};
+
+BenchPlan parse_bench_args(const BenchArgs& a) {
+  BenchPlan p;
+  if (a.reps < 1) throw Error("--repetitions: must be >= 1");
+  if (a.output != "md" && a.output != "csv" && a.output != "json" && a.output != "jsonl")
+    throw Error("--output: '" + a.output + "' is not md, csv, json or jsonl");
+  // 2^40 MiB: far above any machine, low enough that the byte count below is exact.
+  if (!(a.bw_mib >= 1) || !(a.bw_mib <= 1099511627776.0)) throw Error("--bandwidth-mib: must be >= 1");
+  p.prompts = parse_int_list("--n-prompt", a.prompts, 0);
+  p.gens = parse_int_list("--n-gen", a.gens, 0);
+  p.depths = parse_int_list("--n-depth", a.depths, 0);
+  p.batches = parse_int_list("--batch", a.batches, 1);
+  if (!a.threads.empty()) p.threads = parse_int_list("--threads", a.threads, 1, kMaxThreads);
+  p.chunks = parse_int_list("--chunk-size", a.chunks, 0);
+  if (!a.pgs.empty()) {
+    std::stringstream ss(a.pgs);
+    std::string item;
+    while (std::getline(ss, item, ';')) {
+      auto v = parse_int_list("--pg", item, 1);
+      if (v.size() != 2) throw Error("--pg: '" + item + "' is not N,M");
+      p.pgs.emplace_back(v[0], v[1]);
+    }
+  }
+  p.dtypes = split(a.dtypes);
+  for (const auto& d : p.dtypes)
+    if (d != "f32" && d != "f16" && d != "bf16") throw Error("--dtype: '" + d + "' is not f32, f16 or bf16");
+  for (const auto& s : split(a.models.empty() && a.shapes.empty() ? std::string("125m") : a.shapes))
+    p.shapes.push_back(parse_shape(s));
+  p.dirs = split(a.models);
+  p.device = parse_device(a.device);
+  p.angles = parse_angles(a.angles);
+  p.output = a.output;
+  p.reps = a.reps;
+  p.warmup = !a.no_warmup;
+  p.check_weights = a.check_weights;
+  p.bf16_activations = a.bf16_activations;
+  p.bw_bytes = size_t(a.bw_mib * 1048576.0);
+  return p;
+}
+
+uint64_t mul_sat(uint64_t a, uint64_t b) { return a != 0 && b > UINT64_MAX / a ? UINT64_MAX : a * b; }
+uint64_t add_sat(uint64_t a, uint64_t b) { return a > UINT64_MAX - b ? UINT64_MAX : a + b; }
+
+// Host memory of one more sequence in a tg row: its session (state, a one-row workspace, one row of
+// logits on the backend and on the host) and its row of the lead session's batch workspace and logits.
+// Widths: D hidden, KD = H·dk, VD = H·dv, F FFN, V vocabulary.
+uint64_t sequence_bytes(uint64_t state, uint64_t D, uint64_t KD, uint64_t VD, uint64_t F, uint64_t V) {
+  const uint64_t row = add_sat(add_sat(mul_sat(3, D), mul_sat(2, KD)), add_sat(mul_sat(3, VD), mul_sat(2, F)));
+  const uint64_t floats = add_sat(mul_sat(2, add_sat(row, V)), V);
+  return add_sat(add_sat(state, mul_sat(floats, 4)), 2048);  // + the backend's per-buffer padding
+}
+
+// The memory that scales with the arguments, checked before anything is measured or allocated: the
+// token ids of the longest test and, for the random shapes, the sequences of the
+// largest batch (checkpoints: check_batch_memory once each is loaded).
+void check_plan_memory(const BenchPlan& p) {
+  const auto ids = [](int64_t n) { return mul_sat(uint64_t(n), sizeof(int32_t)); };
+  for (int64_t v : p.prompts) check_host_memory(ids(v), "--n-prompt " + std::to_string(v) + " (its token ids)");
+  for (int64_t v : p.depths) check_host_memory(ids(v), "--n-depth " + std::to_string(v) + " (its token ids)");
+  for (int64_t b : p.batches)
+    for (int64_t n : p.gens)
+      check_host_memory(mul_sat(uint64_t(b), ids(n)),
+                        "--n-gen " + std::to_string(n) + " x --batch " + std::to_string(b) + " (their token ids)");
+  for (const auto& [pn, gn] : p.pgs)
+    check_host_memory(ids(pn + gn), "--pg " + std::to_string(pn) + "," + std::to_string(gn) + " (its token ids)");
+  if (p.gens == std::vector<int64_t>{0}) return;  // no tg rows: no batches
+  const int64_t b = *std::max_element(p.batches.begin(), p.batches.end());
+  for (const Shape& s : p.shapes) {
+    // As RandomModelSpec builds it: dk = D/H, dv = 2D/H, FFN 2D.
+    const uint64_t D = uint64_t(s.d), V = s.name == "tiny" ? 512 : 32000;
+    const uint64_t state = mul_sat(mul_sat(uint64_t(s.l), mul_sat(D, 2 * D) / uint64_t(s.h)), 4);
+    check_host_memory(
+        mul_sat(uint64_t(b), sequence_bytes(state, D, D, 2 * D, 2 * D, V)),
+        "--batch " + std::to_string(b) + " (" + std::to_string(b) + " sequences of random:" + s.name + ")");
+  }
+}
+
+void check_batch_memory(const BenchPlan& p, const ModelInfo& i, const std::string& label) {
+  if (p.gens == std::vector<int64_t>{0}) return;
+  const int64_t b = *std::max_element(p.batches.begin(), p.batches.end());
+  const uint64_t one =
+      sequence_bytes(i.state_bytes, uint64_t(i.hidden_size), uint64_t(i.heads * i.key_head_dim),
+                     uint64_t(i.heads * i.value_head_dim), uint64_t(i.ffn_dim), uint64_t(i.vocab_size));
+  check_host_memory(mul_sat(uint64_t(b), one),
+                    "--batch " + std::to_string(b) + " (" + std::to_string(b) + " sequences of " + label + ")");
+}
+
+// Where the models run and the rooflines measured there, per thread count.
+struct Machine {
+  MachineInfo info;
+  bool on_gpu = false;  // --device cuda, or auto with a CUDA device present (as Model::load decides)
+  std::map<int64_t, std::pair<double, double>> roof;  // threads -> (bandwidth B/s, sgemm FLOP/s)
+  std::map<int64_t, double> bf16_peak;                // measured when a model runs with bf16 activations
+};
+
+Machine measure_machine(BenchPlan& p, bool quiet) {
+  Machine m;
+  m.info = machine_info();
+  if (p.threads.empty()) p.threads.push_back(m.info.hardware_threads);
+  const std::string gpu_name = p.device == Device::Cpu ? std::string() : cuda_device_name();
+  m.on_gpu = !gpu_name.empty();
+  for (int64_t t : p.threads) {
+    if (m.on_gpu) {
+      const double bw = measure_cuda_bandwidth(size_t(1) << 30, 5), fl = measure_cuda_sgemm_flops(4096, 3);
+      m.roof[t] = {bw, fl};
+      if (!quiet)
+        std::fprintf(
+            stderr,
+            "device: cuda (%s); host: %s; device-to-device copy bandwidth %.1f GB/s (bytes read + written), sgemm (fp32, no TF32) %.1f GFLOP/s (measured)\n",
+            gpu_name.c_str(), m.info.cpu_name.c_str(), bw / 1e9, fl / 1e9);
+      continue;
+    }
+    check_host_memory(p.bw_bytes, "--bandwidth-mib " + std::to_string(p.bw_bytes / 1048576) + " (the buffer it reads)");
+    const double bw = measure_read_bandwidth(int(t), p.bw_bytes, 5);
+    const double fl = measure_sgemm_flops(int(t), 1024, 3);
+    m.roof[t] = {bw, fl};
+    if (!quiet)
+      std::fprintf(
+          stderr,
+          "device: cpu; machine: %s, %d hw threads (%s); with %lld threads: read bandwidth %.1f GB/s, sgemm %.1f GFLOP/s (measured; each decode row's roofline uses the highest of this and two more bandwidth measurements taken around it, each prefill row's peak likewise)\n",
+          m.info.cpu_name.c_str(), m.info.hardware_threads, m.info.cpu_features.c_str(), (long long)t, bw / 1e9,
+          fl / 1e9);
+  }
+  return m;
+}
+
+// One model at one thread count: what all its rows share.
+struct ModelRun {
+  const BenchPlan& plan;
+  Machine& machine;
+  std::string label, type, dtype;
+  int64_t t = 1;
+  std::shared_ptr<const Model> model;
+  double bw = 0, sgemm = 0, peak = 0;
+  const char* peak_kind = "sgemm";
+  std::mt19937 rng{1234};
+
+  const ModelInfo& info() const { return model->info(); }
+  std::vector<int32_t> random_ids(int64_t n) {
+    std::vector<int32_t> ids(static_cast<size_t>(n));
+    for (auto& x : ids) x = int32_t(rng() % uint32_t(info().vocab_size));
+    return ids;
+  }
+};
+
+// The state rows start from: after `depth` tokens, built once by a real chunkwise prefill; every
+// repetition starts from a copy (a RetNet state has constant size whatever the depth).
+struct Start {
+  int64_t depth = 0, chunk = 0;
+  Session base;
+  std::vector<uint8_t> snapshot;
+};
+
+// Times body over the repetitions, on n_seq sessions, and fills in the row's common fields.
+Row time_row(ModelRun& m, Start& st, Row r, const std::function<void(std::vector<Session>&)>& body, int64_t tokens,
+             int64_t n_seq) {
+  const ModelInfo& info = m.info();
+  r.model = m.label;
+  r.model_type = m.type;
+  r.dtype = m.dtype;
+  r.threads = int(m.t);
+  r.n_depth = st.depth;
+  r.device = info.device;
+  r.bf16_act = info.bf16_activations;
+  r.chunk = st.chunk;
+  r.model_size = info.weight_bytes;
+  r.model_n_params = info.n_params;
+  r.state_bytes = info.state_bytes;
+  r.bw_gbs = m.bw / 1e9;
+  r.peak_gflops = m.peak / 1e9;
+  r.time = now_iso();
+  r.sgemm_gflops = m.sgemm / 1e9;
+  r.peak_kind = m.peak_kind;
+  // The sessions live across repetitions, each starting from the state at `depth` restored
+  // from a snapshot (untimed): what a session sets up on its first steps — a GPU session
+  // captures its decode step into a CUDA graph — is done in the warm-up, as in a server.
+  std::vector<Session> seqs;
+  for (int64_t i = 0; i < n_seq; ++i) seqs.push_back(st.base.clone());
+  for (int rep = m.plan.warmup ? -1 : 0; rep < m.plan.reps; ++rep) {
+    for (Session& s : seqs) s.load_state(st.snapshot);
+    const auto t0 = clk::now();
+    body(seqs);
+    const double ns = double(std::chrono::duration_cast<std::chrono::nanoseconds>(clk::now() - t0).count());
+    if (rep < 0) continue;
+    r.samples_ns.push_back(ns);
+    r.samples_ts.push_back(double(tokens) * 1e9 / ns);
+    if (interrupted()) throw Error("interrupted");
+  }
+  finish_stats(r);
+  return r;
+}
+
+void prefill_rows(ModelRun& m, Start& st, std::vector<Row>& rows) {
+  const ModelInfo& info = m.info();
+  // Prefill FLOPs per token: every prompt token multiplies the layers' matrices; a prefill runs the head only for its
+  // last token (n_params also counts the embedding table, which is gathered, and an untied head).
+  const double layer_params = double(info.layer_matrix_params);
+  const double head_params = double(info.vocab_size * info.hidden_size);
+  for (int64_t p : m.plan.prompts) {
+    if (p == 0) continue;
+    const auto ids = m.random_ids(p);
+    Row r;
+    r.test = "pp" + std::to_string(p);
+    r.n_prompt = p;
+    PrefillOptions po;
+    po.chunk_size = st.chunk;
+    // As the decode rows' bandwidth: the GEMM rate drifts on a shared machine, so a prefill
+    // row's peak is the highest of the run's measurement and two taken right around it (a
+    // single low sample gave rows above 100% of peak).
+    auto gemm_rate = [&] {
+      if (m.machine.on_gpu) return m.peak;
+      return info.bf16_activations ? measure_bf16_gemm_flops(int(m.t), 1024, 2)
+                                   : measure_sgemm_flops(int(m.t), 1024, 2);
+    };
+    const double peak_before = gemm_rate();
+    r = time_row(
+        m, st, r, [&](std::vector<Session>& s) { s[0].prefill(ids, po); }, p, 1);
+    const double peak_row = std::max({m.peak, peak_before, gemm_rate()});
+    r.peak_gflops = peak_row / 1e9;
+    if (!info.bf16_activations || m.machine.on_gpu) r.sgemm_gflops = std::max(r.sgemm_gflops, peak_row / 1e9);
+    const int64_t chunk = st.chunk;
+    const double retention = double(info.layers * info.heads) *
+                             (2.0 * double(std::min(chunk, p)) * double(info.key_head_dim + info.value_head_dim) +
+                              4.0 * double(info.key_head_dim * info.value_head_dim));
+    r.gflops = r.avg_ts * (2.0 * layer_params + retention + 2.0 * head_params / double(p)) / 1e9;
+    r.peak_pct = 100.0 * r.gflops * 1e9 / peak_row;
+    rows.push_back(r);
+  }
+}
+
+void decode_rows(ModelRun& m, Start& st, std::vector<Row>& rows) {
+  const ModelInfo& info = m.info();
+  for (int64_t b : m.plan.batches) {
+    for (int64_t n : m.plan.gens) {
+      if (n == 0) continue;
+      const auto ids = m.random_ids(n * b);
+      // This machine is shared and its bandwidth drifts between seconds: the roofline of a
+      // decode row is the higher of two measurements taken right before and right after it
+      // (the conservative choice: a higher bandwidth gives a lower % of roofline).
+      auto bw_rate = [&] { return m.machine.on_gpu ? m.bw : measure_read_bandwidth(int(m.t), m.plan.bw_bytes, 3); };
+      const double bw_before = bw_rate();
+      Row r;
+      r.test = "tg" + std::to_string(n);
+      r.n_gen = n;
+      r.n_batch = b;
+      r = time_row(
+          m, st, r,
+          [&](std::vector<Session>& s) {
+            if (b == 1) {
+              for (int64_t i = 0; i < n; ++i) s[0].decode(ids[size_t(i)]);
+              return;
+            }
+            std::vector<Session*> ptrs;
+            for (auto& x : s) ptrs.push_back(&x);
+            for (int64_t i = 0; i < n; ++i)
+              Session::decode_batch(ptrs, std::span<const int32_t>(ids.data() + i * b, size_t(b)));
+          },
+          n * b, b);
+      // One step reads every weight once and each sequence's state twice (read + write).
+      const double step_bytes = double(info.decode_weight_bytes) + 2.0 * double(b) * double(info.state_bytes);
+      const double bw_row = std::max({m.bw, bw_before, bw_rate()});
+      r.bw_gbs = bw_row / 1e9;
+      r.gbs = r.avg_ts / double(b) * step_bytes / 1e9;
+      r.roofline_pct = 100.0 * r.gbs * 1e9 / bw_row;
+      rows.push_back(r);
+    }
+  }
+}
+
+void prompt_generate_rows(ModelRun& m, Start& st, std::vector<Row>& rows) {
+  for (const auto& pg : m.plan.pgs) {
+    const int64_t pn = pg.first, gn = pg.second;
+    const auto ids = m.random_ids(pn + gn);
+    Row r;
+    r.test = "pp" + std::to_string(pn) + "+tg" + std::to_string(gn);
+    r.n_prompt = pn;
+    r.n_gen = gn;
+    PrefillOptions po;
+    po.chunk_size = st.chunk;
+    r = time_row(
+        m, st, r,
+        [&](std::vector<Session>& s) {
+          s[0].prefill(std::span<const int32_t>(ids.data(), size_t(pn)), po);
+          for (int64_t i = 0; i < gn; ++i) s[0].decode(ids[size_t(pn + i)]);
+        },
+        pn + gn, 1);
+    rows.push_back(r);
+  }
+}
+
+// Every row of one model at one thread count: per chunk size and depth, the pp, tg and pg tests.
+void run_model(ModelRun& m, std::vector<Row>& rows, bool quiet) {
+  const ModelInfo& info = m.info();
+  check_batch_memory(m.plan, info, m.label);
+  m.bw = m.machine.roof[m.t].first;
+  m.sgemm = m.peak = m.machine.roof[m.t].second;
+  if (info.bf16_activations && !m.machine.on_gpu) {
+    auto& bf16_peak = m.machine.bf16_peak;
+    if (!bf16_peak.count(m.t)) {
+      bf16_peak[m.t] = measure_bf16_gemm_flops(int(m.t), 1024, 3);
+      if (!quiet)
+        std::fprintf(stderr,
+                     "with %lld threads: bf16 GEMM (--bf16-activations: bf16 x bf16, fp32 sums) %.1f GFLOP/s "
+                     "(measured; the %% peak of bf16act rows)\n",
+                     (long long)m.t, bf16_peak[m.t] / 1e9);
+    }
+    m.peak = bf16_peak[m.t];
+    m.peak_kind = "bf16 gemm";
+  }
+  for (int64_t chunk_opt : m.plan.chunks) {
+    const int64_t chunk = chunk_opt > 0 ? chunk_opt : info.default_chunk_size;
+    for (int64_t depth : m.plan.depths) {
+      Start st{depth, chunk, Session(m.model), {}};
+      if (depth > 0) {
+        PrefillOptions po;
+        po.chunk_size = chunk;
+        const auto ids = m.random_ids(depth);
+        st.base.prefill(ids, po);
+      }
+      st.snapshot = st.base.save_state();
+      prefill_rows(m, st, rows);
+      decode_rows(m, st, rows);
+      prompt_generate_rows(m, st, rows);
+    }
+  }
+}
+
+std::vector<Row> run_all(const BenchPlan& p, Machine& machine, bool quiet) {
+  std::vector<Row> rows;
+  auto run = [&](const std::string& label, const std::string& type, const std::string& dtype, int64_t t,
+                 std::shared_ptr<const Model> model) {
+    ModelRun m{p, machine, label, type, dtype, t, std::move(model)};
+    run_model(m, rows, quiet);
+  };
+  for (const auto& dtype : p.dtypes)
+    for (int64_t t : p.threads) {
+      LoadOptions lo;
+      lo.threads = int(t);
+      lo.device = p.device;
+      lo.angles = p.angles;
+      lo.bf16_activations = p.bf16_activations;
+      for (const Shape& s : p.shapes) {
+        RandomModelSpec sp;
+        sp.hidden_size = s.d;
+        sp.layers = s.l;
+        sp.heads = s.h;
+        sp.dtype = dtype;
+        if (s.name == "tiny") sp.vocab_size = 512;
+        run("random:" + s.name, s.name, dtype, t, Model::random(sp, lo));
+      }
+      for (const auto& d : p.dirs) {
+        LoadOptions dlo = lo;
+        dlo.dtype = dtype;
+        dlo.check_weights = p.check_weights;
+        run(d, "checkpoint", dtype, t, Model::load(d, dlo));
+      }
+    }
+  return rows;
+}
+
+void print_rows(const std::vector<Row>& rows, const std::string& format, const MachineInfo& mi) {
+  if (format == "json" || format == "jsonl") {
+    nlohmann::json arr = nlohmann::json::array();
+    for (const Row& r : rows) {
+      if (format == "jsonl") outf("%s\n", to_json(r, mi).dump().c_str());
+      else arr.push_back(to_json(r, mi));
+    }
+    if (format == "json") outf("%s\n", arr.dump(2).c_str());
+  } else if (format == "csv") {
+    out("model_filename,model_type,type,model_size,model_n_params,n_threads,n_batch,chunk_size,n_depth,n_prompt,n_gen,test,avg_ns,stddev_ns,avg_ts,stddev_ts,bandwidth_gbs,roofline_pct,gflops,peak_pct\n");
+    for (const Row& r : rows)
+      outf("%s,%s,%s,%llu,%llu,%d,%lld,%lld,%lld,%lld,%lld,%s,%.0f,%.0f,%.3f,%.3f,%.3f,%.2f,%.3f,%.2f\n",
+           r.model.c_str(), r.model_type.c_str(), r.type().c_str(), (unsigned long long)r.model_size,
+           (unsigned long long)r.model_n_params, r.threads, (long long)r.n_batch, (long long)r.chunk,
+           (long long)r.n_depth, (long long)r.n_prompt, (long long)r.n_gen, r.test.c_str(), r.avg_ns, r.stddev_ns,
+           r.avg_ts, r.stddev_ts, r.gbs, r.roofline_pct, r.gflops, r.peak_pct);
+  } else {
+    out("| model | size | params | type | threads | batch | depth | test | t/s | GB/s | % roofline | GFLOP/s | % peak |\n");
+    out("| --- | ---: | ---: | --- | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: |\n");
+    for (const Row& r : rows) {
+      const bool tg = r.gbs > 0, pp = r.gflops > 0;
+      outf("| %s | %.2f MiB | %.2f M | %s | %d | %lld | %lld | %s | %.2f ± %.2f | %s | %s | %s | %s |\n",
+           r.model_type.c_str(), double(r.model_size) / 1048576.0, double(r.model_n_params) / 1e6, r.type().c_str(),
+           r.threads, (long long)r.n_batch, (long long)r.n_depth, r.test.c_str(), r.avg_ts, r.stddev_ts,
+           tg ? fixed(r.gbs, 2).c_str() : "", tg ? (fixed(r.roofline_pct, 1) + "%").c_str() : "",
+           pp ? fixed(r.gflops, 1).c_str() : "", pp ? (fixed(r.peak_pct, 1) + "%").c_str() : "");
+    }
+  }
+}
 
 }  // namespace
 
@@ -183,268 +598,18 @@ Runner add_bench_command(CLI::App& app) {
   add_bf16_activations_flag(c, a->bf16_activations);
   c->add_option("-o,--output", a->output, "md, csv, json or jsonl")->capture_default_str();
   c->add_option("--device", a->device, "auto, cpu or cuda")->capture_default_str();
+  add_angles_option(c, a->angles);
   c->add_option("--bandwidth-mib", a->bw_mib, "Buffer size for the bandwidth measurement")->capture_default_str();
   return [a, c]() -> int {
     if (!c->parsed()) return -1;
-    if (a->models.empty() && a->shapes.empty()) a->shapes = "125m";
-    if (a->reps < 1) throw Error("--repetitions: must be >= 1");
-    if (a->output != "md" && a->output != "csv" && a->output != "json" && a->output != "jsonl")
-      throw Error("--output: '" + a->output + "' is not md, csv, json or jsonl");
-    if (!(a->bw_mib >= 1)) throw Error("--bandwidth-mib: must be >= 1");
-    const auto prompts = parse_int_list("--n-prompt", a->prompts, 0);
-    const auto gens = parse_int_list("--n-gen", a->gens, 0);
-    const auto depths = parse_int_list("--n-depth", a->depths, 0);
-    const auto batches = parse_int_list("--batch", a->batches, 1);
-    auto threads = a->threads.empty() ? std::vector<int64_t>{} : parse_int_list("--threads", a->threads, 1);
-    const auto chunks = parse_int_list("--chunk-size", a->chunks, 0);
-    std::vector<std::pair<int64_t, int64_t>> pgs;
-    if (!a->pgs.empty()) {
-      std::stringstream ss(a->pgs);
-      std::string item;
-      while (std::getline(ss, item, ';')) {
-        auto v = parse_int_list("--pg", item, 1);
-        if (v.size() != 2) throw Error("--pg: '" + item + "' is not N,M");
-        pgs.emplace_back(v[0], v[1]);
-      }
-    }
-    std::vector<std::string> dtypes = split(a->dtypes);
-    for (const auto& d : dtypes)
-      if (d != "f32" && d != "f16" && d != "bf16") throw Error("--dtype: '" + d + "' is not f32, f16 or bf16");
-    std::vector<Shape> shapes;
-    for (const auto& s : split(a->shapes)) shapes.push_back(parse_shape(s));
-    const std::vector<std::string> dirs = split(a->models);
-    const Device device = parse_device(a->device);
+    BenchPlan plan = parse_bench_args(*a);
     if (global_flags().dry_run) return 0;
-    const MachineInfo mi = machine_info();
-    if (threads.empty()) threads.push_back(mi.hardware_threads);
+    check_plan_memory(plan);
     const bool quiet = global_flags().quiet;
-    // Where the models will run: --device cuda, or auto with a CUDA device present (as Model::load
-    // decides). The rooflines are then the device's, measured on it.
-    const std::string gpu_name = device == Device::Cpu ? std::string() : cuda_device_name();
-    const bool on_gpu = !gpu_name.empty();
-
-    // Rooflines of this machine, per thread count, measured now.
-    std::map<int64_t, std::pair<double, double>> roof;
-    for (int64_t t : threads) {
-      if (on_gpu) {
-        const double bw = measure_cuda_bandwidth(size_t(1) << 30, 5), fl = measure_cuda_sgemm_flops(4096, 3);
-        roof[t] = {bw, fl};
-        if (!quiet)
-          std::fprintf(stderr, "device: cuda (%s); host: %s; device-to-device copy bandwidth %.1f GB/s (bytes read + written), sgemm (fp32, no TF32) %.1f GFLOP/s (measured)\n",
-                       gpu_name.c_str(), mi.cpu_name.c_str(), bw / 1e9, fl / 1e9);
-        continue;
-      }
-      const double bw = measure_read_bandwidth(int(t), size_t(a->bw_mib * 1048576.0), 5);
-      const double fl = measure_sgemm_flops(int(t), 1024, 3);
-      roof[t] = {bw, fl};
-      if (!quiet)
-        std::fprintf(stderr, "device: cpu; machine: %s, %d hw threads (%s); with %lld threads: read bandwidth %.1f GB/s, sgemm %.1f GFLOP/s (measured; each decode row's roofline uses the highest of this and two more bandwidth measurements taken around it, each prefill row's peak likewise)\n",
-                     mi.cpu_name.c_str(), mi.hardware_threads, mi.cpu_features.c_str(), (long long)t, bw / 1e9, fl / 1e9);
-    }
-
-    std::map<int64_t, double> bf16_peak;  // measured when a model runs with bf16 activations
-    std::vector<Row> rows;
-    auto run_model = [&](const std::string& label, const std::string& type, const std::string& dtype, int64_t t,
-                         const std::function<std::shared_ptr<const Model>()>& make) {
-      auto model = make();
-      const ModelInfo& info = model->info();
-      // Plain names, not a structured binding: clang before 16 cannot capture those in the lambdas below.
-      const double bw = roof[t].first, sgemm = roof[t].second;
-      double peak = sgemm;
-      const char* peak_kind = "sgemm";
-      if (info.bf16_activations && !on_gpu) {
-        if (!bf16_peak.count(t)) {
-          bf16_peak[t] = measure_bf16_gemm_flops(int(t), 1024, 3);
-          if (!quiet)
-            std::fprintf(stderr, "with %lld threads: bf16 GEMM (--bf16-activations: bf16 x bf16, fp32 sums) %.1f GFLOP/s "
-                         "(measured; the %% peak of bf16act rows)\n", (long long)t, bf16_peak[t] / 1e9);
-        }
-        peak = bf16_peak[t];
-        peak_kind = "bf16 gemm";
-      }
-      std::mt19937 rng(1234);
-      auto random_ids = [&](int64_t n) {
-        std::vector<int32_t> ids(static_cast<size_t>(n));
-        for (auto& x : ids) x = int32_t(rng() % uint32_t(info.vocab_size));
-        return ids;
-      };
-      // Prefill FLOPs per token: every prompt token multiplies the layers' matrices; a prefill runs the head only for its last
-      // token (n_params also counts the embedding table, which is gathered, and an untied head).
-      const double layer_params = double(info.layer_matrix_params);
-      const double head_params = double(info.vocab_size * info.hidden_size);
-      for (int64_t chunk_opt : chunks) {
-        const int64_t chunk = chunk_opt > 0 ? chunk_opt : info.default_chunk_size;
-        for (int64_t depth : depths) {
-          // The state after `depth` tokens, built once by a real chunkwise prefill; every
-          // repetition starts from a clone (a RetNet state has constant size whatever the depth).
-          Session base(model);
-          if (depth > 0) {
-            PrefillOptions po;
-            po.chunk_size = chunk;
-            const auto ids = random_ids(depth);
-            base.prefill(ids, po);
-          }
-          const std::vector<uint8_t> snapshot = base.save_state();
-          auto bench = [&](Row r, const std::function<void(std::vector<Session>&)>& body, int64_t tokens,
-                           int64_t n_seq) {
-            r.model = label; r.model_type = type; r.dtype = dtype; r.threads = int(t); r.n_depth = depth;
-            r.device = info.device;
-            r.bf16_act = info.bf16_activations;
-            r.chunk = chunk; r.model_size = info.weight_bytes; r.model_n_params = info.n_params;
-            r.state_bytes = info.state_bytes; r.bw_gbs = bw / 1e9; r.peak_gflops = peak / 1e9; r.time = now_iso();
-            r.sgemm_gflops = sgemm / 1e9; r.peak_kind = peak_kind;
-            // The sessions live across repetitions, each starting from the state at `depth` restored
-            // from a snapshot (untimed): what a session sets up on its first steps — a GPU session
-            // captures its decode step into a CUDA graph — is done in the warm-up, as in a server.
-            std::vector<Session> seqs;
-            for (int64_t i = 0; i < n_seq; ++i) seqs.push_back(base.clone());
-            for (int rep = a->no_warmup ? 0 : -1; rep < a->reps; ++rep) {
-              for (Session& s : seqs) s.load_state(snapshot);
-              const auto t0 = clk::now();
-              body(seqs);
-              const double ns = double(std::chrono::duration_cast<std::chrono::nanoseconds>(clk::now() - t0).count());
-              if (rep < 0) continue;
-              r.samples_ns.push_back(ns);
-              r.samples_ts.push_back(double(tokens) * 1e9 / ns);
-              if (interrupted()) throw Error("interrupted");
-            }
-            finish_stats(r);
-            return r;
-          };
-          for (int64_t p : prompts) {
-            if (p == 0) continue;
-            const auto ids = random_ids(p);
-            Row r;
-            r.test = "pp" + std::to_string(p);
-            r.n_prompt = p;
-            PrefillOptions po;
-            po.chunk_size = chunk;
-            // As the decode rows' bandwidth: the GEMM rate drifts on a shared machine, so a prefill
-            // row's peak is the highest of the run's measurement and two taken right around it (a
-            // single low sample gave rows above 100% of peak).
-            auto gemm_rate = [&] {
-              if (on_gpu) return peak;
-              return info.bf16_activations ? measure_bf16_gemm_flops(int(t), 1024, 2) : measure_sgemm_flops(int(t), 1024, 2);
-            };
-            const double peak_before = gemm_rate();
-            r = bench(r, [&](std::vector<Session>& s) { s[0].prefill(ids, po); }, p, 1);
-            const double peak_row = std::max({peak, peak_before, gemm_rate()});
-            r.peak_gflops = peak_row / 1e9;
-            if (!info.bf16_activations || on_gpu) r.sgemm_gflops = std::max(r.sgemm_gflops, peak_row / 1e9);
-            const double retention = double(info.layers * info.heads) *
-                                     (2.0 * double(std::min(chunk, p)) * double(info.key_head_dim + info.value_head_dim) +
-                                      4.0 * double(info.key_head_dim * info.value_head_dim));
-            r.gflops = r.avg_ts * (2.0 * layer_params + retention + 2.0 * head_params / double(p)) / 1e9;
-            r.peak_pct = 100.0 * r.gflops * 1e9 / peak_row;
-            rows.push_back(r);
-          }
-          for (int64_t b : batches) {
-            for (int64_t n : gens) {
-              if (n == 0) continue;
-              const auto ids = random_ids(n * b);
-              // This machine is shared and its bandwidth drifts between seconds: the roofline of a
-              // decode row is the higher of two measurements taken right before and right after it
-              // (the conservative choice: a higher bandwidth gives a lower % of roofline).
-              auto bw_rate = [&] { return on_gpu ? bw : measure_read_bandwidth(int(t), size_t(a->bw_mib * 1048576.0), 3); };
-              const double bw_before = bw_rate();
-              Row r;
-              r.test = "tg" + std::to_string(n);
-              r.n_gen = n;
-              r.n_batch = b;
-              r = bench(r, [&](std::vector<Session>& s) {
-                    if (b == 1) {
-                      for (int64_t i = 0; i < n; ++i) s[0].decode(ids[size_t(i)]);
-                      return;
-                    }
-                    std::vector<Session*> ptrs;
-                    for (auto& x : s) ptrs.push_back(&x);
-                    for (int64_t i = 0; i < n; ++i)
-                      Session::decode_batch(ptrs, std::span<const int32_t>(ids.data() + i * b, size_t(b)));
-                  }, n * b, b);
-              // One step reads every weight once and each sequence's state twice (read + write).
-              const double step_bytes = double(info.decode_weight_bytes) + 2.0 * double(b) * double(info.state_bytes);
-              const double bw_row = std::max({bw, bw_before, bw_rate()});
-              r.bw_gbs = bw_row / 1e9;
-              r.gbs = r.avg_ts / double(b) * step_bytes / 1e9;
-              r.roofline_pct = 100.0 * r.gbs * 1e9 / bw_row;
-              rows.push_back(r);
-            }
-          }
-          for (const auto& pg : pgs) {
-            const int64_t pn = pg.first, gn = pg.second;
-            const auto ids = random_ids(pn + gn);
-            Row r;
-            r.test = "pp" + std::to_string(pn) + "+tg" + std::to_string(gn);
-            r.n_prompt = pn;
-            r.n_gen = gn;
-            PrefillOptions po;
-            po.chunk_size = chunk;
-            r = bench(r, [&](std::vector<Session>& s) {
-                  s[0].prefill(std::span<const int32_t>(ids.data(), size_t(pn)), po);
-                  for (int64_t i = 0; i < gn; ++i) s[0].decode(ids[size_t(pn + i)]);
-                }, pn + gn, 1);
-            rows.push_back(r);
-          }
-        }
-      }
-    };
-
+    Machine machine = measure_machine(plan, quiet);
     install_sigint_handler();
-    for (const auto& dtype : dtypes)
-      for (int64_t t : threads) {
-        for (const Shape& s : shapes)
-          run_model("random:" + s.name, s.name, dtype, t, [&] {
-            RandomModelSpec sp;
-            sp.hidden_size = s.d;
-            sp.layers = s.l;
-            sp.heads = s.h;
-            sp.dtype = dtype;
-            if (s.name == "tiny") sp.vocab_size = 512;
-            LoadOptions lo;
-            lo.threads = int(t);
-            lo.device = device;
-            lo.bf16_activations = a->bf16_activations;
-            return Model::random(sp, lo);
-          });
-        for (const auto& d : dirs)
-          run_model(d, "checkpoint", dtype, t, [&] {
-            LoadOptions lo;
-            lo.threads = int(t);
-            lo.device = device;
-            lo.bf16_activations = a->bf16_activations;
-            lo.dtype = dtype;
-            lo.check_weights = a->check_weights;
-            return Model::load(d, lo);
-          });
-      }
-
-    if (a->output == "json" || a->output == "jsonl") {
-      nlohmann::json arr = nlohmann::json::array();
-      for (const Row& r : rows) {
-        if (a->output == "jsonl") std::printf("%s\n", to_json(r, mi).dump().c_str());
-        else arr.push_back(to_json(r, mi));
-      }
-      if (a->output == "json") std::printf("%s\n", arr.dump(2).c_str());
-    } else if (a->output == "csv") {
-      std::printf("model_filename,model_type,type,model_size,model_n_params,n_threads,n_batch,chunk_size,n_depth,n_prompt,n_gen,test,avg_ns,stddev_ns,avg_ts,stddev_ts,bandwidth_gbs,roofline_pct,gflops,peak_pct\n");
-      for (const Row& r : rows)
-        std::printf("%s,%s,%s,%llu,%llu,%d,%lld,%lld,%lld,%lld,%lld,%s,%.0f,%.0f,%.3f,%.3f,%.3f,%.2f,%.3f,%.2f\n", r.model.c_str(),
-                    r.model_type.c_str(), r.type().c_str(), (unsigned long long)r.model_size,
-                    (unsigned long long)r.model_n_params, r.threads, (long long)r.n_batch, (long long)r.chunk,
-                    (long long)r.n_depth, (long long)r.n_prompt, (long long)r.n_gen, r.test.c_str(), r.avg_ns,
-                    r.stddev_ns, r.avg_ts, r.stddev_ts, r.gbs, r.roofline_pct, r.gflops, r.peak_pct);
-    } else {
-      std::printf("| model | size | params | type | threads | batch | depth | test | t/s | GB/s | %% roofline | GFLOP/s | %% peak |\n");
-      std::printf("| --- | ---: | ---: | --- | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: |\n");
-      for (const Row& r : rows) {
-        const bool tg = r.gbs > 0, pp = r.gflops > 0;
-        std::printf("| %s | %.2f MiB | %.2f M | %s | %d | %lld | %lld | %s | %.2f ± %.2f | %s | %s | %s | %s |\n",
-                    r.model_type.c_str(), double(r.model_size) / 1048576.0, double(r.model_n_params) / 1e6,
-                    r.type().c_str(), r.threads, (long long)r.n_batch, (long long)r.n_depth, r.test.c_str(), r.avg_ts,
-                    r.stddev_ts, tg ? fixed(r.gbs, 2).c_str() : "", tg ? (fixed(r.roofline_pct, 1) + "%").c_str() : "",
-                    pp ? fixed(r.gflops, 1).c_str() : "", pp ? (fixed(r.peak_pct, 1) + "%").c_str() : "");
-      }
-    }
+    const std::vector<Row> rows = run_all(plan, machine, quiet);
+    print_rows(rows, plan.output, machine.info);
     return 0;
   };
 }

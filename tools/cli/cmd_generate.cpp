@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <exception>
 #include <filesystem>
 #include <fstream>
 #include <memory>
@@ -15,13 +16,14 @@
 #include "commands.hpp"
 #include "retnet/sampler.hpp"
 #include "retnet/tokenizer.hpp"
+#include "std_streams.hpp"
 
 namespace retnet::cli {
 
 namespace {
 
 struct GenerateArgs {
-  std::string model, prompt, file, device = "auto", samplers;
+  std::string model, prompt, file, device = "auto", samplers, angles = "reference";
   int64_t n_predict = 128;
   int64_t seed = -1;
   int threads = 0;
@@ -87,6 +89,7 @@ Runner add_generate_command(CLI::App& app) {
   c->add_option("-s,--seed", a->seed, "Random seed (default: random, printed on stderr)");
   c->add_option("-t,--threads", a->threads, "CPU threads (0 = all)");
   c->add_option("--device", a->device, "auto, cpu or cuda")->capture_default_str();
+  add_angles_option(c, a->angles);
   c->add_option("--temp", a->sp.temperature, "Temperature (0 = greedy)")->capture_default_str();
   c->add_option("--top-k", a->sp.top_k, "Top-k (0 = off)")->capture_default_str();
   c->add_option("--top-p", a->sp.top_p, "Top-p (1 = off)")->capture_default_str();
@@ -110,6 +113,7 @@ Runner add_generate_command(CLI::App& app) {
     if (c->count("--seed") && a->seed < 0) throw Error("--seed: must be >= 0");
     if (!a->samplers.empty()) a->sp.order = parse_sampler_order(a->samplers);
     const Device device = parse_device(a->device);
+    const Angles angles = parse_angles(a->angles);
     check_prompt_source(c->count("--prompt") > 0, a->file);
     if (global_flags().dry_run) {
       a->sp.validate();  // as given on the command line; generation_config.json is read below
@@ -135,6 +139,7 @@ Runner add_generate_command(CLI::App& app) {
     LoadOptions lo;
     lo.device = device;
     lo.threads = a->threads;
+    lo.angles = angles;
     lo.check_weights = a->check_weights;
     lo.bf16_activations = a->bf16_activations;
     if (!quiet) lo.on_progress = progress_bar("loading");
@@ -150,8 +155,8 @@ Runner add_generate_command(CLI::App& app) {
       std::fprintf(stderr, "seed: %llu\n", (unsigned long long)seed);
     }
     if (a->echo) {
-      std::fwrite(prompt.data(), 1, prompt.size(), stdout);
-      std::fflush(stdout);
+      out(prompt);
+      out_flush();
     }
     GenerateOptions go;
     go.max_tokens = a->n_predict;
@@ -160,16 +165,23 @@ Runner add_generate_command(CLI::App& app) {
     // Ctrl-C during a long prompt stops its prefill at the next block (whole blocks stay absorbed).
     go.prefill.on_progress = [](int64_t, int64_t) { return !interrupted(); };
     Session session(model);
-    const GenerateResult res = session.generate(tok, prompt, go, [](const TokenEvent& ev) {
+    std::exception_ptr write_error;  // the first failed write stops generation; rethrown once it returns
+    const GenerateResult res = session.generate(tok, prompt, go, [&write_error](const TokenEvent& ev) {
       if (!ev.text.empty()) {
-        std::fwrite(ev.text.data(), 1, ev.text.size(), stdout);
-        std::fflush(stdout);
+        try {
+          out(ev.text);
+          out_flush();
+        } catch (const StdoutError&) {
+          write_error = std::current_exception();
+          return false;
+        }
       }
       return !interrupted();
     });
+    if (write_error) std::rethrow_exception(write_error);
     if (a->n_predict != 0) {
-      std::fputc('\n', stdout);
-      std::fflush(stdout);
+      out("\n");
+      out_flush();
     }
     if (verbose) std::fprintf(stderr, "\nprompt: %lld tokens; stopped by %s\n", (long long)res.prompt_tokens,
                               res.stop == GenerateResult::Stop::EndOfSequence ? "end of sequence"

@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <cstdint>
 #include "commands.hpp"
+#include "std_streams.hpp"
 
 namespace retnet::cli {
 
@@ -52,8 +53,7 @@ Runner add_logits_command(CLI::App& app) {
   c->add_option("-o,--output", a->out, "Output .npy file: float32 [T, vocab]")->required();
   c->add_option("-t,--threads", a->threads, "CPU threads (0 = all)");
   c->add_option("--device", a->device, "auto, cpu or cuda")->capture_default_str();
-  c->add_option("--angles", a->angles, "reference (fp32 angles, as the references) or exact (float64)")
-      ->capture_default_str();
+  add_angles_option(c, a->angles);
   add_check_weights_flag(c, a->check_weights);
   add_bf16_activations_flag(c, a->bf16_activations);
   return [a, c]() -> int {
@@ -63,17 +63,17 @@ Runner add_logits_command(CLI::App& app) {
     if (a->chunk_size < 0 || (c->count("--chunk-size") && a->chunk_size == 0))
       throw Error("--chunk-size: must be a positive integer, got " + std::to_string(a->chunk_size));
     if (a->threads < 0) throw Error("--threads: must be >= 0, got " + std::to_string(a->threads));
-    if (a->angles != "reference" && a->angles != "exact") throw Error("--angles: '" + a->angles + "' is not reference or exact");
     const int64_t T = int64_t(ids.size());
     int64_t K = a->prefill < 0 ? T : a->prefill;
     if (c->count("--prefill") && (a->prefill < 0 || a->prefill > T))
       throw Error("--prefill: " + std::to_string(a->prefill) + " is not in [0, " + std::to_string(T) + "]");
     const Device device = parse_device(a->device);
+    const Angles angles = parse_angles(a->angles);
     if (global_flags().dry_run) return 0;
     LoadOptions lo;
     lo.device = device;
     lo.threads = a->threads;
-    lo.angles = a->angles == "exact" ? Angles::Exact : Angles::Reference;
+    lo.angles = angles;
     lo.check_weights = a->check_weights;
     lo.bf16_activations = a->bf16_activations;
     auto model = Model::load(a->model, lo);
@@ -115,18 +115,18 @@ Runner add_info_command(CLI::App& app) {
     lo.check_weights = *check_weights;
     auto model = Model::load(*dir, lo);
     const ModelInfo& i = model->info();
-    std::printf("family          %s\n", i.family.c_str());
-    std::printf("vocab_size      %lld\n", (long long)i.vocab_size);
-    std::printf("hidden_size     %lld\n", (long long)i.hidden_size);
-    std::printf("layers          %lld\n", (long long)i.layers);
-    std::printf("heads           %lld (dk %lld, dv %lld)\n", (long long)i.heads, (long long)i.key_head_dim,
-                (long long)i.value_head_dim);
-    std::printf("ffn_dim         %lld\n", (long long)i.ffn_dim);
-    std::printf("parameters      %llu\n", (unsigned long long)i.n_params);
-    std::printf("weights         %llu bytes (%s)\n", (unsigned long long)i.weight_bytes, i.weight_dtype.c_str());
-    std::printf("state           %llu bytes per session\n", (unsigned long long)i.state_bytes);
-    std::printf("chunk size      %lld (default)\n", (long long)i.default_chunk_size);
-    std::printf("device          %s\n", i.device.c_str());
+    outf("family          %s\n", i.family.c_str());
+    outf("vocab_size      %lld\n", (long long)i.vocab_size);
+    outf("hidden_size     %lld\n", (long long)i.hidden_size);
+    outf("layers          %lld\n", (long long)i.layers);
+    outf("heads           %lld (dk %lld, dv %lld)\n", (long long)i.heads, (long long)i.key_head_dim,
+         (long long)i.value_head_dim);
+    outf("ffn_dim         %lld\n", (long long)i.ffn_dim);
+    outf("parameters      %llu\n", (unsigned long long)i.n_params);
+    outf("weights         %llu bytes (%s)\n", (unsigned long long)i.weight_bytes, i.weight_dtype.c_str());
+    outf("state           %llu bytes per session\n", (unsigned long long)i.state_bytes);
+    outf("chunk size      %lld (default)\n", (long long)i.default_chunk_size);
+    outf("device          %s\n", i.device.c_str());
     return 0;
   };
 }

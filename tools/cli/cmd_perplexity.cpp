@@ -7,13 +7,14 @@
 #include "cli_util.hpp"
 #include "commands.hpp"
 #include "retnet/tokenizer.hpp"
+#include "std_streams.hpp"
 
 namespace retnet::cli {
 
 namespace {
 
 struct PplArgs {
-  std::string model, file, device = "auto";
+  std::string model, file, device = "auto", angles = "reference";
   int64_t ctx = 0, chunk_size = 0;
   int threads = 0;
   bool check_weights = false, bf16_activations = false;
@@ -68,6 +69,7 @@ Runner add_perplexity_command(CLI::App& app) {
   c->add_option("--chunk-size", a->chunk_size, "Chunk size of the chunkwise pass (default: the model's)");
   c->add_option("-t,--threads", a->threads, "CPU threads (0 = all)");
   c->add_option("--device", a->device, "auto, cpu or cuda")->capture_default_str();
+  add_angles_option(c, a->angles);
   add_check_weights_flag(c, a->check_weights);
   add_bf16_activations_flag(c, a->bf16_activations);
   return [a, c]() -> int {
@@ -77,6 +79,7 @@ Runner add_perplexity_command(CLI::App& app) {
       throw Error("--chunk-size: must be a positive integer, got " + std::to_string(a->chunk_size));
     if (a->threads < 0) throw Error("--threads: must be >= 0, got " + std::to_string(a->threads));
     const Device device = parse_device(a->device);
+    const Angles angles = parse_angles(a->angles);
     if (global_flags().dry_run) return 0;
     install_sigint_handler();
     const std::string dir = resolve_model_dir(a->model);
@@ -84,6 +87,7 @@ Runner add_perplexity_command(CLI::App& app) {
     LoadOptions lo;
     lo.device = device;
     lo.threads = a->threads;
+    lo.angles = angles;
     lo.check_weights = a->check_weights;
     lo.bf16_activations = a->bf16_activations;
     if (!global_flags().quiet) lo.on_progress = progress_bar("loading");
@@ -106,8 +110,8 @@ Runner add_perplexity_command(CLI::App& app) {
       }
     }
     const double ms = ms_since(t0);
-    std::printf("perplexity: %.6f\n", std::exp(total / double(n)));
-    std::printf("tokens: %lld\n", (long long)n);
+    outf("perplexity: %.6f\n", std::exp(total / double(n)));
+    outf("tokens: %lld\n", (long long)n);
     if (!global_flags().quiet)
       std::fprintf(stderr, "scored %lld tokens of %zu in %.1f ms (%.1f tokens per second)\n", (long long)n, ids.size(),
                    ms, double(ids.size()) * 1000.0 / ms);

@@ -5,6 +5,7 @@
 #include "cli_util.hpp"
 #include "commands.hpp"
 #include "retnet/tokenizer.hpp"
+#include "std_streams.hpp"
 
 namespace retnet::cli {
 
@@ -51,12 +52,12 @@ Runner add_tokenize_command(CLI::App& app) {
     const Tokenizer tok = Tokenizer::load(dir);
     const std::vector<int32_t> ids = tok.encode(text, !a->no_special);
     if (a->ids_only) {
-      for (size_t i = 0; i < ids.size(); ++i) std::printf(i ? " %d" : "%d", ids[i]);
-      std::printf("\n");
+      for (size_t i = 0; i < ids.size(); ++i) outf(i ? " %d" : "%d", ids[i]);
+      out("\n");
     } else {
       for (int32_t id : ids) {
         const std::string piece = tok.decode(std::span<const int32_t>(&id, 1), false);
-        std::printf("%6d -> '%s'\n", id, printable(piece).c_str());
+        outf("%6d -> '%s'\n", id, printable(piece).c_str());
       }
     }
     return 0;

@@ -34,9 +34,13 @@ void add_check_weights_flag(CLI::App* c, bool& flag);
 // --bf16-activations on generate/perplexity/logits/bench: LoadOptions::bf16_activations (common.cpp).
 void add_bf16_activations_flag(CLI::App* c, bool& flag);
 
+// --angles on generate/perplexity/logits/bench, default reference: LoadOptions::angles (common.cpp).
+void add_angles_option(CLI::App* c, std::string& value);
+
 // Shared option parsing helpers (common.cpp).
 std::vector<int32_t> parse_id_list(const std::string& text);  // "5,17,3" -> ids; throws Error
 Device parse_device(const std::string& s);
 Mode parse_mode(const std::string& s);
+Angles parse_angles(const std::string& s);
 
 }  // namespace retnet::cli

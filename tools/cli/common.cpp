@@ -53,6 +53,19 @@ void add_bf16_activations_flag(CLI::App* c, bool& flag) {
               "prefill, logits no longer exact; like PyTorch bf16). Ignored, with an info log, where it does not apply");
 }
 
+void add_angles_option(CLI::App* c, std::string& value) {
+  c->add_option("--angles", value,
+                "Rotation angles: reference (fp32, as the reference implementations; logits drift at positions past "
+                "~2^20) or exact (float64)")
+      ->capture_default_str();
+}
+
+Angles parse_angles(const std::string& s) {
+  if (s == "reference") return Angles::Reference;
+  if (s == "exact") return Angles::Exact;
+  throw Error("--angles: '" + s + "' is not one of reference, exact");
+}
+
 Device parse_device(const std::string& s) {
   if (s == "auto") return Device::Auto;
   if (s == "cpu") return Device::Cpu;
