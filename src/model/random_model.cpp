@@ -2,6 +2,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "model/family.hpp"
 #include "model/memory_plan.hpp"
 #include "model/model_impl.hpp"
 #include "retnet/error.hpp"
@@ -41,15 +42,16 @@ std::shared_ptr<const Model> Model::Impl::random(const RandomModelSpec& sp, cons
   auto m = std::make_unique<Impl>();
   ModelConfig& c = m->cfg;
   const DType dt = parse_dtype(sp.dtype);
-  if (sp.family != "torchscale" && sp.family != "fla") throw Error("family: '" + sp.family + "' is not torchscale or fla");
+  const ModelFamily* family = find_family(sp.family);
+  if (!family) throw Error("family: '" + sp.family + "' is not " + family_names());
   for (auto [v, name] : {std::pair{sp.vocab_size, "vocab_size"}, {sp.hidden_size, "hidden_size"}, {sp.layers, "layers"},
                          {sp.heads, "heads"}})
     if (v < 1 || v > (int64_t(1) << 20)) throw Error(std::string(name) + ": " + std::to_string(v) + " is out of range");
   // 0 picks the default; the same bound as the other widths, so that no product of sizes overflows.
   for (auto [v, name] : {std::pair{sp.value_dim, "value_dim"}, {sp.ffn_dim, "ffn_dim"}})
     if (v < 0 || v > (int64_t(1) << 20)) throw Error(std::string(name) + ": " + std::to_string(v) + " is out of range");
-  c.family = sp.family == "fla" ? Family::Fla : Family::Torchscale;
-  c.source = sp.family;
+  c.family = family->id;
+  c.source = family->name;
   c.vocab_size = sp.vocab_size;
   c.d_model = sp.hidden_size;
   c.n_layers = sp.layers;
@@ -61,17 +63,10 @@ std::shared_ptr<const Model> Model::Impl::random(const RandomModelSpec& sp, cons
                 " must divide by heads " + std::to_string(c.n_heads) + " into an even key dim");
   c.head_dk = c.d_model / c.n_heads;
   c.head_dv = vd / c.n_heads;
-  const bool fla = c.family == Family::Fla;
-  c.pairing = fla ? Pairing::Half : Pairing::Interleaved;
-  c.torchscale_norm = !fla;
-  c.scale_on_q = fla;
-  c.group_norm_weight = fla;
-  c.theta = fla ? theta_fla(c.head_dk) : theta_linspace(c.head_dk);
-  c.theta64 = fla ? theta64_fla(c.head_dk) : theta64_linspace(c.head_dk);
   c.log_decay = log_decay_default(c.n_heads);
   c.default_chunk_size = 64;
-  c.embed_scale = fla ? 1.0f : std::sqrt(float(c.d_model));
-  c.embed_norm = !fla;
+  apply_conventions(*family, c);
+  family->random_defaults(c);
 
   m->backend = load_backend(options, hooks);
   m->angles = options.angles == Angles::Exact ? AngleMode::Exact : AngleMode::Reference;
