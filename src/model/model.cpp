@@ -12,6 +12,7 @@
 
 #include "common/json_file.hpp"
 #include "model/family.hpp"
+#include "model/generation_config.hpp"
 #include "model/memory_plan.hpp"
 #include "model/model_impl.hpp"
 #include "model/weight_binder.hpp"
@@ -38,35 +39,6 @@ Model::Impl::~Impl() {
   if (backend)
     for (float* p : owned_f32) backend->release(p);
 }
-
-namespace {
-// generation_config.json's eos_token_id (int or list) joins config.json's: generation stops at any.
-void merge_generation_config(Model::Impl& m, const std::string& dir) {
-  const std::filesystem::path p = std::filesystem::path(dir) / "generation_config.json";
-  std::error_code ec;
-  const std::filesystem::file_status st = std::filesystem::status(p, ec);
-  if (ec && ec != std::errc::no_such_file_or_directory) throw Error(p.string() + ": cannot access: " + ec.message());
-  if (!std::filesystem::exists(st)) return;  // optional file
-  // Bounded read and nesting; an unreadable file is reported with its reason, not as invalid JSON.
-  const nlohmann::json j = read_json_file(p.string());
-  if (!j.is_object()) throw Error(p.string() + ": not a valid JSON object");
-  if (!j.contains("eos_token_id") || j["eos_token_id"].is_null()) return;
-  const auto& e = j["eos_token_id"];
-  std::vector<int64_t> ids;
-  if (e.is_number_integer()) ids.push_back(e.get<int64_t>());
-  else if (e.is_array())
-    for (const auto& x : e) {
-      if (!x.is_number_integer()) throw Error(p.string() + ": eos_token_id must hold integers");
-      ids.push_back(x.get<int64_t>());
-    }
-  else throw Error(p.string() + ": eos_token_id must be an integer or a list of integers");
-  for (int64_t id : ids) {
-    if (id < 0 || id >= m.cfg.vocab_size) throw Error(p.string() + ": eos_token_id " + std::to_string(id) + " is outside the vocabulary");
-    if (std::find(m.info.eos_token_ids.begin(), m.info.eos_token_ids.end(), id) == m.info.eos_token_ids.end())
-      m.info.eos_token_ids.push_back(id);
-  }
-}
-}  // namespace
 
 DeviceKind device_kind(Device d) {
   return d == Device::Cpu ? DeviceKind::Cpu : d == Device::Cuda ? DeviceKind::Cuda : DeviceKind::Auto;
@@ -227,7 +199,7 @@ std::unique_ptr<Model::Impl> load_model_impl(const std::string& dir, const LoadO
 
   finalize_model(*m);
   apply_bf16_activations(*m, options.bf16_activations);
-  merge_generation_config(*m, dir);
+  read_generation_config(dir, m->cfg.vocab_size, m->info);
   return m;
 }
 
