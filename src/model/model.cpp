@@ -2,7 +2,6 @@
 // every weight by the model's family (family_*.cpp), the upload and ModelInfo.
 #include "common/logger.hpp"
 
-#include <chrono>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -136,14 +135,19 @@ bool backend_on_host(const Backend& be) {
   return be.name().rfind("cuda", 0) != 0;
 }
 
+void plan_session_and_scratch(MemoryPlan& p, const ModelConfig& c, const Backend& be, SessionHostBytes session_bytes) {
+  if (!backend_on_host(be)) return;
+  p.session = session_bytes(c, be);
+  p.scratch = be.host_scratch_bytes({std::max({c.d_model, c.value_dim(), c.ffn_dim}), c.default_chunk_size,
+                                     c.head_dk, c.head_dv});
+}
+
 namespace {
 // The dry binding's counts plus one session and the backend scratch, as far as they live in host memory.
-MemoryPlan load_memory_plan(const Model::Impl& m, const MemoryPlan& bound) {
+MemoryPlan load_memory_plan(const Model::Impl& m, const MemoryPlan& bound, SessionHostBytes session_bytes) {
   MemoryPlan p = bound;
-  if (backend_on_host(*m.backend)) {
-    p.session = session_bytes(m.cfg);
-    p.scratch = cpu_scratch_bytes(m.cfg, m.backend->threads());
-  } else {
+  plan_session_and_scratch(p, m.cfg, *m.backend, session_bytes);
+  if (!backend_on_host(*m.backend)) {
     // Device backends copy the weights to the device: the host holds only the converted or
     // realigned copies, until upload_weights() has streamed them (device memory is not checked here).
     p.mapped = p.vectors = 0;
@@ -152,7 +156,8 @@ MemoryPlan load_memory_plan(const Model::Impl& m, const MemoryPlan& bound) {
 }
 }  // namespace
 
-std::unique_ptr<Model::Impl> load_model_impl(const std::string& dir, const LoadOptions& options, const LoadHooks& hooks) {
+std::unique_ptr<Model::Impl> load_model_impl(const std::string& dir, const LoadOptions& options, const LoadHooks& hooks,
+                                             SessionHostBytes session_bytes) {
   auto m = std::make_unique<Model::Impl>();
   m->cfg = load_config(dir);
   m->store = TensorStore::open_dir(dir);
@@ -176,7 +181,7 @@ std::unique_ptr<Model::Impl> load_model_impl(const std::string& dir, const LoadO
     dry.convert_to_ = convert_to;
     dry.dry_ = true;
     bind_weights(*m, dry);
-    m->memory = load_memory_plan(*m, dry.plan_);
+    m->memory = load_memory_plan(*m, dry.plan_, session_bytes);
     check_memory_plan(m->memory, dir, hooks.available_memory);
     if (options.check_weights)
       for (const TensorInfo* t : dry.used_tensors()) check_tensor_finite(*t);
@@ -206,17 +211,5 @@ std::unique_ptr<Model::Impl> load_model_impl(const std::string& dir, const LoadO
 Model::Model(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Model::~Model() = default;
 const ModelInfo& Model::info() const { return impl_->info; }
-
-std::shared_ptr<const Model> Model::load(const std::string& dir, const LoadOptions& options) {
-  return Impl::load(dir, options, LoadHooks{});
-}
-
-std::shared_ptr<const Model> Model::Impl::load(const std::string& dir, const LoadOptions& options,
-                                               const LoadHooks& hooks) {
-  const auto t0 = std::chrono::steady_clock::now();
-  auto impl = load_model_impl(dir, options, hooks);
-  impl->info.load_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
-  return std::shared_ptr<const Model>(new Model(std::move(impl)));
-}
 
 }  // namespace retnet

@@ -33,13 +33,9 @@ DType parse_dtype(const std::string& s) {
 
 }  // namespace
 
-std::shared_ptr<const Model> Model::random(const RandomModelSpec& sp, const LoadOptions& options) {
-  return Impl::random(sp, options, LoadHooks{});
-}
-
-std::shared_ptr<const Model> Model::Impl::random(const RandomModelSpec& sp, const LoadOptions& options,
-                                                 const LoadHooks& hooks) {
-  auto m = std::make_unique<Impl>();
+std::unique_ptr<Model::Impl> random_model_impl(const RandomModelSpec& sp, const LoadOptions& options,
+                                               const LoadHooks& hooks, SessionHostBytes session_bytes) {
+  auto m = std::make_unique<Model::Impl>();
   ModelConfig& c = m->cfg;
   const DType dt = parse_dtype(sp.dtype);
   const ModelFamily* family = find_family(sp.family);
@@ -79,12 +75,10 @@ std::shared_ptr<const Model> Model::Impl::random(const RandomModelSpec& sp, cons
     const uint64_t per_layer = sat_add(sat_add(sat_mul(2 * KD, D), sat_mul(3 * VD, D)), sat_mul(3 * F, D));
     MemoryPlan plan;
     plan.owned = sat_mul(sat_add(sat_mul(2 * V, D), sat_mul(L, per_layer)), dtype_size(dt));
-    if (backend_on_host(*m->backend)) {
-      const uint64_t vectors_per_layer = 2 * cpu_alloc_bytes(D) + (c.group_norm_weight ? cpu_alloc_bytes(uint64_t(c.head_dv)) : 0);
-      plan.vectors = sat_add(sat_mul(L, vectors_per_layer), 2 * cpu_alloc_bytes(D));
-      plan.session = session_bytes(c);
-      plan.scratch = cpu_scratch_bytes(c, m->backend->threads());
-    }
+    const Backend& be = *m->backend;
+    const uint64_t vectors_per_layer = 2 * be.host_alloc_bytes(D) + (c.group_norm_weight ? be.host_alloc_bytes(uint64_t(c.head_dv)) : 0);
+    plan.vectors = sat_add(sat_mul(L, vectors_per_layer), 2 * be.host_alloc_bytes(D));  // 0 on a device
+    plan_session_and_scratch(plan, c, be, session_bytes);
     m->memory = plan;
     check_memory_plan(plan, "random model " + std::to_string(c.vocab_size) + "x" + std::to_string(c.d_model) + "x" +
                                 std::to_string(c.n_layers), hooks.available_memory);
@@ -149,7 +143,7 @@ std::shared_ptr<const Model> Model::Impl::random(const RandomModelSpec& sp, cons
   upload_weights(*m, nullptr, "random model");  // progress was reported while generating
   finalize_model(*m);
   apply_bf16_activations(*m, options.bf16_activations);
-  return std::shared_ptr<const Model>(new Model(std::move(m)));
+  return m;
 }
 
 }  // namespace retnet

@@ -41,7 +41,7 @@ WeightRef WeightBinder::matrix_rows(const std::string& name, int64_t total_rows,
 const float* WeightBinder::vector(const std::string& name, int64_t n) {
   const TensorInfo& t = need(name, {n});
   if (dry_) {
-    plan_.vectors = sat_add(plan_.vectors, cpu_alloc_bytes(uint64_t(n)));
+    plan_.vectors = sat_add(plan_.vectors, m_.backend->host_alloc_bytes(uint64_t(n)));
     return nullptr;
   }
   std::vector<float> host(static_cast<size_t>(n));

@@ -4,9 +4,11 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstring>
 
+#include "common/saturating.hpp"
 #include "model/model_impl.hpp"
 #include "retnet/retnet.hpp"
 #include "runtime/step_inputs.hpp"
@@ -17,6 +19,53 @@ namespace retnet {
 inline constexpr int64_t kMaxParallelTokens = 8192;
 // Prefill runs in blocks of about this many tokens (a multiple of the chunk size) to bound memory.
 inline constexpr int64_t kPrefillBlockTokens = 512;
+
+// ---- What a session allocates, stated beside the code that allocates it (Session::Impl::ensure_rows,
+// ensure_logits), so that the loader's memory plan (Model::load) counts one session from it.
+
+// Widths of the workspace buffers, each [T, width] for up to T rows, in the order of
+// Session::Impl::workspace().
+inline std::array<int64_t, 10> session_workspace_widths(const ModelConfig& c) {
+  const int64_t D = c.d_model, KD = c.key_dim(), VD = c.value_dim(), F = c.ffn_dim;
+  return {D,    // x   residual stream                [T, D]
+          D,    // hn  normed input of a block        [T, D]
+          KD,   // q                                  [T, H*dk]
+          KD,   // k                                  [T, H*dk]
+          VD,   // v                                  [T, H*dv]
+          VD,   // g   output gate                    [T, H*dv]
+          VD,   // o   retention output               [T, H*dv]
+          F,    // f1  FFN activated branch           [T, F]
+          F,    // f2  FFN linear branch              [T, F]
+          D};   // y   block output before residual   [T, D]
+}
+
+// Rows of a chunkwise prefill block: about kPrefillBlockTokens, a whole number of chunks (at least one).
+inline int64_t prefill_block_rows(int64_t chunk) {
+  chunk = std::max<int64_t>(1, chunk);
+  if (chunk > kPrefillBlockTokens) return chunk;
+  return std::max<int64_t>(1, (kPrefillBlockTokens + chunk - 1) / chunk) * chunk;
+}
+
+// Host bytes a session of a model of config c on backend be holds with a workspace of `rows` rows
+// and logits of `rows` rows (the largest a prefill of blocks of `rows` makes them): its states
+// and torchscale scales, ensure_rows' buffers and positions, ensure_logits' buffer and the host
+// copy of the logits. Saturating.
+inline uint64_t session_host_bytes(const ModelConfig& c, const Backend& be, int64_t rows) {
+  auto u = [](int64_t x) { return x > 0 ? uint64_t(x) : uint64_t(0); };
+  const uint64_t R = u(rows);
+  uint64_t b = sat_mul(u(c.n_layers), be.host_alloc_bytes(sat_mul(sat_mul(u(c.n_heads), u(c.head_dk)), u(c.head_dv))));
+  b = sat_add(b, sat_mul(u(c.n_heads), sizeof(float)));  // ts_scale
+  for (int64_t width : session_workspace_widths(c)) b = sat_add(b, be.host_alloc_bytes(sat_mul(R, u(width))));
+  b = sat_add(b, sat_mul(R, sizeof(int64_t)));                              // positions
+  b = sat_add(b, be.host_alloc_bytes(sat_mul(R, u(c.vocab_size))));         // logits
+  b = sat_add(b, sat_mul(sat_mul(R, u(c.vocab_size)), sizeof(float)));      // logits_host
+  return b;
+}
+// The session the loader plans for (Model::load's memory check): one that prefilled a block of
+// the default chunk size with all_logits, the largest a session grows outside parallel mode.
+inline uint64_t planned_session_host_bytes(const ModelConfig& c, const Backend& be) {
+  return session_host_bytes(c, be, prefill_block_rows(c.default_chunk_size));
+}
 
 struct Session::Impl {
   std::shared_ptr<const Model> model_ref;
@@ -57,29 +106,24 @@ struct Session::Impl {
     if (logits) be.release(logits);
   }
 
+  // The workspace buffers, each [T, width] for up to T = cap rows, and their widths, in one order.
+  // The workspace buffers, each [T, width] for up to T = cap rows (session_workspace_widths).
+  std::array<float**, 10> workspace() { return {&x, &hn, &q, &k, &v, &g, &o, &f1, &f2, &y}; }
   void free_workspace() {
-    for (float* p : {x, hn, q, k, v, g, o, f1, f2, y})
-      if (p) be.release(p);
-    x = hn = q = k = v = g = o = f1 = f2 = y = nullptr;
+    for (float** p : workspace()) {
+      if (*p) be.release(*p);
+      *p = nullptr;
+    }
   }
 
   void ensure_rows(int64_t T) {
     if (T <= cap) return;
     free_workspace();
     cap = 0;  // until every buffer below exists: an allocation that throws leaves nothing half-made
-    const size_t D = size_t(c.d_model), KD = size_t(c.key_dim()), VD = size_t(c.value_dim()), F = size_t(c.ffn_dim);
-    const size_t n = size_t(T);
-    x = be.alloc(n * D);   // residual stream                [T, D]
-    hn = be.alloc(n * D);  // normed input of a block        [T, D]
-    q = be.alloc(n * KD);  //                                [T, H*dk]
-    k = be.alloc(n * KD);  //                                [T, H*dk]
-    v = be.alloc(n * VD);  //                                [T, H*dv]
-    g = be.alloc(n * VD);  // output gate                    [T, H*dv]
-    o = be.alloc(n * VD);  // retention output               [T, H*dv]
-    f1 = be.alloc(n * F);  // FFN activated branch           [T, F]
-    f2 = be.alloc(n * F);  // FFN linear branch              [T, F]
-    y = be.alloc(n * D);   // block output before residual   [T, D]
-    positions.resize(n);
+    const auto bufs = workspace();
+    const auto widths = session_workspace_widths(c);
+    for (size_t i = 0; i < bufs.size(); ++i) *bufs[i] = be.alloc(size_t(T * widths[i]));
+    positions.resize(size_t(T));
     cap = T;
   }
 
@@ -266,9 +310,7 @@ struct Session::Impl {
       if (c.torchscale_norm) norm = RetentionNorm::TorchscaleParallel;
     } else {
       if (c.torchscale_norm) norm = RetentionNorm::TorchscaleChunk;
-      block = std::max<int64_t>(1, (kPrefillBlockTokens + chunk - 1) / chunk) * chunk;
-      if (chunk > kPrefillBlockTokens) block = chunk;
-      block = std::min(block, T);
+      block = std::min(prefill_block_rows(chunk), T);
     }
     ensure_rows(std::min(block, T));
     for (int64_t s = 0; s < T; s += block) {

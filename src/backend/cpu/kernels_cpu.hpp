@@ -1,6 +1,7 @@
 // CPU compute kernels (AVX2/FMA/F16C where the build enables them, portable C++ otherwise).
 // Single-threaded building blocks; cpu_backend.cpp splits work across the thread pool.
 #pragma once
+#include <algorithm>
 #include <cstdint>
 #include <vector>
 
@@ -50,6 +51,11 @@ inline constexpr int64_t kRetentionColTile = 128;
 // what retention_chunk_normalize needs. scratch grows as needed.
 void retention_chunk_cols(const RetentionChunkArgs& a, int64_t h, int64_t c0, int64_t c1, int64_t blk,
                           const ChunkNormParts& parts, std::vector<float>& scratch);
+// The scratch retention_chunk_cols grows to, in floats, for chunk length C and a block of n columns:
+// A [C, C] | QZ or V' [C, tile] | decay powers [C + 1] | column sums [n].
+inline size_t retention_chunk_scratch_floats(int64_t C, int64_t n) {
+  return size_t(C * C + C * std::min(n, kRetentionColTile) + C + 1 + n);
+}
 // out[t, h] /= ρ for rows [t0, t1) of every head, once all column blocks are done (torchscale norms).
 void retention_chunk_normalize(const RetentionChunkArgs& a, const ChunkNormParts& parts, int64_t t0, int64_t t1);
 // One recurrent step, split by blocks of state rows (along dk): every block decays and updates its
