@@ -17,6 +17,7 @@ int main(int argc, char** argv) {
     const retnet::Tokenizer tokenizer = retnet::Tokenizer::load(argv[1]);
     retnet::Session session(model);
     retnet::GenerateOptions options;
+    options.sampler = model->info().generation.apply_to(options.sampler);  // generation_config.json's defaults
     options.max_tokens = argc > 2 ? std::stoll(argv[2]) : 48;
     options.sampler.seed = 1;
     std::string line;

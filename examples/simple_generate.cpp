@@ -16,6 +16,8 @@ int main(int argc, char** argv) {
     const retnet::Tokenizer tokenizer = retnet::Tokenizer::load(argv[1]);
     retnet::Session session(model);                      // one sequence's state
     retnet::GenerateOptions options;
+    // The model's sampling defaults (generation_config.json; the library's own where it has none).
+    options.sampler = model->info().generation.apply_to(options.sampler);
     options.max_tokens = argc > 3 ? std::stoll(argv[3]) : 64;
     options.sampler.seed = argc > 4 ? std::stoull(argv[4]) : 42;
     size_t raw_bytes = 0;

@@ -140,6 +140,12 @@ typedef struct retnet_generate_options {
 /* Fills options with the library defaults (call it, then change fields: later versions may append
  * fields, whose defaults it sets). */
 RETNET_API void retnet_generate_options_default(retnet_generate_options* options);
+/* Fills options with the library defaults, then with the sampling defaults of the model directory's
+ * generation_config.json (the C++ ModelInfo::generation): temperature 0 when it says do_sample
+ * false, else its temperature; its top_k and top_p. Set your own choices afterwards. A NULL
+ * pointer is RETNET_INVALID_ARGUMENT. Thread-safe. */
+RETNET_API retnet_status retnet_generate_options_from_model(const retnet_model* model,
+                                                            retnet_generate_options* options);
 
 /* Prefills the prompt (NUL-terminated UTF-8) and generates, calling on_token (may be NULL) for each
  * token. Continues from the session's current state; every emitted token enters it. options may be

@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -67,6 +68,29 @@ struct LoadOptions {
   bool bf16_activations = false;
 };
 
+// Sampling defaults of a model directory's generation_config.json (Hugging Face's file), as
+// Model::load read them: a field is set only when the file gives that key with its JSON type (a key
+// of another type, or null, counts as absent). Nothing applies them by itself: GenerateOptions
+// keeps the library's defaults (SamplerParams) until the caller applies these, e.g. with apply_to.
+struct GenerationDefaults {
+  std::optional<bool> do_sample;  // false: greedy decoding (temperature 0), whatever temperature says
+  std::optional<float> temperature;
+  std::optional<int32_t> top_k;  // an integer beyond int32 is clamped to it
+  std::optional<float> top_p;
+
+  // p with the defaults the file gives: temperature 0 when do_sample is false, else its temperature;
+  // its top_k and top_p. What the file does not give stays as in p. Call it first and set what the
+  // user chose afterwards (the CLI's generate: flags override the file). Not validated here
+  // (SamplerParams::validate, which generate() runs, refuses values out of range).
+  SamplerParams apply_to(SamplerParams p) const {
+    if (do_sample == false) p.temperature = 0.0f;
+    else if (temperature) p.temperature = *temperature;
+    if (top_k) p.top_k = *top_k;
+    if (top_p) p.top_p = *top_p;
+    return p;
+  }
+};
+
 struct ModelInfo {
   std::string family;  // "torchscale", "syncdoth" or "fla"
   int64_t vocab_size = 0, hidden_size = 0, layers = 0, heads = 0;
@@ -86,6 +110,7 @@ struct ModelInfo {
   int threads = 1;
   bool bf16_activations = false;  // LoadOptions::bf16_activations was asked for and applies
   std::vector<int64_t> eos_token_ids;  // config.json and generation_config.json, merged
+  GenerationDefaults generation;       // sampling defaults of generation_config.json (none for random models)
   int64_t bos_token_id = -1;
   double load_ms = 0;  // wall time of Model::load
   uint64_t fingerprint = 0;  // architecture + weight sample hash; state snapshots carry it

@@ -89,6 +89,20 @@ class Backend {
   // Ends a series of upload() calls: waits for copies in flight, frees the upload staging memory.
   virtual void finish_uploads() {}
 
+  // ---- memory planning: what a load adds up before allocating anything large (model/memory_plan.hpp)
+  // Host bytes that alloc(n_floats) takes, padding included (saturating at UINT64_MAX); 0 where
+  // alloc() gives device memory.
+  virtual uint64_t host_alloc_bytes(uint64_t n_floats) const = 0;
+  // What the ops of a model size their scratch by.
+  struct ScratchShape {
+    int64_t widest_input = 0;  // the largest `in` of a matmul: max(D, H*dv, F)
+    int64_t chunk = 1;         // chunk length of chunkwise prefill
+    int64_t head_dk = 0, head_dv = 0;
+  };
+  // Host bytes of the scratch the backend keeps for ops of this shape once a chunkwise prefill has
+  // run (it grows to its largest then); 0 where the scratch lives on a device.
+  virtual uint64_t host_scratch_bytes(const ScratchShape& shape) const { return 0; }
+
   // ---- sessions
   // Execution resources for one Session, or null when sessions use this backend itself (CPU: the
   // model's thread pool). CUDA: a backend of its own per session — one stream, one cuBLAS handle,

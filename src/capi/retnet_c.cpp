@@ -147,6 +147,16 @@ void retnet_generate_options_default(retnet_generate_options* o) {
   o->on_prefill_progress = nullptr;
 }
 
+retnet_status retnet_generate_options_from_model(const retnet_model* model, retnet_generate_options* o) {
+  if (!model || !o) return invalid("model and options must not be NULL");
+  retnet_generate_options_default(o);
+  const retnet::SamplerParams p = model->m->info().generation.apply_to(retnet::GenerateOptions{}.sampler);
+  o->temperature = p.temperature;
+  o->top_k = p.top_k;
+  o->top_p = p.top_p;
+  return RETNET_OK;
+}
+
 retnet_status retnet_generate(retnet_session* session, const retnet_tokenizer* tokenizer, const char* prompt,
                               const retnet_generate_options* options, retnet_token_callback on_token, void* user) {
   if (!session || !tokenizer || !prompt) return invalid("session, tokenizer and prompt must not be NULL");

@@ -8,6 +8,8 @@
 
 namespace retnet {
 
+// Which family file (model/family_*.cpp) parsed the config; hashed into the model fingerprint, so a
+// value never changes meaning.
 enum class Family : uint8_t {
   Torchscale,  // microsoft/torchscale and syncdoth/RetNet v2 (decoder_embed_dim configs)
   Fla,         // flash-linear-attention (hidden_size + attn_mode configs)

@@ -13,12 +13,6 @@ namespace retnet {
 
 namespace {
 constexpr uint64_t kMax = std::numeric_limits<uint64_t>::max();
-// CpuBackend::matmul widens at most this many weight rows to fp32 at a time (kGemmPanelRows in
-// cpu_backend.cpp), for prompts of more than a few rows.
-constexpr uint64_t kWidenPanelRows = 256;
-
-uint64_t u(int64_t x) { return x > 0 ? uint64_t(x) : 0; }
-
 std::optional<uint64_t> read_meminfo_available() {
   std::ifstream in("/proc/meminfo");
   std::string key;
@@ -49,9 +43,6 @@ std::optional<uint64_t> read_cgroup_headroom() {
 }
 }  // namespace
 
-uint64_t sat_add(uint64_t a, uint64_t b) { return a > kMax - b ? kMax : a + b; }
-uint64_t sat_mul(uint64_t a, uint64_t b) { return (a != 0 && b > kMax / a) ? kMax : a * b; }
-
 uint64_t MemoryPlan::total() const {
   return sat_add(sat_add(sat_add(mapped, owned), sat_add(vectors, session)), scratch);
 }
@@ -60,39 +51,6 @@ std::string MemoryPlan::describe() const {
   return "checkpoint used in place " + format_bytes(mapped) + ", converted or generated copies " + format_bytes(owned) +
          ", norm vectors " + format_bytes(vectors) + ", one session " + format_bytes(session) + ", scratch " +
          format_bytes(scratch);
-}
-
-uint64_t cpu_alloc_bytes(uint64_t n) {
-  // CpuBackend::alloc: the size rounded up to 64 bytes, plus 64.
-  const uint64_t bytes = sat_mul(n, 4);
-  return bytes > kMax - 128 ? kMax : (bytes + 63) / 64 * 64 + 64;
-}
-
-uint64_t session_bytes(const ModelConfig& c) {
-  const uint64_t D = u(c.d_model), KD = u(c.key_dim()), VD = u(c.value_dim()), F = u(c.ffn_dim), V = u(c.vocab_size);
-  // Rows of one prefill block with the default chunk size, as Session::Impl::prefill picks it.
-  const uint64_t C = u(std::max<int64_t>(1, c.default_chunk_size));
-  uint64_t rows = std::max<uint64_t>(1, (uint64_t(kPrefillBlockTokens) + C - 1) / C) * C;
-  if (C > uint64_t(kPrefillBlockTokens)) rows = C;
-  uint64_t b = sat_mul(u(c.n_layers), cpu_alloc_bytes(sat_mul(sat_mul(u(c.n_heads), u(c.head_dk)), u(c.head_dv))));
-  b = sat_add(b, sat_mul(u(c.n_heads), 4));  // torchscale scale recursion
-  // Session::Impl::ensure_rows: x, hn, y [R, D]; q, k [R, KD]; v, g, o [R, VD]; f1, f2 [R, F].
-  for (uint64_t width : {D, D, D, KD, KD, VD, VD, VD, F, F}) b = sat_add(b, cpu_alloc_bytes(sat_mul(rows, width)));
-  b = sat_add(b, sat_mul(rows, 8));                                 // positions
-  b = sat_add(b, cpu_alloc_bytes(sat_mul(rows, V)));                // backend logits of the block
-  b = sat_add(b, sat_mul(sat_mul(rows, V), 4));                     // host logits
-  return b;
-}
-
-uint64_t cpu_scratch_bytes(const ModelConfig& c, int threads) {
-  const uint64_t C = u(std::max<int64_t>(1, c.default_chunk_size)), dv = u(c.head_dv);
-  const uint64_t widest = std::max({u(c.d_model), u(c.value_dim()), u(c.ffn_dim)});
-  const uint64_t floats = std::max({sat_mul(kWidenPanelRows, widest),                    // widened weight panel
-                                    sat_add(sat_add(sat_mul(C, C), sat_mul(C, dv)), C + 1 + dv),  // chunk tables
-                                    u(c.head_dk)});                                      // sin/cos
-  // Each thread's scratch is a std::vector grown by resize(), whose capacity can reach twice the
-  // largest request (libstdc++ doubles when the new size is under twice the old one).
-  return sat_mul(sat_mul(u(std::max(threads, 1)), floats), 8);
 }
 
 std::optional<AvailableMemory> available_host_memory() {

@@ -1,5 +1,7 @@
 // What a model will hold in host memory once loaded, with one session running, computed before
-// anything large is allocated; and the check of that against what the machine has. A model too big
+// anything large is allocated; and the check of that against what the machine has. The plan only
+// adds up: each figure is stated by the layer that allocates it (the binding's copies, the backend's
+// padding and scratch — Backend::host_alloc_bytes/host_scratch_bytes —, the runtime's session). A model too big
 // for the machine then fails with a message saying how much it needs, instead of being killed by
 // the OOM killer halfway through (or, for a checkpoint whose header declares terabytes in a sparse
 // file, paging in terabytes).
@@ -8,7 +10,7 @@
 #include <optional>
 #include <string>
 
-#include "model/config.hpp"
+#include "common/saturating.hpp"  // sat_add, sat_mul
 
 namespace retnet {
 
@@ -17,25 +19,13 @@ struct MemoryPlan {
   uint64_t mapped = 0;   // checkpoint bytes used in place: the CPU backend pages them in and keeps them
   uint64_t owned = 0;    // matrices copied at load: dtype conversions, realigned tensors, random weights
   uint64_t vectors = 0;  // norm vectors as fp32 backend buffers
-  uint64_t session = 0;  // one Session: state, the workspace and logits of one prefill block
-  uint64_t scratch = 0;  // the CPU backend's per-thread scratch (weight panels widened to fp32, chunk tables)
+  uint64_t session = 0;  // one Session: state, the workspace and logits of one prefill block (runtime)
+  uint64_t scratch = 0;  // the backend's scratch (CPU: per-thread widened weight panels, chunk tables)
 
   uint64_t total() const;
   // "checkpoint used in place 1.00 GiB, converted or generated copies 0 B, ..."
   std::string describe() const;
 };
-
-uint64_t sat_add(uint64_t a, uint64_t b);
-uint64_t sat_mul(uint64_t a, uint64_t b);
-
-// Bytes one CPU backend allocation of n floats takes (CpuBackend::alloc pads and over-allocates).
-uint64_t cpu_alloc_bytes(uint64_t n_floats);
-// One Session of a model of this shape, after a prefill with all_logits (the largest a session grows
-// to outside parallel mode): its state, its workspace for one prefill block of kPrefillBlockTokens
-// rows (common/limits.hpp), the backend logits of that block and the host copy of them.
-uint64_t session_bytes(const ModelConfig& c);
-// The CPU backend's per-thread scratch after a chunkwise prefill with the default chunk size.
-uint64_t cpu_scratch_bytes(const ModelConfig& c, int threads);
 
 struct AvailableMemory {
   uint64_t bytes = 0;

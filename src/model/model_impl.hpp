@@ -82,8 +82,20 @@ struct Model::Impl {
                                              const LoadHooks& hooks);
 };
 
-// Builds Impl from a directory (model.cpp).
-std::unique_ptr<Model::Impl> load_model_impl(const std::string& dir, const LoadOptions& options, const LoadHooks& hooks);
+// Host bytes of the one Session a load plans for, on a model of config c and backend be. The
+// runtime states it (planned_session_host_bytes, runtime/session_impl.hpp); the model layer does not know sessions, so
+// the library's entry points (runtime/model_entry.cpp) pass it in.
+using SessionHostBytes = uint64_t (*)(const ModelConfig& c, const Backend& be);
+
+// Builds Impl from a directory (model.cpp), planning its memory with one session of session_bytes.
+std::unique_ptr<Model::Impl> load_model_impl(const std::string& dir, const LoadOptions& options, const LoadHooks& hooks,
+                                             SessionHostBytes session_bytes);
+// Builds a random-weight Impl (random_model.cpp), planning its memory likewise.
+std::unique_ptr<Model::Impl> random_model_impl(const RandomModelSpec& spec, const LoadOptions& options,
+                                               const LoadHooks& hooks, SessionHostBytes session_bytes);
+// When be works in host memory: p.session = one session, p.scratch = be's scratch for a model of
+// config c (device backends keep both on the device: 0).
+void plan_session_and_scratch(MemoryPlan& p, const ModelConfig& c, const Backend& be, SessionHostBytes session_bytes);
 // The backend a load runs on: hooks.make_backend if set, else make_backend() (model.cpp).
 std::unique_ptr<Backend> load_backend(const LoadOptions& options, const LoadHooks& hooks);
 // Makes every weight matrix resident on m.backend once (a tied head shares the embedding's copy),

@@ -2,6 +2,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "model/family.hpp"
 #include "model/memory_plan.hpp"
 #include "model/model_impl.hpp"
 #include "retnet/error.hpp"
@@ -32,25 +33,22 @@ DType parse_dtype(const std::string& s) {
 
 }  // namespace
 
-std::shared_ptr<const Model> Model::random(const RandomModelSpec& sp, const LoadOptions& options) {
-  return Impl::random(sp, options, LoadHooks{});
-}
-
-std::shared_ptr<const Model> Model::Impl::random(const RandomModelSpec& sp, const LoadOptions& options,
-                                                 const LoadHooks& hooks) {
-  auto m = std::make_unique<Impl>();
+std::unique_ptr<Model::Impl> random_model_impl(const RandomModelSpec& sp, const LoadOptions& options,
+                                               const LoadHooks& hooks, SessionHostBytes session_bytes) {
+  auto m = std::make_unique<Model::Impl>();
   ModelConfig& c = m->cfg;
   const DType dt = parse_dtype(sp.dtype);
   const uint64_t es = uint64_t(dtype_traits(dt).block_bytes);  // parse_dtype: element types (blocks of 1)
-  if (sp.family != "torchscale" && sp.family != "fla") throw Error("family: '" + sp.family + "' is not torchscale or fla");
+  const ModelFamily* family = find_family(sp.family);
+  if (!family) throw Error("family: '" + sp.family + "' is not " + family_names());
   for (auto [v, name] : {std::pair{sp.vocab_size, "vocab_size"}, {sp.hidden_size, "hidden_size"}, {sp.layers, "layers"},
                          {sp.heads, "heads"}})
     if (v < 1 || v > (int64_t(1) << 20)) throw Error(std::string(name) + ": " + std::to_string(v) + " is out of range");
   // 0 picks the default; the same bound as the other widths, so that no product of sizes overflows.
   for (auto [v, name] : {std::pair{sp.value_dim, "value_dim"}, {sp.ffn_dim, "ffn_dim"}})
     if (v < 0 || v > (int64_t(1) << 20)) throw Error(std::string(name) + ": " + std::to_string(v) + " is out of range");
-  c.family = sp.family == "fla" ? Family::Fla : Family::Torchscale;
-  c.source = sp.family;
+  c.family = family->id;
+  c.source = family->name;
   c.vocab_size = sp.vocab_size;
   c.d_model = sp.hidden_size;
   c.n_layers = sp.layers;
@@ -62,17 +60,10 @@ std::shared_ptr<const Model> Model::Impl::random(const RandomModelSpec& sp, cons
                 " must divide by heads " + std::to_string(c.n_heads) + " into an even key dim");
   c.head_dk = c.d_model / c.n_heads;
   c.head_dv = vd / c.n_heads;
-  const bool fla = c.family == Family::Fla;
-  c.pairing = fla ? Pairing::Half : Pairing::Interleaved;
-  c.torchscale_norm = !fla;
-  c.scale_on_q = fla;
-  c.group_norm_weight = fla;
-  c.theta = fla ? theta_fla(c.head_dk) : theta_linspace(c.head_dk);
-  c.theta64 = fla ? theta64_fla(c.head_dk) : theta64_linspace(c.head_dk);
   c.log_decay = log_decay_default(c.n_heads);
   c.default_chunk_size = 64;
-  c.embed_scale = fla ? 1.0f : std::sqrt(float(c.d_model));
-  c.embed_norm = !fla;
+  apply_conventions(*family, c);
+  family->random_defaults(c);
 
   m->backend = load_backend(options, hooks);
   m->angles = angle_mode(options.angles);
@@ -85,12 +76,10 @@ std::shared_ptr<const Model> Model::Impl::random(const RandomModelSpec& sp, cons
     const uint64_t per_layer = sat_add(sat_add(sat_mul(2 * KD, D), sat_mul(3 * VD, D)), sat_mul(3 * F, D));
     MemoryPlan plan;
     plan.owned = sat_mul(sat_add(sat_mul(2 * V, D), sat_mul(L, per_layer)), es);
-    if (backend_on_host(*m->backend)) {
-      const uint64_t vectors_per_layer = 2 * cpu_alloc_bytes(D) + (c.group_norm_weight ? cpu_alloc_bytes(uint64_t(c.head_dv)) : 0);
-      plan.vectors = sat_add(sat_mul(L, vectors_per_layer), 2 * cpu_alloc_bytes(D));
-      plan.session = session_bytes(c);
-      plan.scratch = cpu_scratch_bytes(c, m->backend->threads());
-    }
+    const Backend& be = *m->backend;
+    const uint64_t vectors_per_layer = 2 * be.host_alloc_bytes(D) + (c.group_norm_weight ? be.host_alloc_bytes(uint64_t(c.head_dv)) : 0);
+    plan.vectors = sat_add(sat_mul(L, vectors_per_layer), 2 * be.host_alloc_bytes(D));  // 0 on a device
+    plan_session_and_scratch(plan, c, be, session_bytes);
     m->memory = plan;
     check_memory_plan(plan, "random model " + std::to_string(c.vocab_size) + "x" + std::to_string(c.d_model) + "x" +
                                 std::to_string(c.n_layers), hooks.available_memory);
@@ -148,7 +137,7 @@ std::shared_ptr<const Model> Model::Impl::random(const RandomModelSpec& sp, cons
   upload_weights(*m, nullptr, "random model");  // progress was reported while generating
   finalize_model(*m);
   apply_bf16_activations(*m, options.bf16_activations);
-  return std::shared_ptr<const Model>(new Model(std::move(m)));
+  return m;
 }
 
 }  // namespace retnet

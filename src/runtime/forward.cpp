@@ -15,28 +15,20 @@
 namespace retnet {
 
 void Session::Impl::free_workspace() {
-  for (float* p : {x, hn, q, k, v, g, o, f1, f2, y})
-    if (p) be.release(p);
-  x = hn = q = k = v = g = o = f1 = f2 = y = nullptr;
+  for (float** p : workspace()) {
+    if (*p) be.release(*p);
+    *p = nullptr;
+  }
 }
 
 void Session::Impl::ensure_rows(int64_t T) {
   if (T <= cap) return;
   free_workspace();
   cap = 0;  // until every buffer below exists: an allocation that throws leaves nothing half-made
-  const size_t D = size_t(c.d_model), KD = size_t(c.key_dim()), VD = size_t(c.value_dim()), F = size_t(c.ffn_dim);
-  const size_t n = size_t(T);
-  x = be.alloc(n * D);   // residual stream                [T, D]
-  hn = be.alloc(n * D);  // normed input of a block        [T, D]
-  q = be.alloc(n * KD);  //                                [T, H*dk]
-  k = be.alloc(n * KD);  //                                [T, H*dk]
-  v = be.alloc(n * VD);  //                                [T, H*dv]
-  g = be.alloc(n * VD);  // output gate                    [T, H*dv]
-  o = be.alloc(n * VD);  // retention output               [T, H*dv]
-  f1 = be.alloc(n * F);  // FFN activated branch           [T, F]
-  f2 = be.alloc(n * F);  // FFN linear branch              [T, F]
-  y = be.alloc(n * D);   // block output before residual   [T, D]
-  positions.resize(n);
+  const auto bufs = workspace();
+  const auto widths = session_workspace_widths(c);  // what the loader's memory plan counts
+  for (size_t i = 0; i < bufs.size(); ++i) *bufs[i] = be.alloc(size_t(T * widths[i]));
+  positions.resize(size_t(T));
   cap = T;
 }
 
@@ -212,9 +204,7 @@ std::span<const float> Session::Impl::prefill(std::span<const int32_t> ids, cons
     if (c.torchscale_norm) norm = RetentionNorm::TorchscaleParallel;
   } else {
     if (c.torchscale_norm) norm = RetentionNorm::TorchscaleChunk;
-    block = std::max<int64_t>(1, (kPrefillBlockTokens + chunk - 1) / chunk) * chunk;
-    if (chunk > kPrefillBlockTokens) block = chunk;
-    block = std::min(block, T);
+    block = std::min(prefill_block_rows(chunk), T);
   }
   ensure_rows(std::min(block, T));
   for (int64_t s = 0; s < T; s += block) {

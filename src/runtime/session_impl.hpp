@@ -2,16 +2,66 @@
 // declarations only: the lifecycle is in session.cpp, the forward pass in forward.cpp. Shared with
 // generate.cpp and state_io.cpp (snapshots).
 #pragma once
+#include <algorithm>
+#include <array>
 #include <memory>
 #include <span>
 #include <vector>
 
 #include "common/limits.hpp"
+#include "common/saturating.hpp"
 #include "model/model_impl.hpp"
 #include "retnet/retnet.hpp"
 #include "runtime/step_inputs.hpp"
 
 namespace retnet {
+
+// ---- What a session allocates, stated beside the code that allocates it (Session::Impl::ensure_rows,
+// ensure_logits), so that the loader's memory plan (Model::load) counts one session from it.
+
+// Widths of the workspace buffers, each [T, width] for up to T rows, in the order of
+// Session::Impl::workspace().
+inline std::array<int64_t, 10> session_workspace_widths(const ModelConfig& c) {
+  const int64_t D = c.d_model, KD = c.key_dim(), VD = c.value_dim(), F = c.ffn_dim;
+  return {D,    // x   residual stream                [T, D]
+          D,    // hn  normed input of a block        [T, D]
+          KD,   // q                                  [T, H*dk]
+          KD,   // k                                  [T, H*dk]
+          VD,   // v                                  [T, H*dv]
+          VD,   // g   output gate                    [T, H*dv]
+          VD,   // o   retention output               [T, H*dv]
+          F,    // f1  FFN activated branch           [T, F]
+          F,    // f2  FFN linear branch              [T, F]
+          D};   // y   block output before residual   [T, D]
+}
+
+// Rows of a chunkwise prefill block: about kPrefillBlockTokens, a whole number of chunks (at least one).
+inline int64_t prefill_block_rows(int64_t chunk) {
+  chunk = std::max<int64_t>(1, chunk);
+  if (chunk > kPrefillBlockTokens) return chunk;
+  return std::max<int64_t>(1, (kPrefillBlockTokens + chunk - 1) / chunk) * chunk;
+}
+
+// Host bytes a session of a model of config c on backend be holds with a workspace of `rows` rows
+// and logits of `rows` rows (the largest a prefill of blocks of `rows` makes them): its states
+// and torchscale scales, ensure_rows' buffers and positions, ensure_logits' buffer and the host
+// copy of the logits. Saturating.
+inline uint64_t session_host_bytes(const ModelConfig& c, const Backend& be, int64_t rows) {
+  auto u = [](int64_t x) { return x > 0 ? uint64_t(x) : uint64_t(0); };
+  const uint64_t R = u(rows);
+  uint64_t b = sat_mul(u(c.n_layers), be.host_alloc_bytes(sat_mul(sat_mul(u(c.n_heads), u(c.head_dk)), u(c.head_dv))));
+  b = sat_add(b, sat_mul(u(c.n_heads), sizeof(float)));  // ts_scale
+  for (int64_t width : session_workspace_widths(c)) b = sat_add(b, be.host_alloc_bytes(sat_mul(R, u(width))));
+  b = sat_add(b, sat_mul(R, sizeof(int64_t)));                              // positions
+  b = sat_add(b, be.host_alloc_bytes(sat_mul(R, u(c.vocab_size))));         // logits
+  b = sat_add(b, sat_mul(sat_mul(R, u(c.vocab_size)), sizeof(float)));      // logits_host
+  return b;
+}
+// The session the loader plans for (Model::load's memory check): one that prefilled a block of
+// the default chunk size with all_logits, the largest a session grows outside parallel mode.
+inline uint64_t planned_session_host_bytes(const ModelConfig& c, const Backend& be) {
+  return session_host_bytes(c, be, prefill_block_rows(c.default_chunk_size));
+}
 
 struct Session::Impl {
   std::shared_ptr<const Model> model_ref;
@@ -40,6 +90,8 @@ struct Session::Impl {
 
   // ---- forward.cpp
 
+  // The workspace buffers, each [T, width] for up to T = cap rows (session_workspace_widths).
+  std::array<float**, 10> workspace() { return {&x, &hn, &q, &k, &v, &g, &o, &f1, &f2, &y}; }
   void free_workspace();
   void ensure_rows(int64_t T);          // workspace for T rows; nothing half-made if it throws
   void ensure_logits(int64_t rows);     // backend logits [rows, V]

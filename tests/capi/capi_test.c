@@ -145,6 +145,11 @@ int main(int argc, char** argv) {
   int32_t ids[64];
   CHECK(retnet_tokenize(tok, text, strlen(text), 1, ids, 64, &n) == RETNET_OK);
   retnet_generate_options go;
+  /* The bundled model's generation_config.json: temperature 0.8, top_k 40, top_p 0.95. */
+  CHECK(retnet_generate_options_from_model(kjv, &go) == RETNET_OK);
+  CHECK(go.temperature == 0.8f && go.top_k == 40 && go.top_p == 0.95f && go.max_tokens == 128);
+  CHECK(retnet_generate_options_from_model(NULL, &go) == RETNET_INVALID_ARGUMENT);
+  CHECK(retnet_generate_options_from_model(kjv, NULL) == RETNET_INVALID_ARGUMENT);
   retnet_generate_options_default(&go);
   go.max_tokens = 12;
   go.ignore_eos = 1;

@@ -190,6 +190,32 @@ TEST_F(Bundled, StopsAtEosUnlessIgnored) {
   fs::remove_all(dir);
 }
 
+TEST_F(Bundled, GenerationConfigGivesDefaultsThatFlagsOverride) {
+  // A model directory of links to the bundled files, with its own generation_config.json: top_k 1
+  // (greedy, whatever the temperature) and temperature 1.5.
+  const fs::path dir = fs::temp_directory_path() / ("retnet_gencfg_model_" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  for (const char* f : {"config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json"})
+    fs::create_symlink(fs::absolute(fs::path(kModel) / f), dir / f);
+  std::ofstream(dir / "generation_config.json") << R"({"temperature": 1.5, "top_k": 1, "top_p": 0.5})";
+  const std::vector<std::string> common = {"generate", "-p", "And God said", "-n", "8", "-s", "5", "-q", "-t", "2"};
+  auto with = [&](const std::string& model, std::vector<std::string> extra) {
+    std::vector<std::string> args = common;
+    args.insert(args.end(), {"-m", model});
+    args.insert(args.end(), extra.begin(), extra.end());
+    const CliRun r = run(args);
+    EXPECT_EQ(r.code, 0) << r.err;
+    return r.out;
+  };
+  // The file's top_k 1: greedy.
+  EXPECT_EQ(with(dir.string(), {}), with(kModel, {"--temp", "0"}));
+  // Flags override the file value by value: --top-k/--top-p given, the file's temperature kept.
+  EXPECT_EQ(with(dir.string(), {"--top-k", "0", "--top-p", "1"}),
+            with(kModel, {"--temp", "1.5", "--top-k", "0", "--top-p", "1"}));
+  fs::remove_all(dir);
+}
+
 TEST_F(Bundled, CtrlCStopsCleanlyWithTheSummary) {
   const CliRun r = run({"generate", "-m", kModel, "-p", "In", "-n", "-1", "--ignore-eos", "-t", "1"}, "", 1500);
   EXPECT_EQ(r.code, 130) << r.err;

@@ -1,8 +1,5 @@
 // retnet generate: prompt → chunkwise prefill → recurrent decoding with the sampler chain, streamed.
 // stdout carries the generated text only; everything else goes to stderr.
-#include <nlohmann/json.hpp>
-
-#include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -30,43 +27,6 @@ struct GenerateArgs {
   bool ignore_eos = false, echo = false, check_weights = false, bf16_activations = false;
   SamplerParams sp;
 };
-
-// Sampling defaults of generation_config.json (its eos_token_id is merged by Model::load).
-struct GenerationConfig {
-  bool has_temperature = false, has_top_k = false, has_top_p = false, do_sample = true;
-  float temperature = 0, top_p = 1;
-  int32_t top_k = 0;
-};
-
-GenerationConfig read_generation_config(const std::string& dir) {
-  GenerationConfig g;
-  const std::filesystem::path p = std::filesystem::path(dir) / "generation_config.json";
-  std::error_code ec;
-  if (!std::filesystem::exists(p, ec)) return g;
-  nlohmann::json j;
-  std::ifstream in(p);
-  if (!in) throw Error(p.string() + ": cannot open: " + std::strerror(errno));  // e.g. unreadable: not "invalid"
-  try {
-    j = nlohmann::json::parse(in);
-  } catch (const std::exception& e) {
-    throw Error(p.string() + ": not valid JSON");
-  }
-  if (!j.is_object()) throw Error(p.string() + ": not a JSON object");
-  if (j.contains("do_sample") && j["do_sample"].is_boolean()) g.do_sample = j["do_sample"].get<bool>();
-  if (j.contains("temperature") && j["temperature"].is_number()) {
-    g.has_temperature = true;
-    g.temperature = j["temperature"].get<float>();
-  }
-  if (j.contains("top_k") && j["top_k"].is_number_integer()) {
-    g.has_top_k = true;
-    g.top_k = j["top_k"].get<int32_t>();
-  }
-  if (j.contains("top_p") && j["top_p"].is_number()) {
-    g.has_top_p = true;
-    g.top_p = j["top_p"].get<float>();
-  }
-  return g;
-}
 
 void print_rate(const char* label, double ms, int64_t n, double bytes_per_token) {
   const double per = n ? ms / double(n) : 0.0;
@@ -116,23 +76,15 @@ Runner add_generate_command(CLI::App& app) {
     const Angles angles = parse_angles(a->angles);
     check_prompt_source(c->count("--prompt") > 0, a->file);
     if (global_flags().dry_run) {
-      a->sp.validate();  // as given on the command line; generation_config.json is read below
+      a->sp.validate();  // as given on the command line; generation_config.json is read by the load
       return 0;
     }
     const std::string dir = resolve_model_dir(a->model);
     const std::string prompt = read_prompt(a->prompt, c->count("--prompt") > 0, a->file);
 
-    // Defaults from generation_config.json unless given on the command line.
-    const GenerationConfig gc = read_generation_config(dir);
-    if (!c->count("--temp")) {
-      if (!gc.do_sample) a->sp.temperature = 0.0f;
-      else if (gc.has_temperature) a->sp.temperature = gc.temperature;
-    }
-    if (!c->count("--top-k") && gc.has_top_k) a->sp.top_k = gc.top_k;
-    if (!c->count("--top-p") && gc.has_top_p) a->sp.top_p = gc.top_p;
     uint64_t seed = a->seed >= 0 ? uint64_t(a->seed) : (uint64_t(std::random_device{}()) << 32 | std::random_device{}());
     a->sp.seed = seed;
-    a->sp.validate();
+    a->sp.validate();  // the command line's values, before the load; again below with the model's defaults
 
     install_sigint_handler();
     const auto t_load = std::chrono::steady_clock::now();
@@ -147,6 +99,12 @@ Runner add_generate_command(CLI::App& app) {
     const Tokenizer tok = Tokenizer::load(dir);
     const double load_ms = ms_since(t_load);
     const ModelInfo& info = model->info();
+    // Sampling defaults of generation_config.json (ModelInfo::generation), unless given on the command line.
+    const SamplerParams file = info.generation.apply_to(a->sp);
+    if (!c->count("--temp")) a->sp.temperature = file.temperature;
+    if (!c->count("--top-k")) a->sp.top_k = file.top_k;
+    if (!c->count("--top-p")) a->sp.top_p = file.top_p;
+    a->sp.validate();
 
     if (!quiet) {
       std::fprintf(stderr, "model: %s (%s, %.2fM params, %s, %.1f MB), %s, %d threads\n", dir.c_str(),

@@ -14,6 +14,7 @@
 #include <numeric>
 
 #include "backend/cpu/kernels_cpu.hpp"
+#include "common/saturating.hpp"
 #include "retnet/error.hpp"
 
 extern "C" void openblas_set_num_threads(int);
@@ -34,6 +35,13 @@ constexpr int64_t kGemmPanelRows = 256;
 // be small enough to balance: 768-row matrices (125m's o and FFN down) give 2 threads 6 panels, not 3.
 // (125m pp512: 128 rows 1123-1152 t/s, 256 rows 1032-1096, 64 rows 1135-1152.)
 constexpr int64_t kBf16PanelRows = 128;
+
+// What alloc() asks aligned_alloc for: n floats rounded up to 64 bytes, plus 64 (saturating).
+uint64_t alloc_request_bytes(uint64_t n_floats) {
+  const uint64_t bytes = sat_mul(n_floats, sizeof(float));
+  return bytes > std::numeric_limits<uint64_t>::max() - 128 ? std::numeric_limits<uint64_t>::max()
+                                                            : (bytes + 63) / 64 * 64 + 64;
+}
 }  // namespace
 
 CpuBackend::CpuBackend(int threads) : pool_(threads), scratch_(size_t(pool_.size())) {
@@ -42,7 +50,7 @@ CpuBackend::CpuBackend(int threads) : pool_(threads), scratch_(size_t(pool_.size
 }
 
 float* CpuBackend::alloc(size_t n) {
-  void* p = std::aligned_alloc(64, ((n * sizeof(float) + 63) / 64) * 64 + 64);
+  void* p = std::aligned_alloc(64, size_t(alloc_request_bytes(n)));
   if (!p) throw Error("cpu backend: out of memory allocating " + std::to_string(n * 4) + " bytes");
   std::memset(p, 0, n * sizeof(float));
   return static_cast<float*>(p);
@@ -52,6 +60,22 @@ void CpuBackend::to_host(float* dst, const float* src, size_t n) { std::memcpy(d
 void CpuBackend::from_host(float* dst, const float* src, size_t n) { std::memcpy(dst, src, n * 4); }
 void CpuBackend::copy(float* dst, const float* src, size_t n) { std::memmove(dst, src, n * 4); }
 void CpuBackend::zero(float* dst, size_t n) { std::memset(dst, 0, n * 4); }
+
+uint64_t CpuBackend::host_alloc_bytes(uint64_t n_floats) const { return alloc_request_bytes(n_floats); }
+
+uint64_t CpuBackend::host_scratch_bytes(const ScratchShape& s) const {
+  auto u = [](int64_t x) { return x > 0 ? uint64_t(x) : uint64_t(0); };
+  // Per pool thread, the largest of: a weight panel widened to fp32 (gemm_rows; kGemmPanelRows rows,
+  // for products of more than kGemvMaxRows rows), the chunk tables of a whole head's columns
+  // (retention_chunk_cols), theta_shift's sin/cos.
+  const int64_t C = std::max<int64_t>(1, s.chunk);
+  const uint64_t floats = std::max({sat_mul(uint64_t(kGemmPanelRows), u(s.widest_input)),
+                                    uint64_t(cpu::retention_chunk_scratch_floats(C, std::max<int64_t>(0, s.head_dv))),
+                                    u(s.head_dk)});
+  // Each thread's scratch is a std::vector grown by resize(), whose capacity can reach twice the
+  // largest request (libstdc++ doubles when the new size is under twice the old one).
+  return sat_mul(sat_mul(uint64_t(pool_.size()), floats), 2 * sizeof(float));
+}
 
 WeightRef CpuBackend::upload(const WeightRef& host, FnRef<void(uint64_t)> on_bytes) {
   // The weights are used in place from the mapping: touch every page once now, so that the first

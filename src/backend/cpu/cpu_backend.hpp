@@ -20,6 +20,8 @@ class CpuBackend final : public Backend {
   void copy(float* dst, const float* src, size_t n) override;
   void zero(float* dst, size_t n) override;
   WeightRef upload(const WeightRef& host, FnRef<void(uint64_t)> on_bytes) override;
+  uint64_t host_alloc_bytes(uint64_t n_floats) const override;
+  uint64_t host_scratch_bytes(const ScratchShape& shape) const override;
 
   void embed(const WeightRef& table, const int32_t* ids, int64_t T, float scale, float* out) override;
   void rms_norm(const float* x, int64_t T, int64_t D, const float* w, float eps, float* y) override;

@@ -4,6 +4,7 @@
 // elementwise_cpu.cpp ↔ elementwise.cu, matmul_cpu.cpp ↔ gemv.cu (and cuBLAS), retention_cpu.cpp ↔
 // retention_chunk.cu / retention_step.cu, weights_cpu.hpp ↔ weights.cuh.
 #pragma once
+#include <algorithm>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
@@ -82,6 +83,11 @@ inline constexpr int64_t kRetentionColTile = 128;
 // what retention_chunk_normalize needs. scratch grows as needed.
 void retention_chunk_cols(const RetentionChunkArgs& a, int64_t h, int64_t c0, int64_t c1, int64_t blk,
                           const ChunkNormParts& parts, std::vector<float>& scratch);
+// The scratch retention_chunk_cols grows to, in floats, for chunk length C and a block of n columns:
+// A [C, C] | QZ or V' [C, tile] | decay powers [C + 1] | column sums [n].
+inline size_t retention_chunk_scratch_floats(int64_t C, int64_t n) {
+  return size_t(C * C + C * std::min(n, kRetentionColTile) + C + 1 + n);
+}
 // out[t, h] /= ρ for rows [t0, t1) of every head, once all column blocks are done (torchscale norms).
 void retention_chunk_normalize(const RetentionChunkArgs& a, const ChunkNormParts& parts, int64_t t0, int64_t t1);
 // One recurrent step, split by blocks of state rows (along dk): every block decays and updates its

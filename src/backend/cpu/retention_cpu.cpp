@@ -34,7 +34,7 @@ void retention_chunk_cols(const RetentionChunkArgs& a, int64_t h, int64_t c0, in
 
   // scratch: A [C, C] | QZ or V' [C, tile] | decay powers [C + 1] | column sums [n]
   const int64_t tile = std::min(n, kRetentionColTile);
-  const size_t need = size_t(C * C + C * tile + C + 1 + n);
+  const size_t need = retention_chunk_scratch_floats(C, n);
   if (scratch.size() < need) scratch.resize(need);
   float* A = scratch.data();
   float* tmp = A + C * C;

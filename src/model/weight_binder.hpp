@@ -1,0 +1,62 @@
+// WeightBinder: what a family's binding (family_*.cpp) uses to bind a checkpoint's tensors to the
+// model's weight slots: every name looked up, every shape checked, every tensor counted once.
+#pragma once
+#include <cstdint>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "model/memory_plan.hpp"
+#include "model/model_impl.hpp"
+
+namespace retnet {
+
+class WeightBinder {
+ public:
+  WeightBinder(Model::Impl& m, std::string dir) : m_(m), dir_(std::move(dir)) {}
+
+  const TensorInfo* find(const std::string& name) const { return m_.store.find(name); }
+
+  // The tensor `name` of exactly this shape (Error naming it otherwise), counted in the model's size.
+  const TensorInfo& need(const std::string& name, const std::vector<int64_t>& shape);
+
+  WeightRef matrix(const std::string& name, int64_t rows, int64_t cols) {
+    return view(need(name, {rows, cols}), rows, cols);
+  }
+  // Rows [r0, r0 + rows) of a [total_rows, cols] tensor (old fla fused gate|up projection).
+  WeightRef matrix_rows(const std::string& name, int64_t total_rows, int64_t cols, int64_t r0, int64_t rows);
+  // A norm vector [n] as an fp32 backend buffer owned by the model (null in a dry binding).
+  const float* vector(const std::string& name, int64_t n);
+
+  void refuse_if_present(const std::string& name, const std::string& why) const {
+    if (find(name)) throw Error(dir_ + ": tensor '" + name + "' is present: " + why);
+  }
+
+  void warn_unused() const;
+  void ignore(const std::string& name) { ignored_.insert(name); }
+  const std::string& dir() const { return dir_; }
+  // Every tensor bound so far, once each, in binding order.
+  const std::vector<const TensorInfo*>& used_tensors() const { return used_tensors_; }
+
+ private:
+  // A host view of the tensor (converted or realigned into an owned buffer when needed); the backend
+  // copies are made after binding, by upload_weights().
+  WeightRef view(const TensorInfo& t, int64_t rows, int64_t cols);
+
+  Model::Impl& m_;
+  std::string dir_;
+  std::set<std::string> used_, ignored_;
+  std::vector<const TensorInfo*> used_tensors_;
+  std::set<const TensorInfo*> mapped_seen_;
+
+ public:
+  std::optional<DType> convert_to_;
+  // Dry binding: names and shapes are checked and plan_ adds up what the real binding will allocate
+  // (conversions, realigned copies, norm vectors) and use in place, but nothing is allocated,
+  // converted or hashed; the weight slots get views into the mapping (or null vectors).
+  bool dry_ = false;
+  MemoryPlan plan_;
+};
+
+}  // namespace retnet
