@@ -10,6 +10,7 @@
 #include <optional>
 #include <set>
 
+#include "common/hash_words.hpp"
 #include "common/json_file.hpp"
 #include "model/memory_plan.hpp"
 #include "model/model_impl.hpp"
@@ -64,6 +65,7 @@ class Binder {
       plan_.vectors = sat_add(plan_.vectors, cpu_alloc_bytes(uint64_t(n)));
       return nullptr;
     }
+    hash_weight_bytes(m_, t.data, t.nbytes);
     std::vector<float> host(static_cast<size_t>(n));
     for (int64_t i = 0; i < n; ++i) host[size_t(i)] = load_as_f32(t.data, t.dtype, size_t(i));
     float* dev = m_.backend->alloc(size_t(n));
@@ -102,7 +104,7 @@ class Binder {
         plan_.mapped = sat_add(plan_.mapped, t.nbytes);
       return w;
     }
-    hash_weight_sample(m_, t.data, t.nbytes);
+    hash_weight_bytes(m_, t.data, t.nbytes);  // as stored: a conversion below does not change the identity
     if (convert_to_ && *convert_to_ != t.dtype) {
       // Requested storage dtype differs: convert once at load into an owned buffer.
       const size_t n = size_t(rows * cols), es = dtype_size(*convert_to_);
@@ -117,7 +119,6 @@ class Binder {
       }
       w.data = buf.get();
       w.dtype = *convert_to_;
-      hash_weight_sample(m_, buf.get(), n * es);  // a converted model is a different model
       m_.owned_bytes.push_back(std::move(buf));
       return w;
     }
@@ -320,11 +321,10 @@ DeviceKind device_kind(Device d) {
   return d == Device::Cpu ? DeviceKind::Cpu : d == Device::Cuda ? DeviceKind::Cuda : DeviceKind::Auto;
 }
 
-void hash_weight_sample(Model::Impl& m, const void* host, size_t n) {
-  if (!host || n == 0) return;
-  const size_t k = std::min<size_t>(256, n);
-  m.weight_hash = fnv1a(host, k, m.weight_hash);
-  m.weight_hash = fnv1a(static_cast<const uint8_t*>(host) + (n - k), k, m.weight_hash);
+void hash_weight_bytes(Model::Impl& m, const void* host, size_t n) {
+  if (!host) return;
+  // Chained: the order of the weights counts, and so does where one ends and the next begins.
+  m.weight_hash = hash_words(host, n, m.weight_hash);
 }
 
 uint64_t fnv1a(const void* data, size_t n, uint64_t h) {
@@ -334,8 +334,7 @@ uint64_t fnv1a(const void* data, size_t n, uint64_t h) {
 }
 
 namespace {
-// Hash of the architecture and of a sample of every weight (its first and last 256 bytes): cheap
-// at any model size, and two different checkpoints of one shape still differ.
+// Hash of the architecture and of every weight byte as stored (ModelInfo::fingerprint).
 uint64_t model_fingerprint(const Model::Impl& m) {
   const ModelConfig& c = m.cfg;
   uint64_t h = 0xcbf29ce484222325ull;
@@ -343,8 +342,8 @@ uint64_t model_fingerprint(const Model::Impl& m) {
   h = fnv1a(dims, sizeof dims, h);
   h = fnv1a(c.theta.data(), c.theta.size() * 4, h);
   h = fnv1a(c.log_decay.data(), c.log_decay.size() * 4, h);
-  // Weight samples were hashed from host memory as they were bound (the backend's copies may
-  // live on a device).
+  // The weights were hashed from host memory as they were bound (the backend's copies may live on a
+  // device, converted).
   return fnv1a(&m.weight_hash, sizeof m.weight_hash, h);
 }
 }  // namespace

@@ -114,7 +114,7 @@ std::shared_ptr<const Model> Model::Impl::random(const RandomModelSpec& sp, cons
       }
     }
     WeightRef w{buf.get(), dt, rows, cols};
-    hash_weight_sample(*m, buf.get(), bytes);
+    hash_weight_bytes(*m, buf.get(), bytes);
     m->owned_bytes.push_back(std::move(buf));
     m->info.n_params += n;
     m->info.weight_bytes += bytes;
