@@ -30,6 +30,7 @@ std::span<const float> Session::prefill(std::span<const int32_t> tokens, const P
   auto r = impl_->prefill(tokens, options);
   impl_->stats.prompt_ms += std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
   impl_->stats.prompt_tokens += int64_t(tokens.size());
+  impl_->history.add(tokens);
   return r;
 }
 
@@ -49,6 +50,7 @@ std::span<const float> Session::decode(int32_t token) {
   self->be.to_host(self->logits_host.data(), self->logits, size_t(self->c.vocab_size));
   self->stats.eval_ms += std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
   self->stats.eval_tokens += 1;
+  self->history.add(std::span<const int32_t>(&token, 1));
   return self->logits_host;
 }
 
@@ -86,12 +88,21 @@ void Session::decode_batch(std::span<Session* const> sessions, std::span<const i
     s->stats.eval_ms += ms;
     s->stats.eval_tokens += 1;
   }
+  for (size_t b = 0; b < seqs.size(); ++b) seqs[b]->history.add(tokens.subspan(b, 1));
 }
 
 std::span<const float> Session::logits() const { return impl_->logits_host; }
 
 int64_t Session::position() const { return impl_->pos; }
 const Model& Session::model() const { return *impl_->model_ref; }
+
+bool Session::history_matches(std::span<const int32_t> tokens) const {
+  const Impl& s = *impl_;
+  if (s.history.count != uint64_t(s.pos) || tokens.size() != uint64_t(s.pos)) return false;
+  TokenDigest d;
+  d.add(tokens);
+  return d == s.history;
+}
 
 void Session::reset() {
   Impl& s = *impl_;
@@ -100,6 +111,7 @@ void Session::reset() {
   for (float* st : s.states) s.be.zero(st, sz);
   std::fill(s.ts_scale.begin(), s.ts_scale.end(), 0.f);
   s.pos = 0;
+  s.history = TokenDigest{};
   s.stats = SessionStats{};
   s.logits_host.clear();  // keeps the capacity: decode still does not allocate
   s.be.synchronize();     // every call leaves the state complete (batches of other sessions read it)
@@ -112,6 +124,7 @@ Session Session::clone() const {
   for (size_t l = 0; l < copy->states.size(); ++l) copy->be.copy(copy->states[l], impl_->states[l], sz);
   copy->ts_scale = impl_->ts_scale;
   copy->pos = impl_->pos;
+  copy->history = impl_->history;
   copy->be.synchronize();
   return Session(std::move(copy));
 }
