@@ -13,6 +13,7 @@
 
 #include "cli_util.hpp"
 #include "commands.hpp"
+#include "prompt_cache.hpp"
 #include "retnet/sampler.hpp"
 #include "retnet/tokenizer.hpp"
 
@@ -21,7 +22,7 @@ namespace retnet::cli {
 namespace {
 
 struct GenerateArgs {
-  std::string model, prompt, file, device = "auto", samplers;
+  std::string model, prompt, file, device = "auto", samplers, prompt_cache;
   int64_t n_predict = 128;
   int64_t seed = -1;
   int threads = 0;
@@ -99,6 +100,9 @@ Runner add_generate_command(CLI::App& app) {
   c->add_option("--samplers", a->samplers, "Sampler order, e.g. penalties;top_k;top_p;min_p;temperature");
   c->add_flag("--ignore-eos", a->ignore_eos, "Do not stop at the end-of-sequence token");
   c->add_flag("-e,--echo", a->echo, "Print the prompt on stdout before the generated text");
+  c->add_option("--prompt-cache", a->prompt_cache,
+                "State snapshot file: resume from it when it holds a prefix of the prompt's tokens; the state "
+                "is saved there after generating");
   add_check_weights_flag(c, a->check_weights);
   add_bf16_activations_flag(c, a->bf16_activations);
   return [a, c]() -> int {
@@ -111,6 +115,7 @@ Runner add_generate_command(CLI::App& app) {
     if (!a->samplers.empty()) a->sp.order = parse_sampler_order(a->samplers);
     const Device device = parse_device(a->device);
     check_prompt_source(c->count("--prompt") > 0, a->file);
+    if (c->count("--prompt-cache") && a->prompt_cache.empty()) throw Error("--prompt-cache: the path is empty");
     if (global_flags().dry_run) {
       a->sp.validate();  // as given on the command line; generation_config.json is read below
       return 0;
@@ -158,13 +163,16 @@ Runner add_generate_command(CLI::App& app) {
     go.sampler = a->sp;
     go.ignore_eos = a->ignore_eos;
     Session session(model);
-    const GenerateResult res = session.generate(tok, prompt, go, [](const TokenEvent& ev) {
+    const auto on_token = [](const TokenEvent& ev) {
       if (!ev.text.empty()) {
         std::fwrite(ev.text.data(), 1, ev.text.size(), stdout);
         std::fflush(stdout);
       }
       return !interrupted();
-    });
+    };
+    const GenerateResult res = a->prompt_cache.empty()
+                                   ? session.generate(tok, prompt, go, on_token)
+                                   : generate_with_prompt_cache(session, tok, prompt, go, on_token, a->prompt_cache, quiet);
     if (a->n_predict != 0) {
       std::fputc('\n', stdout);
       std::fflush(stdout);
