@@ -66,7 +66,8 @@ TEST(SessionHistory, GenerateFromTokensResumesAStateAndEqualsAFullRun) {
   lo.threads = 1;
   const auto model = Model::load(kBundled, lo);
   const Tokenizer tok = Tokenizer::load(kBundled);
-  const std::vector<int32_t> ids = tok.encode("And God said, Let there be light: and there was light. And God saw", true);
+  const std::vector<int32_t> ids =
+      tok.encode("And God said, Let there be light: and there was light. And God saw", true);
   ASSERT_GT(ids.size(), 8u);
   GenerateOptions go;
   go.max_tokens = 16;
@@ -169,7 +170,8 @@ TEST_F(PromptCache, SecondRunResumesAndGivesTheSameTextAsNoCache) {
   const uintmax_t size = fs::file_size(cache);
   // The same prompt again: the cache holds all of it but the last token, which is all that is prefilled.
   const CliRun second = gen(kPrompt, cache);
-  EXPECT_TRUE(Contains(second.err, "resuming " + std::to_string(n - 1) + " of " + std::to_string(n) + " prompt tokens"));
+  EXPECT_TRUE(
+      Contains(second.err, "resuming " + std::to_string(n - 1) + " of " + std::to_string(n) + " prompt tokens"));
   EXPECT_EQ(prompt_eval_tokens(second.err), 1);
   EXPECT_EQ(second.out, plain.out);
   // A longer prompt extending it: only the new tokens, and the text of a run without the cache.
@@ -219,7 +221,8 @@ TEST_F(PromptCache, CacheOfAnotherModelOrDamagedIsIgnoredAndReplaced) {
   EXPECT_EQ(prompt_eval_tokens(gen(kPrompt, cache).err), 1) << "the cache was not replaced";
   // Damaged: warned about even with -q, then replaced.
   write_file(cache, "not a snapshot");
-  const CliRun q = run({"generate", "-m", kBundled, "-p", kPrompt, "-n", "2", "-t", "1", "-q", "--prompt-cache", cache});
+  const CliRun q =
+      run({"generate", "-m", kBundled, "-p", kPrompt, "-n", "2", "-t", "1", "-q", "--prompt-cache", cache});
   EXPECT_EQ(q.code, 0) << q.err;
   EXPECT_TRUE(Contains(q.err, "warning: prompt cache ignored (it is replaced after generating): " + cache +
                                   ": state snapshot: not a retnet state (bad magic)"));

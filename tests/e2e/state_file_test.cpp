@@ -316,13 +316,15 @@ TEST_F(StateFile, FailuresNameTheTargetAndTheReasonNeverTheTemporary) {
   EXPECT_TRUE(fs::is_regular_file(just_fits));
   fs::remove(just_fits);
   m = error_of((dir_ / "missing" / "x.state").string());
-  EXPECT_TRUE(Contains(m, (dir_ / "missing" / "x.state").string() + ": cannot write state snapshot: No such file or directory"));
+  EXPECT_TRUE(Contains(m, (dir_ / "missing" / "x.state").string() +
+                              ": cannot write state snapshot: No such file or directory"));
   fs::create_directory(dir_ / "d");
   m = error_of((dir_ / "d").string());
   EXPECT_TRUE(Contains(m, (dir_ / "d").string() + ": cannot write state snapshot: Is a directory"));
   fs::create_symlink("d", dir_ / "link_to_dir");
   m = error_of((dir_ / "link_to_dir").string());
-  EXPECT_TRUE(Contains(m, (dir_ / "link_to_dir").string() + " (-> " + (dir_ / "d").string() + "): cannot write state snapshot: Is a directory"));
+  EXPECT_TRUE(Contains(m, (dir_ / "link_to_dir").string() + " (-> " + (dir_ / "d").string() +
+                              "): cannot write state snapshot: Is a directory"));
   m = error_of("");
   EXPECT_EQ(m, "cannot write state snapshot: the path is empty");
   EXPECT_EQ(leftovers({"d", "link_to_dir"}), std::vector<std::string>{});
@@ -425,7 +427,8 @@ TEST_F(StateFile, NonFiniteStateOrScaleIsRefused) {
       {scales + 4 * (H - 1), inf, "the scale of head " + std::to_string(H - 1) + " is Inf"},
       {scales, nan, "the scale of head 0 is NaN"},
       {states + 4 * 17, nan, "the state of layer 0 holds NaN at element 17"},
-      {states + 4 * ((L - 1) * per_layer + 5), -inf, "the state of layer " + std::to_string(L - 1) + " holds Inf at element 5"},
+      {states + 4 * ((L - 1) * per_layer + 5), -inf,
+       "the state of layer " + std::to_string(L - 1) + " holds Inf at element 5"},
   };
   Session s = session(2);
   const std::vector<uint8_t> before = s.save_state();
