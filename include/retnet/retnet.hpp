@@ -113,7 +113,11 @@ struct ModelInfo {
   GenerationDefaults generation;       // sampling defaults of generation_config.json (none for random models)
   int64_t bos_token_id = -1;
   double load_ms = 0;  // wall time of Model::load
-  uint64_t fingerprint = 0;  // architecture + weight sample hash; state snapshots carry it
+  // Identity of the model for state snapshots (which carry it): a hash of the architecture and of
+  // every weight byte as the checkpoint stores it (before any LoadOptions::dtype conversion, so the
+  // same checkpoint loaded with another dtype or device has the same fingerprint), computed once at
+  // load. Random models: of their generated weights (so of the spec and seed).
+  uint64_t fingerprint = 0;
 };
 
 // A model with random weights of a given shape, built in memory (no checkpoint): for benchmarks
@@ -276,20 +280,36 @@ class RETNET_API Session {
   // callback propagates (the state then holds the tokens emitted before it).
   GenerateResult generate(const Tokenizer& tokenizer, std::string_view prompt, const GenerateOptions& options = {},
                           const std::function<bool(const TokenEvent&)>& on_token = {});
+  // The same from token ids (no encoding, no BOS or EOS added): prefills prompt[absorbed:] and
+  // samples; the sampler's penalties see the whole prompt, as if all of it had been prefilled here.
+  // absorbed > 0 resumes a state that already holds exactly prompt[0, absorbed) since position 0 (a
+  // prompt cache: load_state, then history_matches); Error, session unchanged, when it does not or
+  // when absorbed is not in [0, prompt.size()) (a snapshot has no logits: at least one token must
+  // be prefilled). GenerateResult::prompt_tokens counts the tokens prefilled.
+  GenerateResult generate(const Tokenizer& tokenizer, std::span<const int32_t> prompt, int64_t absorbed,
+                          const GenerateOptions& options = {},
+                          const std::function<bool(const TokenEvent&)>& on_token = {});
   SessionStats stats() const;  // cumulative since construction or reset(); a copy
 
   int64_t position() const;  // tokens absorbed so far (the absolute position of the next token)
+  // Whether the tokens absorbed since construction or reset() (by prefill, decode, decode_batch and
+  // generate, or carried in by load_state) are exactly `tokens`, in order. Snapshots store a 128-bit
+  // digest of them, not the tokens; false when a call failed part way (the history is not known).
+  bool history_matches(std::span<const int32_t> tokens) const;
   void reset();              // back to the empty state at position 0; clears stats() and logits()
 
   // State snapshots. A RetNet state has a constant size whatever the context length, so a long
   // prompt can be prefilled once, saved, and resumed in another process. The snapshot carries a
-  // format version, the state dtype, the model's fingerprint, the position and a checksum; loading
-  // a snapshot of another model, or a truncated or corrupted one, throws Error and leaves this
+  // format version, the state dtype, the model's fingerprint, the position, a digest of the tokens
+  // absorbed (history_matches) and a checksum; loading a snapshot of another model or format
+  // version, a truncated or corrupted one, or one holding NaN or Inf, throws Error and leaves this
   // session unchanged. Logits are not saved: decode the next token after load_state.
   std::vector<uint8_t> save_state() const;  // the caller owns the bytes
   void load_state(std::span<const uint8_t> bytes);  // bytes are only read during the call
-  // File forms. Saving writes a temporary file beside the target and renames it into place, so a
-  // failure never leaves a partial snapshot under the target name. Error names the path.
+  // File forms. Saving goes through write_file_atomically (atomic_write.hpp): symbolic links are
+  // followed to the file they name; a regular file is replaced through a synced temporary renamed
+  // into place (keeping its permission bits), so a failure never leaves a partial snapshot under the
+  // target name; a device or FIFO is written in place. Error names the path and the OS reason.
   void save_state_file(const std::string& path) const;
   void load_state_file(const std::string& path);
   // An independent copy of the state and position (stats and logits start empty), on the same

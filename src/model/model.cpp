@@ -9,6 +9,7 @@
 #include <optional>
 #include <set>
 
+#include "common/hash_words.hpp"
 #include "common/json_file.hpp"
 #include "model/family.hpp"
 #include "model/generation_config.hpp"
@@ -39,11 +40,10 @@ Model::Impl::~Impl() {
     for (float* p : owned_f32) backend->release(p);
 }
 
-void hash_weight_sample(Model::Impl& m, const void* host, size_t n) {
-  if (!host || n == 0) return;
-  const size_t k = std::min<size_t>(256, n);
-  m.weight_hash = fnv1a(host, k, m.weight_hash);
-  m.weight_hash = fnv1a(static_cast<const uint8_t*>(host) + (n - k), k, m.weight_hash);
+void hash_weight_bytes(Model::Impl& m, const void* host, size_t n) {
+  if (!host) return;
+  // Chained: the order of the weights counts, and so does where one ends and the next begins.
+  m.weight_hash = hash_words(host, n, m.weight_hash);
 }
 
 uint64_t fnv1a(const void* data, size_t n, uint64_t h) {
@@ -53,8 +53,7 @@ uint64_t fnv1a(const void* data, size_t n, uint64_t h) {
 }
 
 namespace {
-// Hash of the architecture and of a sample of every weight (its first and last 256 bytes): cheap
-// at any model size, and two different checkpoints of one shape still differ.
+// Hash of the architecture and of every weight byte as stored (ModelInfo::fingerprint).
 uint64_t model_fingerprint(const Model::Impl& m) {
   const ModelConfig& c = m.cfg;
   uint64_t h = 0xcbf29ce484222325ull;
@@ -62,8 +61,8 @@ uint64_t model_fingerprint(const Model::Impl& m) {
   h = fnv1a(dims, sizeof dims, h);
   h = fnv1a(c.theta.data(), c.theta.size() * 4, h);
   h = fnv1a(c.log_decay.data(), c.log_decay.size() * 4, h);
-  // Weight samples were hashed from host memory as they were bound (the backend's copies may
-  // live on a device).
+  // The weights were hashed from host memory as they were bound (the backend's copies may live on a
+  // device, converted).
   return fnv1a(&m.weight_hash, sizeof m.weight_hash, h);
 }
 }  // namespace

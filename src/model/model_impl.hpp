@@ -66,7 +66,7 @@ struct Model::Impl {
   std::vector<LayerWeights> layers;
   std::vector<float> gamma;  // [H] exp(ln γ) in fp32: the per-step decay of the recurrent form
   uint64_t fingerprint = 0;  // identifies config + weights (state snapshots refuse other models)
-  uint64_t weight_hash = 0xcbf29ce484222325ull;  // running hash of weight samples, taken from host views
+  uint64_t weight_hash = 0xcbf29ce484222325ull;  // running hash of every weight byte, taken from host views
   MemoryPlan memory;  // host memory the load planned for and checked before allocating (memory_plan.hpp)
 
   // Backend buffers owned by the model (norm vectors, realigned or uploaded weights).
@@ -112,7 +112,7 @@ void apply_bf16_activations(Model::Impl& m, bool requested);
 // Whether the backend keeps weights, states and workspaces in host memory (everything but CUDA).
 bool backend_on_host(const Backend& be);
 uint64_t fnv1a(const void* data, size_t n, uint64_t h = 0xcbf29ce484222325ull);
-// Adds the first and last 256 bytes of a weight (host memory, before upload) to m.weight_hash.
-void hash_weight_sample(Model::Impl& m, const void* host, size_t bytes);
+// Adds every byte of a weight as stored (host memory, before conversion and upload) to m.weight_hash.
+void hash_weight_bytes(Model::Impl& m, const void* host, size_t bytes);
 
 }  // namespace retnet

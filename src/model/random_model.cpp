@@ -97,7 +97,7 @@ std::unique_ptr<Model::Impl> random_model_impl(const RandomModelSpec& sp, const 
     const float a = std::sqrt(3.0f / float(cols));  // unit-variance outputs for unit-variance inputs
     for (size_t i = 0; i < n; ++i) store_from_f32(buf.get(), dt, i, rng.uniform(a));
     WeightRef w{buf.get(), dt, rows, cols};
-    hash_weight_sample(*m, buf.get(), bytes);
+    hash_weight_bytes(*m, buf.get(), bytes);
     m->owned_bytes.push_back(std::move(buf));
     m->info.n_params += n;
     m->info.weight_bytes += bytes;

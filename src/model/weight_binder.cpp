@@ -44,6 +44,7 @@ const float* WeightBinder::vector(const std::string& name, int64_t n) {
     plan_.vectors = sat_add(plan_.vectors, m_.backend->host_alloc_bytes(uint64_t(n)));
     return nullptr;
   }
+  hash_weight_bytes(m_, t.data, t.nbytes);
   std::vector<float> host(static_cast<size_t>(n));
   for (int64_t i = 0; i < n; ++i) host[size_t(i)] = load_as_f32(t.data, t.dtype, size_t(i));
   float* dev = m_.backend->alloc(size_t(n));
@@ -71,7 +72,7 @@ WeightRef WeightBinder::view(const TensorInfo& t, int64_t rows, int64_t cols) {
       plan_.mapped = sat_add(plan_.mapped, t.nbytes);
     return w;
   }
-  hash_weight_sample(m_, t.data, t.nbytes);
+  hash_weight_bytes(m_, t.data, t.nbytes);  // as stored: a conversion below does not change the identity
   if (convert_to_ && *convert_to_ != t.dtype) {
     // Requested storage dtype differs: convert once at load into an owned buffer.
     const size_t n = size_t(rows * cols), bytes = size_t(rows) * dtype_row_bytes(*convert_to_, cols);
@@ -79,7 +80,6 @@ WeightRef WeightBinder::view(const TensorInfo& t, int64_t rows, int64_t cols) {
     for (size_t i = 0; i < n; ++i) store_from_f32(buf.get(), *convert_to_, i, load_as_f32(t.data, t.dtype, i));
     w.data = buf.get();
     w.dtype = *convert_to_;
-    hash_weight_sample(m_, buf.get(), bytes);  // a converted model is a different model
     m_.owned_bytes.push_back(std::move(buf));
     return w;
   }

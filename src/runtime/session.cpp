@@ -50,6 +50,7 @@ std::span<const float> Session::prefill(std::span<const int32_t> tokens, const P
   auto r = s.prefill(tokens, options);
   s.stats.prompt_ms += std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
   s.stats.prompt_tokens += s.pos - pos0;  // all of them unless cancelled
+  s.history.add(tokens.first(size_t(s.pos - pos0)));  // the tokens absorbed (a cancel stops between blocks)
   return r;
 }
 
@@ -70,6 +71,7 @@ std::span<const float> Session::decode(int32_t token) {
   self->be.to_host(self->logits_host.data(), self->logits, size_t(self->c.vocab_size));
   self->stats.eval_ms += std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
   self->stats.eval_tokens += 1;
+  self->history.add(std::span<const int32_t>(&token, 1));
   return self->logits_host;
 }
 
@@ -107,12 +109,21 @@ void Session::decode_batch(std::span<Session* const> sessions, std::span<const i
     s->stats.eval_ms += ms;
     s->stats.eval_tokens += 1;
   }
+  for (size_t b = 0; b < seqs.size(); ++b) seqs[b]->history.add(tokens.subspan(b, 1));
 }
 
 std::span<const float> Session::logits() const { return live().logits_host; }
 
 int64_t Session::position() const { return live().pos; }
 const Model& Session::model() const { return *live().model_ref; }
+
+bool Session::history_matches(std::span<const int32_t> tokens) const {
+  const Impl& s = live();
+  if (s.history.count != uint64_t(s.pos) || tokens.size() != uint64_t(s.pos)) return false;
+  TokenDigest d;
+  d.add(tokens);
+  return d == s.history;
+}
 
 void Session::reset() {
   Impl& s = live();
@@ -121,6 +132,7 @@ void Session::reset() {
   for (float* st : s.states) s.be.zero(st, sz);
   std::fill(s.ts_scale.begin(), s.ts_scale.end(), 0.f);
   s.pos = 0;
+  s.history = TokenDigest{};
   s.stats = SessionStats{};
   s.logits_host.clear();  // keeps the capacity: decode still does not allocate
   s.be.synchronize();     // every call leaves the state complete (batches of other sessions read it)
@@ -134,6 +146,7 @@ Session Session::clone() const {
   for (size_t l = 0; l < copy->states.size(); ++l) copy->be.copy(copy->states[l], s.states[l], sz);
   copy->ts_scale = s.ts_scale;
   copy->pos = s.pos;
+  copy->history = s.history;
   copy->be.synchronize();
   return Session(std::move(copy));
 }

@@ -13,6 +13,7 @@
 #include "model/model_impl.hpp"
 #include "retnet/retnet.hpp"
 #include "runtime/step_inputs.hpp"
+#include "runtime/token_digest.hpp"
 
 namespace retnet {
 
@@ -74,6 +75,9 @@ struct Session::Impl {
   SessionStats stats;
   std::vector<float*> states;   // [L] each [H, dk, dv] fp32
   std::vector<float> ts_scale;  // [H] s_n = Σ_{t<pos} γ^t (torchscale recurrent bookkeeping)
+  // The tokens absorbed (Session's prefill/decode/decode_batch, and so generate; snapshots carry it).
+  // history.count != pos: not known (a call that failed part way).
+  TokenDigest history;
 
   // Workspace for up to cap rows (grown by prefill; decode never allocates).
   int64_t cap = 0;

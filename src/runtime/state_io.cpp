@@ -2,33 +2,32 @@
 //
 //   offset  size  field
 //   0       8     magic "RETNETST"
-//   8       4     format version (1)
+//   8       4     format version (2; version 1 had no token digest)
 //   12      4     state dtype (0 = f32)
-//   16      8     model fingerprint
+//   16      8     model fingerprint (ModelInfo::fingerprint)
 //   24      8     position (tokens absorbed)
 //   32      16    L, H, dk, dv (u32 each)
-//   48      4·H   torchscale recursion scalars s_n (f32)
+//   48      8     token digest: count of the tokens it covers (== position when the history is known)
+//   56      16    token digest: 128-bit hash of those token ids (token_digest.hpp)
+//   72      4·H   torchscale recursion scalars s_n (f32)
 //   ...     4·L·H·dk·dv   states, layer-major [L][H][dk][dv] f32
 //   end-8   8     FNV-1a 64 of every byte before it
 // All little-endian (the only byte order this engine builds for).
-#include <fcntl.h>
-#include <unistd.h>
-
-#include <atomic>
 #include <cerrno>
-#include <cstdio>
+#include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 
+#include "retnet/atomic_write.hpp"
 #include "runtime/session_impl.hpp"
 
 namespace retnet {
 
 namespace {
 constexpr char kMagic[8] = {'R', 'E', 'T', 'N', 'E', 'T', 'S', 'T'};
-constexpr uint32_t kVersion = 1;
-constexpr size_t kHeader = 48;
+constexpr uint32_t kVersion = 2;
+constexpr size_t kHeader = 72;
 // Positions only grow by the tokens absorbed, so no real snapshot comes near this; a larger stored
 // position (from a forged snapshot with a valid checksum) would make the next step's pos + T
 // overflow int64 (undefined behaviour, found by tests/fuzz/state_snapshot).
@@ -70,6 +69,9 @@ std::vector<uint8_t> Session::save_state() const {
   put(out, s.m.fingerprint);
   put(out, s.pos);
   for (int64_t d : {c.n_layers, c.n_heads, c.head_dk, c.head_dv}) put(out, uint32_t(d));
+  put(out, s.history.count);
+  put(out, s.history.h[0]);
+  put(out, s.history.h[1]);
   for (float v : s.ts_scale) put(out, v);
   std::vector<float> host(per_layer);
   for (float* st : s.states) {
@@ -109,9 +111,23 @@ void Session::load_state(std::span<const uint8_t> b) {
   if (pos < 0) throw Error("state snapshot: negative position");
   if (pos > kMaxPosition)
     throw Error("state snapshot: position " + std::to_string(pos) + " is beyond 2^62 tokens (forged or corrupted)");
+  // A NaN or Inf would poison every later token (a checksum recomputed over a forged or damaged state
+  // passes): refused before anything is committed.
+  const uint8_t* const values = b.data() + kHeader;
+  for (size_t h = 0; h < size_t(c.n_heads); ++h)
+    if (const float v = get<float>(values + 4 * h); !std::isfinite(v))
+      throw Error("state snapshot: the scale of head " + std::to_string(h) + " is " + (std::isnan(v) ? "NaN" : "Inf") +
+                  " (damaged or forged)");
+  for (size_t l = 0; l < size_t(c.n_layers); ++l) {
+    const uint8_t* layer = values + 4 * size_t(c.n_heads) + 4 * per_layer * l;
+    for (size_t i = 0; i < per_layer; ++i)
+      if (const float v = get<float>(layer + 4 * i); !std::isfinite(v))
+        throw Error("state snapshot: the state of layer " + std::to_string(l) + " holds " +
+                    (std::isnan(v) ? "NaN" : "Inf") + " at element " + std::to_string(i) + " (damaged or forged)");
+  }
   // Validated: now commit (no partial update on error above).
   const std::lock_guard<std::mutex> lk(s.be.exclusive());
-  const uint8_t* p = b.data() + kHeader;
+  const uint8_t* p = values;
   for (auto& v : s.ts_scale) {
     v = get<float>(p);
     p += 4;
@@ -124,42 +140,17 @@ void Session::load_state(std::span<const uint8_t> b) {
   }
   s.be.synchronize();  // every call leaves the state complete (batches of other sessions read it)
   s.pos = pos;
+  s.history.count = get<uint64_t>(b.data() + 48);
+  s.history.h[0] = get<uint64_t>(b.data() + 56);
+  s.history.h[1] = get<uint64_t>(b.data() + 64);
   s.logits_host.clear();  // a snapshot holds no logits; leave none from before it visible
 }
 
 void Session::save_state_file(const std::string& path) const {
   const std::vector<uint8_t> bytes = save_state();
-  // Written to a temporary beside the target, synced, then renamed over it: a reader sees the old
-  // snapshot or the new one, never part of one, and a failure removes the temporary. The name is
-  // unique per process and call, so that sessions saving to one path at the same time cannot write
-  // into each other's temporary (and rename a half-written one into place).
-  static std::atomic<uint64_t> counter{0};
-  const std::string tmp = path + ".tmp" + std::to_string(::getpid()) + "." + std::to_string(counter++);
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
-  if (fd < 0) throw Error(path + ": cannot write state snapshot: " + std::strerror(errno));
-  auto fail = [&](const std::string& what) {
-    const int e = errno;
-    ::close(fd);
-    ::unlink(tmp.c_str());
-    throw Error(path + ": " + what + ": " + std::strerror(e));
-  };
-  for (size_t done = 0; done < bytes.size();) {
-    const ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) fail("writing the state snapshot failed");
-    done += size_t(n);
-  }
-  if (::fsync(fd) != 0) fail("syncing the state snapshot failed");
-  if (::close(fd) != 0) {
-    const int e = errno;
-    ::unlink(tmp.c_str());
-    throw Error(path + ": closing the state snapshot failed: " + std::strerror(e));
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    const int e = errno;
-    ::unlink(tmp.c_str());
-    throw Error(path + ": cannot move the snapshot into place: " + std::strerror(e));
-  }
+  // Through a synced temporary renamed into place (or in place for a device or FIFO): a reader sees
+  // the old snapshot or the new one, never part of one; links are followed (atomic_write.hpp).
+  write_file_atomically(path, bytes, "state snapshot");
 }
 
 void Session::load_state_file(const std::string& path) {

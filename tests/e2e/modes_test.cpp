@@ -246,7 +246,7 @@ TEST(StateSnapshot, ResumedDecodingIsIdentical) {
     Session a(model);
     a.prefill(std::span<const int32_t>(ids.data(), 13), PrefillOptions{});
     const std::vector<uint8_t> snap = a.save_state();
-    EXPECT_EQ(snap.size(), 48 + 4 * size_t(model->info().heads) + model->info().state_bytes + 8);
+    EXPECT_EQ(snap.size(), 72 + 4 * size_t(model->info().heads) + model->info().state_bytes + 8);
     const std::string path = (std::filesystem::temp_directory_path() / ("retnet_state_" + f + ".bin")).string();
     a.save_state_file(path);
     Session b(model), c(model);
@@ -288,7 +288,7 @@ TEST(StateSnapshot, RefusesOtherModelsAndDamagedSnapshots) {
     EXPECT_EQ(s.position(), 3);  // unchanged on failure
   };
   expect_refused({}, "magic");
-  expect_refused(std::vector<uint8_t>(snap.begin(), snap.begin() + 47), "truncated inside the 48-byte header");
+  expect_refused(std::vector<uint8_t>(snap.begin(), snap.begin() + 71), "truncated inside the 72-byte header");
   expect_refused(std::vector<uint8_t>(snap.begin(), snap.end() - 1), "truncated");
   auto corrupt = snap;
   corrupt[100] ^= 0x40;
@@ -296,7 +296,7 @@ TEST(StateSnapshot, RefusesOtherModelsAndDamagedSnapshots) {
   auto version = snap;
   version[8] = 9;
   expect_refused(version, "version");
-  // Same shape, different weights: the fingerprint samples the weights, not just the shape.
+  // Same shape, different weights: the fingerprint covers the weights, not just the shape.
   std::vector<uint8_t> same_shape_other = snap;
   same_shape_other[16] ^= 1;
   expect_refused(same_shape_other, "different model");

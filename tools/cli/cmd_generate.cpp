@@ -11,6 +11,7 @@
 
 #include "cli_util.hpp"
 #include "commands.hpp"
+#include "prompt_cache.hpp"
 #include "retnet/sampler.hpp"
 #include "retnet/tokenizer.hpp"
 #include "std_streams.hpp"
@@ -20,7 +21,7 @@ namespace retnet::cli {
 namespace {
 
 struct GenerateArgs {
-  std::string model, prompt, file, device = "auto", samplers, angles = "reference";
+  std::string model, prompt, file, device = "auto", samplers, angles = "reference", prompt_cache;
   int64_t n_predict = 128;
   int64_t seed = -1;
   int threads = 0;
@@ -62,6 +63,9 @@ Runner add_generate_command(CLI::App& app) {
   c->add_option("--samplers", a->samplers, "Sampler order, e.g. penalties;top_k;top_p;min_p;temperature");
   c->add_flag("--ignore-eos", a->ignore_eos, "Do not stop at the end-of-sequence token");
   c->add_flag("-e,--echo", a->echo, "Print the prompt on stdout before the generated text");
+  c->add_option("--prompt-cache", a->prompt_cache,
+                "State snapshot file: resume from it when it holds a prefix of the prompt's tokens; the state "
+                "is saved there after generating");
   add_check_weights_flag(c, a->check_weights);
   add_bf16_activations_flag(c, a->bf16_activations);
   return [a, c]() -> int {
@@ -75,6 +79,7 @@ Runner add_generate_command(CLI::App& app) {
     const Device device = parse_device(a->device);
     const Angles angles = parse_angles(a->angles);
     check_prompt_source(c->count("--prompt") > 0, a->file);
+    if (c->count("--prompt-cache") && a->prompt_cache.empty()) throw Error("--prompt-cache: the path is empty");
     if (global_flags().dry_run) {
       a->sp.validate();  // as given on the command line; generation_config.json is read by the load
       return 0;
@@ -124,7 +129,7 @@ Runner add_generate_command(CLI::App& app) {
     go.prefill.on_progress = [](int64_t, int64_t) { return !interrupted(); };
     Session session(model);
     std::exception_ptr write_error;  // the first failed write stops generation; rethrown once it returns
-    const GenerateResult res = session.generate(tok, prompt, go, [&write_error](const TokenEvent& ev) {
+    const auto on_token = [&write_error](const TokenEvent& ev) {
       if (!ev.text.empty()) {
         try {
           out(ev.text);
@@ -135,7 +140,10 @@ Runner add_generate_command(CLI::App& app) {
         }
       }
       return !interrupted();
-    });
+    };
+    const GenerateResult res =
+        a->prompt_cache.empty() ? session.generate(tok, prompt, go, on_token)
+                                : generate_with_prompt_cache(session, tok, prompt, go, on_token, a->prompt_cache, quiet);
     if (write_error) std::rethrow_exception(write_error);
     if (a->n_predict != 0) {
       out("\n");

@@ -1,34 +1,30 @@
 // retnet logits: full logits of a token sequence, for parity checks against reference implementations.
-#include <unistd.h>
-
-#include <memory>
-
-#include <cstdio>
 #include <cstdint>
+#include <cstdio>
+#include <memory>
+#include <span>
+
 #include "commands.hpp"
+#include "retnet/atomic_write.hpp"
 #include "std_streams.hpp"
 
 namespace retnet::cli {
 
 namespace {
-// A float32 C-order .npy (format 1.0), written to a temporary name and renamed into place.
+// A float32 C-order .npy (format 1.0), written whole through write_file_atomically: a regular file is
+// replaced by a synced temporary renamed into place (links followed), a device or /dev/stdout is
+// written in place.
 void write_npy(const std::string& path, const std::vector<float>& data, int64_t rows, int64_t cols) {
   std::string dict = "{'descr': '<f4', 'fortran_order': False, 'shape': (" + std::to_string(rows) + ", " +
                      std::to_string(cols) + "), }";
   dict.append((64 - (10 + dict.size() + 1) % 64) % 64, ' ');
   dict += '\n';
-  // Unique per process: two runs writing the same output cannot write into one temporary.
-  const std::string tmp = path + ".tmp" + std::to_string(::getpid());
-  std::FILE* f = std::fopen(tmp.c_str(), "wb");
-  if (!f) throw Error(path + ": cannot open for writing");
-  const unsigned char head[10] = {0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0, uint8_t(dict.size() & 0xff), uint8_t(dict.size() >> 8)};
-  bool ok = std::fwrite(head, 1, 10, f) == 10 && std::fwrite(dict.data(), 1, dict.size(), f) == dict.size() &&
-            std::fwrite(data.data(), 4, data.size(), f) == data.size();
-  ok = std::fclose(f) == 0 && ok;
-  if (!ok || std::rename(tmp.c_str(), path.c_str()) != 0) {
-    std::remove(tmp.c_str());
-    throw Error(path + ": write failed");
-  }
+  const uint8_t head[10] = {0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0, uint8_t(dict.size() & 0xff), uint8_t(dict.size() >> 8)};
+  const std::span<const uint8_t> parts[3] = {
+      std::span<const uint8_t>(head, 10),
+      std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(dict.data()), dict.size()),
+      std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(data.data()), data.size() * 4)};
+  write_file_atomically(path, parts, "logits");
 }
 
 struct LogitsArgs {
