@@ -4,8 +4,8 @@
 namespace retnet {
 inline namespace RETNET_KERNEL_ABI {
 
-cudaError_t launch_embed(const void* table, DType t, const int32_t* ids, int64_t T, int64_t D, float scale,
-                         float* out, cudaStream_t stream) {
+cudaError_t launch_embed(const void* table, DType t, const int32_t* ids, int64_t T, int64_t D, float scale, float* out,
+                         cudaStream_t stream) {
   if (T <= 0 || D <= 0) return cudaSuccess;
   const dim3 grid = dim3(unsigned(T)), block = dim3(D >= 256 ? 256 : 128);
   return visit_dtype(

@@ -12,8 +12,8 @@ namespace retnet {
 inline namespace RETNET_KERNEL_ABI {
 
 // out[t, :] = scale · table[ids[t], :]                        table [V, D] (type t), ids [T], out [T, D]
-cudaError_t launch_embed(const void* table, DType t, const int32_t* ids, int64_t T, int64_t D, float scale,
-                         float* out, cudaStream_t stream);
+cudaError_t launch_embed(const void* table, DType t, const int32_t* ids, int64_t T, int64_t D, float scale, float* out,
+                         cudaStream_t stream);
 
 // dst[i] = float(src[i])                                      src [n] (type t), dst [n]
 cudaError_t launch_widen(const void* src, DType t, size_t n, float* dst, cudaStream_t stream);

@@ -1,6 +1,6 @@
 // Device code of theta_shift: the xPos/RoPE rotation of q and k at absolute positions.
 // The angle is THE definition of src/common/rotary.hpp: fp32 product float(n)·θ, then accurate
-// sinf/cosf (never __sinf: the fast intrinsics lose ~1e-3 rad at n = 1e5, retnet-reference P3).
+// sinf/cosf (never __sinf: the fast intrinsics lose ~1e-3 rad at n = 1e5, docs/reference.md §2.3).
 // The CPU twin is src/backend/cpu/rotary_cpu.cpp.
 #pragma once
 

@@ -43,8 +43,8 @@ typedef struct retnet_load_options {
   int bf16_activations; /* non-zero: prefill products against BF16 weights in bf16 on AVX512-BF16 CPUs
                            (about 2x faster prefill, logits no longer exact; ignored where it does not
                            apply; LoadOptions::bf16_activations) */
-  int angles;        /* 0 reference: float32(n)·θ as the PyTorch implementations compute it (reproduces
-                        them); 1 exact: n·θ in float64, for long contexts (LoadOptions::angles) */
+  int angles;           /* 0 reference: float32(n)·θ as the PyTorch implementations compute it (reproduces
+                           them); 1 exact: n·θ in float64, for long contexts (LoadOptions::angles) */
 } retnet_load_options;
 
 /* Message of the last failed call on this thread ("" if none), NUL-terminated. Owned by the library;
@@ -76,9 +76,9 @@ RETNET_API retnet_status retnet_session_prefill(retnet_session* session, const i
  * A cancel takes effect within one block (PrefillOptions::on_progress in retnet.hpp). */
 typedef int (*retnet_progress_callback)(int64_t done, int64_t total, void* user);
 /* retnet_session_prefill with a progress callback (NULL: none) that may cancel it. */
-RETNET_API retnet_status retnet_session_prefill_with_progress(retnet_session* session, const int32_t* tokens,
-                                                              size_t n, retnet_progress_callback on_progress,
-                                                              void* user, const float** logits);
+RETNET_API retnet_status retnet_session_prefill_with_progress(retnet_session* session, const int32_t* tokens, size_t n,
+                                                              retnet_progress_callback on_progress, void* user,
+                                                              const float** logits);
 /* One recurrent step; *logits as for prefill. */
 RETNET_API retnet_status retnet_session_decode(retnet_session* session, int32_t token, const float** logits);
 /* Tokens absorbed so far (-1 for NULL). */

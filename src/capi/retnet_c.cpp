@@ -84,8 +84,7 @@ retnet_status retnet_session_prefill_with_progress(retnet_session* session, cons
   bool cancelled = false;
   const retnet_status st = guard([&] {
     retnet::PrefillOptions po;
-    if (on_progress)
-      po.on_progress = [&](int64_t done, int64_t total) { return on_progress(done, total, user) == 0; };
+    if (on_progress) po.on_progress = [&](int64_t done, int64_t total) { return on_progress(done, total, user) == 0; };
     const auto lg = session->s.prefill(std::span<const int32_t>(tokens, n), po);
     cancelled = lg.empty();
     *logits = cancelled ? nullptr : lg.data();

@@ -120,8 +120,7 @@ class Writer {
     // A short name of its own, unique per process and call: a long target name cannot make it too
     // long, and saves to one path at the same time cannot write into each other's temporary.
     static std::atomic<uint64_t> counter{0};
-    const std::string tmp =
-        dir + "/.retnet-" + std::to_string(::getpid()) + "-" + std::to_string(counter++) + ".tmp";
+    const std::string tmp = dir + "/.retnet-" + std::to_string(::getpid()) + "-" + std::to_string(counter++) + ".tmp";
     // An existing file's permissions are set on the temporary before any byte is written to it; until
     // then it is readable by the owner only.
     const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, t.exists ? 0600 : 0666);

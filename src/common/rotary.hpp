@@ -1,5 +1,5 @@
 // Rotation angle of pair p at absolute position n: the single definition shared by every backend,
-// so "fp32 angle arithmetic exactly as the CPU path" holds by construction (retnet-reference P3).
+// so "fp32 angle arithmetic exactly as the CPU path" holds by construction (docs/reference.md §2.3).
 #pragma once
 #include <cmath>
 #include <cstdint>

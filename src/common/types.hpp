@@ -79,9 +79,12 @@ template <class F, class Bad>
 decltype(auto) visit_dtype(DType t, F&& f, Bad&& bad) {
   static_assert(kDTypeCount == 3, "visit_dtype: a new DType needs its case here");
   switch (t) {
-    case DType::F32: return f(DTypeConst<DType::F32>{});
-    case DType::F16: return f(DTypeConst<DType::F16>{});
-    case DType::BF16: return f(DTypeConst<DType::BF16>{});
+    case DType::F32:
+      return f(DTypeConst<DType::F32>{});
+    case DType::F16:
+      return f(DTypeConst<DType::F16>{});
+    case DType::BF16:
+      return f(DTypeConst<DType::BF16>{});
   }
   return bad();
 }
@@ -91,7 +94,7 @@ decltype(auto) visit_dtype(DType t, F&& f, Bad&& bad) {
 enum class Activation : uint8_t { Silu, Gelu };
 enum class Pairing : uint8_t { Interleaved, Half };  // rotation pairs (2p, 2p+1) vs (p, p + dk/2)
 
-// How the torchscale family normalises retention rows (retnet-reference §1.6); None for fla.
+// How the torchscale family normalises retention rows (docs/reference.md §4); None for fla.
 enum class RetentionNorm : uint8_t { None, TorchscaleChunk, TorchscaleParallel };
 
 enum class AngleMode : uint8_t {

@@ -55,7 +55,7 @@ void check_eps(const ConfigKeys& c, const char* key, double eps) {
 
 std::vector<float> theta_linspace(int64_t dk) {
   // torch.linspace(0, 1, n) in fp32 fills the first half from the start and the second half from
-  // the end point; then 1 / 10000 ** x, all in fp32 (retnet-reference P2).
+  // the end point; then 1 / 10000 ** x, all in fp32 (docs/reference.md §2.2).
   const int64_t n = dk / 2;
   std::vector<float> t(size_t(n), 1.0f);
   if (n == 1) return t;  // linspace(0, 1, 1) = [0]

@@ -45,7 +45,7 @@ struct ModelConfig {
 
   Pairing pairing = Pairing::Interleaved;
   // Retention normalisation: torchscale divides by sqrt(Σγ^t) and its per-mode denominators
-  // (retnet-reference §1.6); fla has none (ρ = 1).
+  // (docs/reference.md §4); fla has none (ρ = 1).
   bool torchscale_norm = true;
   bool scale_on_q = false;  // dk^-0.5 on q (fla) rather than on k (torchscale)
   std::vector<float> theta;      // [dk/2] rotation frequencies (fp32, as the reference computes them)

@@ -18,7 +18,7 @@ namespace retnet {
 class WeightBinder;  // model/weight_binder.hpp
 
 struct ModelFamily {
-  Family id;  // also hashed into the model fingerprint: never renumber
+  Family id;         // also hashed into the model fingerprint: never renumber
   const char* name;  // RandomModelSpec::family ("torchscale", "fla")
   // What detect() looks for, for the message when no family matches: "'decoder_embed_dim' (torchscale/syncdoth)".
   const char* detect_hint;
@@ -36,10 +36,10 @@ struct ModelFamily {
 
   // Retention as the family computes it, for every config of it, parsed or random (apply_conventions).
   Pairing pairing;
-  bool torchscale_norm;                           // ρ normalisation (retnet-reference §1.6); fla: ρ = 1
-  bool scale_on_q;                                // dk^-0.5 on q (fla) rather than on k (torchscale)
-  std::vector<float> (*theta)(int64_t dk);        // rotation frequencies [dk/2], fp32 as the reference
-  std::vector<double> (*theta64)(int64_t dk);     // the same in float64 (AngleMode::Exact)
+  bool torchscale_norm;                        // ρ normalisation (docs/reference.md §4); fla: ρ = 1
+  bool scale_on_q;                             // dk^-0.5 on q (fla) rather than on k (torchscale)
+  std::vector<float> (*theta)(int64_t dk);     // rotation frequencies [dk/2], fp32 as the reference
+  std::vector<double> (*theta64)(int64_t dk);  // the same in float64 (AngleMode::Exact)
 };
 
 // Sets c's retention conventions (pairing, normalisation, scale, frequencies) to f's; c.head_dk set.

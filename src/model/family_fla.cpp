@@ -1,5 +1,5 @@
 // The fla family: flash-linear-attention RetNet checkpoints (hidden_size + attn_mode configs;
-// retnet-reference §3.2).
+// docs/reference.md §5).
 #include "model/family.hpp"
 #include "model/weight_binder.hpp"
 #include "retnet/error.hpp"
@@ -9,7 +9,8 @@ namespace retnet {
 namespace {
 
 bool detect(const ConfigKeys& c) {
-  return c.has("hidden_size") && (c.has("attn_mode") || c.has("expand_v") || c.has("expand_k") || c.has("num_hidden_layers"));
+  return c.has("hidden_size") &&
+         (c.has("attn_mode") || c.has("expand_v") || c.has("expand_k") || c.has("num_hidden_layers"));
 }
 
 ModelConfig parse(const ConfigKeys& c) {
@@ -55,10 +56,11 @@ ModelConfig parse(const ConfigKeys& c) {
     if (!(ratio > 0) || ratio > 64) throw Error(c.path() + ": key 'hidden_ratio' must be in (0, 64]");
     int64_t i = int64_t(double(m.d_model) * ratio * 2.0 / 3.0);
     m.ffn_dim = 256 * ((i + 255) / 256);
-    if (m.ffn_dim < 1) throw Error(c.path() + ": hidden_ratio " + std::to_string(ratio) + " leaves the MLP with no channels");
+    if (m.ffn_dim < 1)
+      throw Error(c.path() + ": hidden_ratio " + std::to_string(ratio) + " leaves the MLP with no channels");
     if (m.ffn_dim > kMaxWidth)
-      throw Error(c.path() + ": hidden_ratio " + std::to_string(ratio) + " gives an MLP of " + std::to_string(m.ffn_dim) +
-                  " channels, above the limit of " + std::to_string(kMaxWidth));
+      throw Error(c.path() + ": hidden_ratio " + std::to_string(ratio) + " gives an MLP of " +
+                  std::to_string(m.ffn_dim) + " channels, above the limit of " + std::to_string(kMaxWidth));
   }
   double eps = c.opt_num("norm_eps", c.opt_num("rms_norm_eps", 1e-6));
   check_eps(c, "norm_eps", eps);
@@ -95,7 +97,7 @@ void bind(Model::Impl& m, WeightBinder& b) {
     w.ffn_norm = b.vector(l + "mlp_norm.weight", D);
     const TensorInfo* gate = b.find(l + "mlp.gate_proj.weight");
     if (!b.find(l + "mlp.up_proj.weight") && gate && gate->shape == std::vector<int64_t>{2 * F, D}) {
-      // Before 2025-02 fla fused [gate; up] into one gate_proj [2F, D] (retnet-reference §3.2).
+      // Before 2025-02 fla fused [gate; up] into one gate_proj [2F, D] (docs/reference.md §5).
       m.cfg.fused_gate_up = true;
       w.ffn_act = b.matrix_rows(l + "mlp.gate_proj.weight", 2 * F, D, 0, F);
       w.ffn_lin = b.matrix_rows(l + "mlp.gate_proj.weight", 2 * F, D, F, F);
@@ -126,8 +128,17 @@ void random_defaults(ModelConfig& c) {
 
 // Rotation pairs (p, p + dk/2) at 1/10000^(2i/dk); no row normalisation (ρ = 1); the 1/sqrt(dk)
 // scale on q.
-const ModelFamily kFlaFamily{Family::Fla, "fla", "'hidden_size' with 'attn_mode' (flash-linear-attention)",
-                             detect, parse, bind, random_defaults, Pairing::Half,
-                             /*torchscale_norm=*/false, /*scale_on_q=*/true, theta_fla, theta64_fla};
+const ModelFamily kFlaFamily{Family::Fla,
+                             "fla",
+                             "'hidden_size' with 'attn_mode' (flash-linear-attention)",
+                             detect,
+                             parse,
+                             bind,
+                             random_defaults,
+                             Pairing::Half,
+                             /*torchscale_norm=*/false,
+                             /*scale_on_q=*/true,
+                             theta_fla,
+                             theta64_fla};
 
 }  // namespace retnet

@@ -1,5 +1,5 @@
 // The torchscale family: microsoft/torchscale and syncdoth/RetNet v2 checkpoints (decoder_embed_dim
-// configs; retnet-reference §1.3 torchscale, §2.1 syncdoth).
+// configs; docs/reference.md §5).
 #include <cmath>
 
 #include "common/logger.hpp"
@@ -16,8 +16,10 @@ bool detect(const ConfigKeys& c) { return c.has("decoder_embed_dim") || c.has("q
 ModelConfig parse(const ConfigKeys& c) {
   ModelConfig m;
   m.family = Family::Torchscale;
-  if (c.has("qk_dim") || c.has("v_dim")) c.unsupported("qk_dim", "syncdoth v1 schema (xPos, unnormalised GroupNorm) is not supported");
-  if (c.has("retnet_stability_update")) c.unsupported("retnet_stability_update", "RetNet-XATL configs are not supported");
+  if (c.has("qk_dim") || c.has("v_dim"))
+    c.unsupported("qk_dim", "syncdoth v1 schema (xPos, unnormalised GroupNorm) is not supported");
+  if (c.has("retnet_stability_update"))
+    c.unsupported("retnet_stability_update", "RetNet-XATL configs are not supported");
   m.source = c.has("model_type") ? "syncdoth" : "torchscale";
   m.vocab_size = c.req_int("vocab_size");
   m.d_model = c.req_int("decoder_embed_dim", 1, kMaxWidth);
@@ -26,12 +28,15 @@ ModelConfig parse(const ConfigKeys& c) {
   m.n_layers = c.req_int("decoder_layers", 1, kMaxLayers);
   m.n_heads = c.req_int("decoder_retention_heads", 1, kMaxLayers);
   if (m.d_model % m.n_heads != 0)
-    throw Error(c.path() + ": decoder_embed_dim " + std::to_string(m.d_model) + " is not divisible by decoder_retention_heads " + std::to_string(m.n_heads));
+    throw Error(c.path() + ": decoder_embed_dim " + std::to_string(m.d_model) +
+                " is not divisible by decoder_retention_heads " + std::to_string(m.n_heads));
   if (vd % m.n_heads != 0)
-    throw Error(c.path() + ": decoder_value_embed_dim " + std::to_string(vd) + " is not divisible by decoder_retention_heads " + std::to_string(m.n_heads));
+    throw Error(c.path() + ": decoder_value_embed_dim " + std::to_string(vd) +
+                " is not divisible by decoder_retention_heads " + std::to_string(m.n_heads));
   m.head_dk = m.d_model / m.n_heads;
   m.head_dv = vd / m.n_heads;
-  if (m.head_dk % 2 != 0) throw Error(c.path() + ": key dim per head " + std::to_string(m.head_dk) + " must be even (rotation pairs)");
+  if (m.head_dk % 2 != 0)
+    throw Error(c.path() + ": key dim per head " + std::to_string(m.head_dk) + " must be even (rotation pairs)");
 
   m.ffn_activation = parse_activation(c, "activation_fn", c.opt_str("activation_fn", "gelu"));
   if (!c.opt_bool("use_glu", true)) c.unsupported("use_glu", "only the GLU feed-forward (use_glu: true) is supported");
@@ -49,7 +54,8 @@ ModelConfig parse(const ConfigKeys& c) {
   m.residual_alpha = deepnorm ? float(std::pow(2.0 * double(m.n_layers), 0.25)) : 1.0f;
   m.final_norm = m.normalize_before;
   m.tied_embeddings = c.opt_bool("share_decoder_input_output_embed", false) || c.opt_bool("tie_word_embeddings", false);
-  if (c.opt_bool("no_output_layer", false)) c.unsupported("no_output_layer", "a model without an output layer cannot produce logits");
+  if (c.opt_bool("no_output_layer", false))
+    c.unsupported("no_output_layer", "a model without an output layer cannot produce logits");
   m.group_norm_weight = false;
   m.log_decay = c.opt_bool("use_lm_decay", false) ? log_decay_lm(m.n_heads) : log_decay_default(m.n_heads);
   m.default_chunk_size = c.opt_int("recurrent_chunk_size", 512, 1);
@@ -63,12 +69,16 @@ void read_rel_pos_buffers(WeightBinder& b, ModelConfig& cfg, const std::string& 
   if (const TensorInfo* a = b.find(an)) {
     b.ignore(an);
     if (a->shape != std::vector<int64_t>{cfg.head_dk})
-      throw Error(a->file + ": tensor '" + an + "' has shape " + a->shape_str() + ", expected [" + std::to_string(cfg.head_dk) + "]");
+      throw Error(a->file + ": tensor '" + an + "' has shape " + a->shape_str() + ", expected [" +
+                  std::to_string(cfg.head_dk) + "]");
     if (a->dtype != DType::F32) {
-      if (!b.dry_) lib_log().warn("{}: '{}' is stored as {} (model saved after casting); recomputing the angles in fp32", b.dir(), an, dtype_name(a->dtype));
+      if (!b.dry_)
+        lib_log().warn("{}: '{}' is stored as {} (model saved after casting); recomputing the angles in fp32", b.dir(),
+                       an, dtype_name(a->dtype));
     } else {
       for (int64_t p = 0; p < cfg.head_dk / 2; ++p) {
-        const float x0 = load_as_f32(a->data, a->dtype, size_t(2 * p)), x1 = load_as_f32(a->data, a->dtype, size_t(2 * p + 1));
+        const float x0 = load_as_f32(a->data, a->dtype, size_t(2 * p)),
+                    x1 = load_as_f32(a->data, a->dtype, size_t(2 * p + 1));
         if (x0 != x1 || !(x0 > 0.f) || !std::isfinite(x0))
           throw Error(a->file + ": tensor '" + an + "' is not an interleaved-duplicated positive frequency vector");
         if (x0 != cfg.theta[size_t(p)]) cfg.theta64[size_t(p)] = double(x0);
@@ -79,13 +89,16 @@ void read_rel_pos_buffers(WeightBinder& b, ModelConfig& cfg, const std::string& 
   if (const TensorInfo* d = b.find(dn)) {
     b.ignore(dn);
     if (d->shape != std::vector<int64_t>{cfg.n_heads})
-      throw Error(d->file + ": tensor '" + dn + "' has shape " + d->shape_str() + ", expected [" + std::to_string(cfg.n_heads) + "]");
+      throw Error(d->file + ": tensor '" + dn + "' has shape " + d->shape_str() + ", expected [" +
+                  std::to_string(cfg.n_heads) + "]");
     if (d->dtype != DType::F32) {
-      if (!b.dry_) lib_log().warn("{}: '{}' is stored as {}; recomputing the decays in fp32", b.dir(), dn, dtype_name(d->dtype));
+      if (!b.dry_)
+        lib_log().warn("{}: '{}' is stored as {}; recomputing the decays in fp32", b.dir(), dn, dtype_name(d->dtype));
     } else {
       for (int64_t h = 0; h < cfg.n_heads; ++h) {
         const float x = load_as_f32(d->data, d->dtype, size_t(h));
-        if (!(x <= 0.f) || !std::isfinite(x)) throw Error(d->file + ": tensor '" + dn + "' holds a decay that is not ln γ ≤ 0");
+        if (!(x <= 0.f) || !std::isfinite(x))
+          throw Error(d->file + ": tensor '" + dn + "' holds a decay that is not ln γ ≤ 0");
         cfg.log_decay[size_t(h)] = x;
       }
     }
@@ -98,12 +111,17 @@ void bind(Model::Impl& m, WeightBinder& b) {
   if (b.find("embed_tokens.weight")) p = "";
   else if (b.find("model.embed_tokens.weight")) p = "model.";
   else if (b.find("decoder.embed_tokens.weight")) p = "decoder.";
-  else throw Error(b.dir() + ": missing tensor 'embed_tokens.weight' (looked for it with no prefix and with 'model.' and 'decoder.')");
+  else
+    throw Error(
+        b.dir() +
+        ": missing tensor 'embed_tokens.weight' (looked for it with no prefix and with 'model.' and 'decoder.')");
   const int64_t D = c.d_model, KD = c.key_dim(), VD = c.value_dim(), F = c.ffn_dim, V = c.vocab_size;
   m.embed = b.matrix(p + "embed_tokens.weight", V, D);
   if (c.embed_norm) m.embed_norm = b.vector(p + "layernorm_embedding.weight", D);
-  b.refuse_if_present(p + "layers.0.retention.q_proj.bias", "projection biases (torchscale before 2023-09-28) are not supported");
-  b.refuse_if_present(p + "layers.0.retention_layer_norm.bias", "LayerNorm block norms (torchscale before 2023-09-28) are not supported");
+  b.refuse_if_present(p + "layers.0.retention.q_proj.bias",
+                      "projection biases (torchscale before 2023-09-28) are not supported");
+  b.refuse_if_present(p + "layers.0.retention_layer_norm.bias",
+                      "LayerNorm block norms (torchscale before 2023-09-28) are not supported");
   for (int64_t i = 0; i < c.n_layers; ++i) {
     const std::string l = p + "layers." + std::to_string(i) + ".";
     LayerWeights w;
@@ -148,8 +166,17 @@ void random_defaults(ModelConfig& c) {
 
 // Interleaved rotation pairs at linspace frequencies; rows normalised by sqrt(Σγ^t) and the per-mode
 // denominators; the 1/sqrt(dk) scale on k.
-const ModelFamily kTorchscaleFamily{Family::Torchscale, "torchscale", "'decoder_embed_dim' (torchscale/syncdoth)",
-                                    detect, parse, bind, random_defaults, Pairing::Interleaved,
-                                    /*torchscale_norm=*/true, /*scale_on_q=*/false, theta_linspace, theta64_linspace};
+const ModelFamily kTorchscaleFamily{Family::Torchscale,
+                                    "torchscale",
+                                    "'decoder_embed_dim' (torchscale/syncdoth)",
+                                    detect,
+                                    parse,
+                                    bind,
+                                    random_defaults,
+                                    Pairing::Interleaved,
+                                    /*torchscale_norm=*/true,
+                                    /*scale_on_q=*/false,
+                                    theta_linspace,
+                                    theta64_linspace};
 
 }  // namespace retnet

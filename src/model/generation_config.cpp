@@ -49,7 +49,8 @@ void read_generation_config(const std::string& dir, int64_t vocab_size, ModelInf
     }
   else throw Error(p.string() + ": eos_token_id must be an integer or a list of integers");
   for (int64_t id : ids) {
-    if (id < 0 || id >= vocab_size) throw Error(p.string() + ": eos_token_id " + std::to_string(id) + " is outside the vocabulary");
+    if (id < 0 || id >= vocab_size)
+      throw Error(p.string() + ": eos_token_id " + std::to_string(id) + " is outside the vocabulary");
     if (std::find(info.eos_token_ids.begin(), info.eos_token_ids.end(), id) == info.eos_token_ids.end())
       info.eos_token_ids.push_back(id);
   }

@@ -133,8 +133,8 @@ bool backend_on_host(const Backend& be) {
 void plan_session_and_scratch(MemoryPlan& p, const ModelConfig& c, const Backend& be, SessionHostBytes session_bytes) {
   if (!backend_on_host(be)) return;
   p.session = session_bytes(c, be);
-  p.scratch = be.host_scratch_bytes({std::max({c.d_model, c.value_dim(), c.ffn_dim}), c.default_chunk_size,
-                                     c.head_dk, c.head_dv});
+  p.scratch = be.host_scratch_bytes(
+      {std::max({c.d_model, c.value_dim(), c.ffn_dim}), c.default_chunk_size, c.head_dk, c.head_dv});
 }
 
 namespace {

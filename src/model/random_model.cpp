@@ -77,7 +77,8 @@ std::unique_ptr<Model::Impl> random_model_impl(const RandomModelSpec& sp, const 
     MemoryPlan plan;
     plan.owned = sat_mul(sat_add(sat_mul(2 * V, D), sat_mul(L, per_layer)), es);
     const Backend& be = *m->backend;
-    const uint64_t vectors_per_layer = 2 * be.host_alloc_bytes(D) + (c.group_norm_weight ? be.host_alloc_bytes(uint64_t(c.head_dv)) : 0);
+    const uint64_t vectors_per_layer =
+        2 * be.host_alloc_bytes(D) + (c.group_norm_weight ? be.host_alloc_bytes(uint64_t(c.head_dv)) : 0);
     plan.vectors = sat_add(sat_mul(L, vectors_per_layer), 2 * be.host_alloc_bytes(D));  // 0 on a device
     plan_session_and_scratch(plan, c, be, session_bytes);
     m->memory = plan;

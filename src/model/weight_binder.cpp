@@ -68,8 +68,7 @@ WeightRef WeightBinder::view(const TensorInfo& t, int64_t rows, int64_t cols) {
       plan_.owned = sat_add(plan_.owned, sat_mul(uint64_t(rows), dtype_row_bytes(*convert_to_, cols)));
     else if (reinterpret_cast<uintptr_t>(t.data) % dtype_traits(t.dtype).align != 0)
       plan_.owned = sat_add(plan_.owned, t.nbytes);
-    else if (mapped_seen_.insert(&t).second)
-      plan_.mapped = sat_add(plan_.mapped, t.nbytes);
+    else if (mapped_seen_.insert(&t).second) plan_.mapped = sat_add(plan_.mapped, t.nbytes);
     return w;
   }
   hash_weight_bytes(m_, t.data, t.nbytes);  // as stored: a conversion below does not change the identity

@@ -3,7 +3,7 @@
 //
 // The state of every layer is the unnormalised Z = Σ_m γ^(n-m) k_m⊗v_m ([H, dk, dv], fp32), which all
 // three modes produce and consume identically. Each family's normalisation is a positive scalar ρ per
-// (token, head) applied to the retention output before the group norm (retnet-reference §0):
+// (token, head) applied to the retention output before the group norm (docs/reference.md §1, §4):
 //   fla: ρ = 1.   torchscale recurrent: ρ = sqrt(s_n), s_n = Σ_{t≤n} γ^t kept by its fp32 recursion.
 //   torchscale parallel/chunkwise: ρ from the retention_chunk kernel (row norm × clamped abs-sum).
 #include "runtime/session_impl.hpp"
@@ -69,15 +69,32 @@ void Session::Impl::issue_layers(const RowInputs& in, int64_t T, RetentionNorm n
                    k_scale);
     if (recurrent) {
       RetentionStepArgs a;
-      a.q = q; a.k = k; a.v = v; a.states = in.step_states + l * T; a.out = o;
-      a.B = T; a.H = H; a.dk = c.head_dk; a.dv = c.head_dv;
-      a.gamma = m.gamma.data(); a.out_scale = in.step_scale;
+      a.q = q;
+      a.k = k;
+      a.v = v;
+      a.states = in.step_states + l * T;
+      a.out = o;
+      a.B = T;
+      a.H = H;
+      a.dk = c.head_dk;
+      a.dv = c.head_dv;
+      a.gamma = m.gamma.data();
+      a.out_scale = in.step_scale;
       be.retention_step(a);
     } else {
       RetentionChunkArgs a;
-      a.q = q; a.k = k; a.v = v; a.state = states[size_t(l)]; a.out = o;
-      a.T = T; a.H = H; a.dk = c.head_dk; a.dv = c.head_dv;
-      a.chunk = chunk; a.log_decay = c.log_decay.data(); a.norm = norm;
+      a.q = q;
+      a.k = k;
+      a.v = v;
+      a.state = states[size_t(l)];
+      a.out = o;
+      a.T = T;
+      a.H = H;
+      a.dk = c.head_dk;
+      a.dv = c.head_dv;
+      a.chunk = chunk;
+      a.log_decay = c.log_decay.data();
+      a.norm = norm;
       be.retention_chunk(a);
     }
     be.group_norm_gate(o, c.output_gate ? g : nullptr, T, H, c.head_dv, w.gn_weight, c.group_norm_eps);

@@ -32,8 +32,8 @@ GenerateResult Session::generate(const Tokenizer& tok, std::span<const int32_t> 
                 std::to_string(info.vocab_size));
   opt.sampler.validate();
   if (absorbed < 0 || absorbed > int64_t(prompt.size()))
-    throw Error("generate: absorbed = " + std::to_string(absorbed) + " is not in [0, " +
-                std::to_string(prompt.size()) + "] (the prompt's token count)");
+    throw Error("generate: absorbed = " + std::to_string(absorbed) + " is not in [0, " + std::to_string(prompt.size()) +
+                "] (the prompt's token count)");
   if (absorbed > 0 && !history_matches(prompt.first(size_t(absorbed))))
     throw Error("generate: absorbed = " + std::to_string(absorbed) + ", but the session (at position " +
                 std::to_string(position()) + ") does not hold exactly the prompt's first " + std::to_string(absorbed) +
@@ -50,8 +50,9 @@ GenerateResult Session::generate(const Tokenizer& tok, std::span<const int32_t> 
     // Mid-stream with no new text: nothing to absorb, and nothing to continue from for sampling.
     if (opt.max_tokens == 0) return res;
     if (absorbed > 0)
-      throw Error("generate: the session already holds the whole prompt, and a state has no logits to sample from "
-                  "(at least its last token must be prefilled here)");
+      throw Error(
+          "generate: the session already holds the whole prompt, and a state has no logits to sample from "
+          "(at least its last token must be prefilled here)");
     throw Error("generate: empty prompt: nothing to continue from");
   }
 

@@ -26,8 +26,7 @@ std::shared_ptr<const Model> Model::random(const RandomModelSpec& sp, const Load
 
 std::shared_ptr<const Model> Model::Impl::random(const RandomModelSpec& sp, const LoadOptions& options,
                                                  const LoadHooks& hooks) {
-  return std::shared_ptr<const Model>(
-      new Model(random_model_impl(sp, options, hooks, &planned_session_host_bytes)));
+  return std::shared_ptr<const Model>(new Model(random_model_impl(sp, options, hooks, &planned_session_host_bytes)));
 }
 
 }  // namespace retnet

@@ -14,8 +14,11 @@ std::shared_ptr<const Model> non_null(std::shared_ptr<const Model> model) {
 }  // namespace
 
 Session::Impl::Impl(std::shared_ptr<const Model> mr)
-    : model_ref(std::move(mr)), m(model_ref->impl()), own_be(m.backend->session_backend()),
-      be(own_be ? *own_be : *m.backend), c(m.cfg) {
+    : model_ref(std::move(mr)),
+      m(model_ref->impl()),
+      own_be(m.backend->session_backend()),
+      be(own_be ? *own_be : *m.backend),
+      c(m.cfg) {
   const size_t sz = size_t(c.n_heads * c.head_dk * c.head_dv);
   for (int64_t l = 0; l < c.n_layers; ++l) states.push_back(be.alloc(sz));
   ts_scale.assign(size_t(c.n_heads), 0.f);
@@ -49,7 +52,7 @@ std::span<const float> Session::prefill(std::span<const int32_t> tokens, const P
   const int64_t pos0 = s.pos;
   auto r = s.prefill(tokens, options);
   s.stats.prompt_ms += std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
-  s.stats.prompt_tokens += s.pos - pos0;  // all of them unless cancelled
+  s.stats.prompt_tokens += s.pos - pos0;              // all of them unless cancelled
   s.history.add(tokens.first(size_t(s.pos - pos0)));  // the tokens absorbed (a cancel stops between blocks)
   return r;
 }
@@ -85,7 +88,8 @@ void Session::decode_batch(std::span<Session* const> sessions, std::span<const i
   for (size_t i = 0; i < sessions.size(); ++i) {
     if (!sessions[i]) throw Error("decode_batch: session " + std::to_string(i) + " is null");
     Impl* s = &sessions[i]->live();
-    if (&s->m != &sessions[0]->live().m) throw Error("decode_batch: session " + std::to_string(i) + " belongs to another model");
+    if (&s->m != &sessions[0]->live().m)
+      throw Error("decode_batch: session " + std::to_string(i) + " belongs to another model");
     for (size_t j = 0; j < i; ++j)
       if (seqs[j] == s) throw Error("decode_batch: session " + std::to_string(i) + " appears twice");
     seqs.push_back(s);

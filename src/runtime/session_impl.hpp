@@ -24,16 +24,16 @@ namespace retnet {
 // Session::Impl::workspace().
 inline std::array<int64_t, 10> session_workspace_widths(const ModelConfig& c) {
   const int64_t D = c.d_model, KD = c.key_dim(), VD = c.value_dim(), F = c.ffn_dim;
-  return {D,    // x   residual stream                [T, D]
-          D,    // hn  normed input of a block        [T, D]
-          KD,   // q                                  [T, H*dk]
-          KD,   // k                                  [T, H*dk]
-          VD,   // v                                  [T, H*dv]
-          VD,   // g   output gate                    [T, H*dv]
-          VD,   // o   retention output               [T, H*dv]
-          F,    // f1  FFN activated branch           [T, F]
-          F,    // f2  FFN linear branch              [T, F]
-          D};   // y   block output before residual   [T, D]
+  return {D,   // x   residual stream                [T, D]
+          D,   // hn  normed input of a block        [T, D]
+          KD,  // q                                  [T, H*dk]
+          KD,  // k                                  [T, H*dk]
+          VD,  // v                                  [T, H*dv]
+          VD,  // g   output gate                    [T, H*dv]
+          VD,  // o   retention output               [T, H*dv]
+          F,   // f1  FFN activated branch           [T, F]
+          F,   // f2  FFN linear branch              [T, F]
+          D};  // y   block output before residual   [T, D]
 }
 
 // Rows of a chunkwise prefill block: about kPrefillBlockTokens, a whole number of chunks (at least one).
@@ -53,9 +53,9 @@ inline uint64_t session_host_bytes(const ModelConfig& c, const Backend& be, int6
   uint64_t b = sat_mul(u(c.n_layers), be.host_alloc_bytes(sat_mul(sat_mul(u(c.n_heads), u(c.head_dk)), u(c.head_dv))));
   b = sat_add(b, sat_mul(u(c.n_heads), sizeof(float)));  // ts_scale
   for (int64_t width : session_workspace_widths(c)) b = sat_add(b, be.host_alloc_bytes(sat_mul(R, u(width))));
-  b = sat_add(b, sat_mul(R, sizeof(int64_t)));                              // positions
-  b = sat_add(b, be.host_alloc_bytes(sat_mul(R, u(c.vocab_size))));         // logits
-  b = sat_add(b, sat_mul(sat_mul(R, u(c.vocab_size)), sizeof(float)));      // logits_host
+  b = sat_add(b, sat_mul(R, sizeof(int64_t)));                          // positions
+  b = sat_add(b, be.host_alloc_bytes(sat_mul(R, u(c.vocab_size))));     // logits
+  b = sat_add(b, sat_mul(sat_mul(R, u(c.vocab_size)), sizeof(float)));  // logits_host
   return b;
 }
 // The session the loader plans for (Model::load's memory check): one that prefilled a block of
@@ -97,8 +97,8 @@ struct Session::Impl {
   // The workspace buffers, each [T, width] for up to T = cap rows (session_workspace_widths).
   std::array<float**, 10> workspace() { return {&x, &hn, &q, &k, &v, &g, &o, &f1, &f2, &y}; }
   void free_workspace();
-  void ensure_rows(int64_t T);          // workspace for T rows; nothing half-made if it throws
-  void ensure_logits(int64_t rows);     // backend logits [rows, V]
+  void ensure_rows(int64_t T);                         // workspace for T rows; nothing half-made if it throws
+  void ensure_logits(int64_t rows);                    // backend logits [rows, V]
   void check_ids(std::span<const int32_t> ids) const;  // Error for an id outside [0, V)
 
   // Per-row host inputs of the layer stack; in a decode step they lie in the step-input block.

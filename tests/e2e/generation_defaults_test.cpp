@@ -47,9 +47,11 @@ TEST_F(GenerationDefaultsTest, SamplingValuesAndEosIdsOfTheFile) {
   const SamplerParams lib;
   EXPECT_EQ(g0.apply_to(lib).temperature, lib.temperature);  // nothing given: the library's defaults
 
-  const auto m = load_with(R"({"do_sample": true, "temperature": 0.5, "top_k": 7, "top_p": 0.9, "eos_token_id": [3, 5]})");
+  const auto m =
+      load_with(R"({"do_sample": true, "temperature": 0.5, "top_k": 7, "top_p": 0.9, "eos_token_id": [3, 5]})");
   const ModelInfo& info = m->info();
-  ASSERT_TRUE(info.generation.do_sample && info.generation.temperature && info.generation.top_k && info.generation.top_p);
+  ASSERT_TRUE(info.generation.do_sample && info.generation.temperature && info.generation.top_k &&
+              info.generation.top_p);
   EXPECT_TRUE(*info.generation.do_sample);
   EXPECT_EQ(*info.generation.temperature, 0.5f);
   EXPECT_EQ(*info.generation.top_k, 7);

@@ -79,8 +79,17 @@ TEST(MemoryPlanLayers, TheLayersStateWhatTheyAllocate) {
         state(size_t(dk * dv), 0.f), out(size_t(T * dv)), scratch;
     const float log_decay = -0.1f;
     RetentionChunkArgs a;
-    a.q = q.data(); a.k = k.data(); a.v = v.data(); a.state = state.data(); a.out = out.data();
-    a.T = T; a.H = H; a.dk = dk; a.dv = dv; a.chunk = C; a.log_decay = &log_decay;
+    a.q = q.data();
+    a.k = k.data();
+    a.v = v.data();
+    a.state = state.data();
+    a.out = out.data();
+    a.T = T;
+    a.H = H;
+    a.dk = dk;
+    a.dv = dv;
+    a.chunk = C;
+    a.log_decay = &log_decay;
     cpu::retention_chunk_cols(a, 0, 0, n, 0, cpu::ChunkNormParts{}, scratch);
     EXPECT_EQ(scratch.size(), cpu::retention_chunk_scratch_floats(C, n)) << C << " " << n;
   }

@@ -3,7 +3,7 @@
 // fla has no normalisation (ρ = 1), so parallel, chunkwise (any C) and recurrent compute the same
 // function; only fp32 summation order differs: tolerance 2e-5 of the logit scale (measured ≤ 3e-6).
 // torchscale divides each row by a mode-specific positive scalar ρ before an RMS norm with eps;
-// the norm cancels ρ except through eps (retnet-reference P5), so the modes legitimately differ by
+// the norm cancels ρ except through eps (docs/reference.md §4), so the modes legitimately differ by
 // O(eps·ρ²/|U|²). The reference's own parallel and recurrent logits differ by up to 8.3e-5 on these
 // fixtures (tests/data/*/golden.json "checks"); chunk size 1 has the largest ρ spread (measured
 // 9.4e-4 at eps 1e-5 on ts_sharded). Tolerance with the real eps: 2e-3. To show that this gap is

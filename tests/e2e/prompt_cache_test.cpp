@@ -142,8 +142,9 @@ class PromptCache : public TempDirTest {
   }
   // generate with a fixed seed, a temperature and a repeat penalty over the whole context.
   CliRun gen(const std::string& prompt, const std::string& cache = "", const std::string& model = kBundled) {
-    std::vector<std::string> a = {"generate", "-m", model, "-p", prompt, "-n", "12", "-s", "7", "--temp", "0.9",
-                                  "--repeat-penalty", "1.5", "--repeat-last-n", "-1", "-t", "1"};
+    std::vector<std::string> a = {
+        "generate",        "-m", model, "-p", prompt, "-n", "12", "-s", "7", "--temp", "0.9", "--repeat-penalty", "1.5",
+        "--repeat-last-n", "-1", "-t",  "1"};
     if (!cache.empty()) a.insert(a.end(), {"--prompt-cache", cache});
     const CliRun r = run(a);
     EXPECT_EQ(r.code, 0) << r.err;

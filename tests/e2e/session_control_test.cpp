@@ -161,7 +161,8 @@ TEST(PrefillCancel, BeforeTheFirstBlockRecurrentAndAllLogits) {
   whole.prefill(std::span<const int32_t>(ids.data(), 3));
   whole.prefill(ids, {.mode = Mode::Recurrent});
   EXPECT_EQ(s.save_state(), whole.save_state());
-  EXPECT_EQ(std::vector<float>(rest.begin(), rest.end()), std::vector<float>(whole.logits().begin(), whole.logits().end()));
+  EXPECT_EQ(std::vector<float>(rest.begin(), rest.end()),
+            std::vector<float>(whole.logits().begin(), whole.logits().end()));
 }
 
 TEST(PrefillCancel, GenerateStopsDuringThePrompt) {
@@ -267,7 +268,8 @@ TEST_F(CliSessionControl, CtrlCStopsALongPromptWithinASecondOrTwo) {
   const fs::path big = dir_ / "big.txt";
   {
     std::ofstream out(big);
-    for (int i = 0; i < 20000; ++i) out << "And the earth was without form, and void; and darkness was upon the face of the deep. ";
+    for (int i = 0; i < 20000; ++i)
+      out << "And the earth was without form, and void; and darkness was upon the face of the deep. ";
   }
   const CliResult r = run_cli({"generate", "-m", kBundled, "-f", big.string(), "-n", "16", "-t", "1"}, dir_, 2500);
   EXPECT_EQ(r.code, 130) << r.err;

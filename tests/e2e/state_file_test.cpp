@@ -316,8 +316,8 @@ TEST_F(StateFile, FailuresNameTheTargetAndTheReasonNeverTheTemporary) {
   EXPECT_TRUE(fs::is_regular_file(just_fits));
   fs::remove(just_fits);
   m = error_of((dir_ / "missing" / "x.state").string());
-  EXPECT_TRUE(Contains(m, (dir_ / "missing" / "x.state").string() +
-                              ": cannot write state snapshot: No such file or directory"));
+  EXPECT_TRUE(Contains(
+      m, (dir_ / "missing" / "x.state").string() + ": cannot write state snapshot: No such file or directory"));
   fs::create_directory(dir_ / "d");
   m = error_of((dir_ / "d").string());
   EXPECT_TRUE(Contains(m, (dir_ / "d").string() + ": cannot write state snapshot: Is a directory"));

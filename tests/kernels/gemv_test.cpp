@@ -61,9 +61,9 @@ KTEST(Gemv, MisalignedBaseAndWideRows) {
 KTEST(Gemv, RejectsTooManyRows) {
   KTEST_REQUIRE_DEVICE();
   DevBuf<float> x(16), y(16), w(16);
-  EXPECT_EQ(retnet::launch_gemv(x.get(), retnet::kGemvMaxRows + 1, 2, w.get(), retnet::DType::F32, 2, y.get(), 2,
-                                nullptr),
-            cudaErrorInvalidValue);
+  EXPECT_EQ(
+      retnet::launch_gemv(x.get(), retnet::kGemvMaxRows + 1, 2, w.get(), retnet::DType::F32, 2, y.get(), 2, nullptr),
+      cudaErrorInvalidValue);
 }
 
 }  // namespace

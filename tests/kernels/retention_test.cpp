@@ -111,7 +111,7 @@ KTEST(RetentionChunk, LargeValuesHitTheClamps) {
     a.q = q.data(), a.k = k.data(), a.v = v.data(), a.state = want_state.data(), a.out = want.data();
     a.T = T, a.H = H, a.dk = dk, a.dv = dv, a.chunk = C, a.log_decay = ld.data(), a.norm = norm;
     cpu.retention_chunk(a);
-      const std::vector<float> got = run_checked([&] {
+    const std::vector<float> got = run_checked([&] {
       DevBuf<float> dq(q), dk_(k), dv_(v), dst(state0), dout(want.size()), dld(ld);
       DevBuf<uint8_t> ws(retnet::retention_chunk_workspace_bytes(T, H, dk, dv, C, norm));
       expect_ok(retnet::launch_retention_chunk(dq.get(), dk_.get(), dv_.get(), dst.get(), dout.get(), T, H, dk, dv, C,

@@ -3,7 +3,7 @@
 // so the emulator must agree with the CPU to the last bit (both are built with the same flags, and
 // the compiler fuses a·cos − c·sin alike; measured: bit-identical). On a GPU sinf/cosf are within 2 ulp
 // (CUDA programming guide), and the rotation may fuse: ≤ 1e-6 relative to |x|, far below the ~6e-3 rad
-// an angle computed in a different precision would cost at n = 1e5 (retnet-reference P3).
+// an angle computed in a different precision would cost at n = 1e5 (docs/reference.md §2.3).
 #include "kernel_test_util.hpp"
 
 #include <cmath>
@@ -39,10 +39,9 @@ KTEST(ThetaShift, PairingsAnglesScalesAndLongPositions) {
             DevBuf<float> dq(q), dk_(k), dth(theta);
             DevBuf<int64_t> dpos(pos);
             DevBuf<double> dth64(theta64);
-            expect_ok(retnet::launch_theta_shift(
-                dq.get(), dk_.get(), T, H, dk, dpos.get(), dth.get(),
-                angles == retnet::AngleMode::Exact ? dth64.get() : nullptr, pairing,
-                q_scale, k_scale, nullptr));
+            expect_ok(retnet::launch_theta_shift(dq.get(), dk_.get(), T, H, dk, dpos.get(), dth.get(),
+                                                 angles == retnet::AngleMode::Exact ? dth64.get() : nullptr, pairing,
+                                                 q_scale, k_scale, nullptr));
             std::vector<float> r = dq.download(), rk = dk_.download();
             r.insert(r.end(), rk.begin(), rk.end());
             return r;

@@ -64,10 +64,14 @@ TEST(ModelFamilies, TableFindsEachFamilyByIdAndByName) {
 }
 
 TEST(ModelFamilies, ParsedAndRandomModelsTakeTheFamilysConventions) {
-  const json torchscale = {{"vocab_size", 64},          {"decoder_embed_dim", 32}, {"decoder_value_embed_dim", 64},
-                           {"decoder_ffn_embed_dim", 64}, {"decoder_layers", 1},     {"decoder_retention_heads", 2}};
-  const json fla = {{"vocab_size", 64}, {"hidden_size", 32}, {"num_hidden_layers", 1}, {"num_heads", 2},
-                    {"attn_mode", "chunk"}};
+  const json torchscale = {{"vocab_size", 64},
+                           {"decoder_embed_dim", 32},
+                           {"decoder_value_embed_dim", 64},
+                           {"decoder_ffn_embed_dim", 64},
+                           {"decoder_layers", 1},
+                           {"decoder_retention_heads", 2}};
+  const json fla = {
+      {"vocab_size", 64}, {"hidden_size", 32}, {"num_hidden_layers", 1}, {"num_heads", 2}, {"attn_mode", "chunk"}};
   for (const auto& [f, config] : {std::pair{&kTorchscaleFamily, torchscale}, {&kFlaFamily, fla}}) {
     SCOPED_TRACE(f->name);
     const ModelConfig parsed = parse_config_text(config.dump(), "/m/config.json");
@@ -107,8 +111,9 @@ TEST(ModelFamilies, MessagesListEveryFamily) {
     std::string hints;
     for (const ModelFamily* f : model_families()) hints += (hints.empty() ? "" : " or ") + std::string(f->detect_hint);
     EXPECT_EQ(std::string(e.what()), "/m/config.json: cannot tell the RetNet family: expected " + hints);
-    EXPECT_TRUE(Contains(e.what(), "expected 'decoder_embed_dim' (torchscale/syncdoth) or 'hidden_size' with "
-                                   "'attn_mode' (flash-linear-attention)"));
+    EXPECT_TRUE(Contains(e.what(),
+                         "expected 'decoder_embed_dim' (torchscale/syncdoth) or 'hidden_size' with "
+                         "'attn_mode' (flash-linear-attention)"));
   }
 }
 

@@ -79,7 +79,7 @@ TEST(Rotary, DecayConstantsAreFp32LikeTheReferences) {
   const auto d = log_decay_default(24);
   const double expect[] = {-0.0317487, -0.0157484, -0.0078432, -0.0039139, -0.0019550, -0.0009770, -0.0004884, -0.0002442};
   for (int h = 0; h < 8; ++h) EXPECT_NEAR(d[size_t(h)], expect[h], 1e-6) << h;
-  // 1 - 2^-25 is 1.0f: heads from 20 on do not decay at all in fp32 (retnet-reference P6).
+  // 1 - 2^-25 is 1.0f: heads from 20 on do not decay at all in fp32 (docs/reference.md §3).
   EXPECT_EQ(d[20], 0.0f);
   EXPECT_LT(d[19], 0.0f);
 }

@@ -119,9 +119,13 @@ TEST(WeightTypes, EveryDispatchRefusesAValueOutsideTheEnumerators) {
   const WeightRef w{b, bad, 1, 1};
   EXPECT_TRUE(Contains(error_of([&] { cpu::gemv_rows(&f, 1, 1, w, 0, 1, &f, 1, scratch); }), "gemv_rows"));
   int calls = 0;
-  EXPECT_EQ(visit_dtype(bad, [&](auto) { return ++calls; }, [] { return -1; }), -1);
+  EXPECT_EQ(visit_dtype(
+                bad, [&](auto) { return ++calls; }, [] { return -1; }),
+            -1);
   EXPECT_EQ(calls, 0);
-  EXPECT_EQ(visit_dtype(DType::F16, [](auto d) { return int(decltype(d)::value); }, [] { return -1; }), 1);
+  EXPECT_EQ(visit_dtype(
+                DType::F16, [](auto d) { return int(decltype(d)::value); }, [] { return -1; }),
+            1);
 }
 
 TEST(PublicEnums, MapOntoTheInternalOnesAndRefuseOthers) {

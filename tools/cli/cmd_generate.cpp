@@ -141,9 +141,9 @@ Runner add_generate_command(CLI::App& app) {
       }
       return !interrupted();
     };
-    const GenerateResult res =
-        a->prompt_cache.empty() ? session.generate(tok, prompt, go, on_token)
-                                : generate_with_prompt_cache(session, tok, prompt, go, on_token, a->prompt_cache, quiet);
+    const GenerateResult res = a->prompt_cache.empty() ? session.generate(tok, prompt, go, on_token)
+                                                       : generate_with_prompt_cache(session, tok, prompt, go, on_token,
+                                                                                    a->prompt_cache, quiet);
     if (write_error) std::rethrow_exception(write_error);
     if (a->n_predict != 0) {
       out("\n");

@@ -19,7 +19,8 @@ void write_npy(const std::string& path, const std::vector<float>& data, int64_t 
                      std::to_string(cols) + "), }";
   dict.append((64 - (10 + dict.size() + 1) % 64) % 64, ' ');
   dict += '\n';
-  const uint8_t head[10] = {0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0, uint8_t(dict.size() & 0xff), uint8_t(dict.size() >> 8)};
+  const uint8_t head[10] = {
+      0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0, uint8_t(dict.size() & 0xff), uint8_t(dict.size() >> 8)};
   const std::span<const uint8_t> parts[3] = {
       std::span<const uint8_t>(head, 10),
       std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(dict.data()), dict.size()),

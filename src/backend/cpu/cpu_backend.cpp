@@ -25,15 +25,14 @@ namespace {
 // Below this many rows a product streams the weights once per row (GEMV); above it, sgemm panels.
 constexpr int64_t kGemvMaxRows = 8;
 // Output rows per work item. GEMV: about kGemvPanelBytes of weights, small enough for load balance
-// (weights stream once either way) and long enough for the prefetchers: on the Zen 3 VM 64-row
-// panels of 1.5 KiB rows streamed ~7% slower than 160-row ones. GEMM: large, because every sgemm
+// (weights stream once either way) and long enough for the prefetchers (short panels of short rows
+// stream measurably slower; docs/benchmarks.md). GEMM: large, because every sgemm
 // call re-packs the [T, in] activations; 256 rows keeps that repacking under ~10% of the
 // arithmetic while still giving each thread several items.
 constexpr int64_t kGemvPanelBytes = 192 << 10;
 constexpr int64_t kGemmPanelRows = 256;
 // bf16-activation GEMM (opt-in): x is rounded once per matmul, not re-packed per panel, so panels can
 // be small enough to balance: 768-row matrices (125m's o and FFN down) give 2 threads 6 panels, not 3.
-// (125m pp512: 128 rows 1123-1152 t/s, 256 rows 1032-1096, 64 rows 1135-1152.)
 constexpr int64_t kBf16PanelRows = 128;
 
 // What alloc() asks aligned_alloc for: n floats rounded up to 64 bytes, plus 64 (saturating).
@@ -69,9 +68,9 @@ uint64_t CpuBackend::host_scratch_bytes(const ScratchShape& s) const {
   // for products of more than kGemvMaxRows rows), the chunk tables of a whole head's columns
   // (retention_chunk_cols), theta_shift's sin/cos.
   const int64_t C = std::max<int64_t>(1, s.chunk);
-  const uint64_t floats = std::max({sat_mul(uint64_t(kGemmPanelRows), u(s.widest_input)),
-                                    uint64_t(cpu::retention_chunk_scratch_floats(C, std::max<int64_t>(0, s.head_dv))),
-                                    u(s.head_dk)});
+  const uint64_t floats =
+      std::max({sat_mul(uint64_t(kGemmPanelRows), u(s.widest_input)),
+                uint64_t(cpu::retention_chunk_scratch_floats(C, std::max<int64_t>(0, s.head_dv))), u(s.head_dk)});
   // Each thread's scratch is a std::vector grown by resize(), whose capacity can reach twice the
   // largest request (libstdc++ doubles when the new size is under twice the old one).
   return sat_mul(sat_mul(uint64_t(pool_.size()), floats), 2 * sizeof(float));

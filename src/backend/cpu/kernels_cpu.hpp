@@ -29,8 +29,7 @@ void group_norm_gate_row(float* o, const float* g, int64_t dv, const float* w, f
 // Rotates one token's q and k rows [H*dk] at position pos (Backend::theta_shift's contract for one t).
 // cs: scratch of dk floats (the cos and sin of the dk/2 angles).
 void theta_shift_row(float* q, float* k, int64_t H, int64_t dk, int64_t pos, const float* theta32,
-                     const double* theta64, Pairing pairing, AngleMode angles, float q_scale, float k_scale,
-                     float* cs);
+                     const double* theta64, Pairing pairing, AngleMode angles, float q_scale, float k_scale, float* cs);
 
 // ---- elementwise_cpu.cpp
 // Widens n elements of a weight row to fp32.
@@ -93,8 +92,8 @@ void retention_chunk_normalize(const RetentionChunkArgs& a, const ChunkNormParts
 // One recurrent step, split by blocks of state rows (along dk): every block decays and updates its
 // rows in place and writes its partial read-out part[c] = Σ_{j0<=j<j1} q_j·Z_j[c] over all dv
 // columns; retention_step_reduce sums a head's parts in block order. Rows keep the state's
-// contiguous layout: splitting by column blocks instead read 256-byte pieces 2 KiB apart, which
-// streamed at ~0.5x the speed of whole rows on the Zen 3 VM. The blocks are fixed (not per thread),
+// contiguous layout: column blocks would read short pieces far apart, which the prefetchers stream
+// far more slowly than whole rows (docs/benchmarks.md). The blocks are fixed (not per thread),
 // so results do not depend on the thread count.
 inline constexpr int64_t kRetentionStepRows = 64;
 void retention_step_rows(const RetentionStepArgs& a, int64_t b, int64_t h, int64_t j0, int64_t j1, float* part);

@@ -36,7 +36,7 @@ inline void fma32(__m256 w0, __m256 w1, __m256 w2, __m256 w3, const float* x, __
 // BF16 rows widened without a conversion instruction: a 32-byte load holds 16 bf16 values, as eight
 // 32-bit lanes (even element in the low half, odd in the high half); `lane << 16` is the even one
 // as fp32 and `lane & 0xffff0000` the odd one. The activations are de-interleaved to match once per
-// panel (deinterleave16). Against vpmovzxwd + shift this streams ~7% faster on the Zen 3 VM.
+// panel (deinterleave16): fewer instructions per weight than vpmovzxwd + shift.
 inline __m256 bf16_even(__m256i r) { return _mm256_castsi256_ps(_mm256_slli_epi32(r, 16)); }
 inline __m256 bf16_odd(__m256i r) {
   return _mm256_castsi256_ps(_mm256_and_si256(r, _mm256_set1_epi32(int(0xffff0000u))));
@@ -123,8 +123,8 @@ inline void row_dots(const uint8_t* w0, const float* x, int64_t in, float* out) 
 
 // T activation rows [T, in] against rows [r0, r1) of W; y[t, r - r0] with row stride ldy.
 // One weight row at a time, read to its end: each thread's weight traffic is one sequential stream
-// (walking 4 adjacent rows in lockstep, 4 interleaved streams KiBs apart, reached only 0.5-0.75x of
-// the read bandwidth on the EPYC VM; one row at a time 1.0x). For T > 1 the row is reused from L1 by
+// (walking several adjacent rows in lockstep makes interleaved streams KiBs apart, which the
+// prefetchers follow worse than one). For T > 1 the row is reused from L1 by
 // every pair of activation rows, so weights still come from memory once, and the next row is
 // prefetched meanwhile (the batch makes each row compute-heavy enough to outrun the prefetcher).
 // BF16 first de-interleaves x into scratch (T·in floats; the portable build keeps plain order).
@@ -140,7 +140,7 @@ void gemv_batch_any(const float* x, int64_t T, int64_t in, const uint8_t* wbase,
 #else
   (void)scratch;
 #endif
-  // A single BF16 row streams at ~1.1x with the prefetch 1 KiB ahead (Zen 3 VM, 64-row panels).
+  // A single BF16 row is prefetched 1 KiB ahead: the hardware prefetcher alone falls behind it.
   constexpr size_t kSinglePrefetch = D == DType::BF16 ? 1024 : 0;
   const size_t row_bytes = size_t(dtype_row_bytes(D, in));
   for (int64_t r = r0; r < r1; ++r) {
@@ -162,8 +162,7 @@ void gemv_rows(const float* x, int64_t T, int64_t in, const WeightRef& w, int64_
                int64_t ldy, std::vector<float>& scratch) {
   const auto* base = static_cast<const uint8_t*>(w.data);
   visit_dtype(
-      w.dtype,
-      [&](auto d) { gemv_batch_any<decltype(d)::value>(x, T, in, base, r0, r1, y, ldy, scratch); },
+      w.dtype, [&](auto d) { gemv_batch_any<decltype(d)::value>(x, T, in, base, r0, r1, y, ldy, scratch); },
       [&] { throw_bad_dtype(w.dtype, "gemv_rows"); });
 }
 

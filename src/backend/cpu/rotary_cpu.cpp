@@ -12,10 +12,8 @@ void theta_shift_row(float* q, float* k, int64_t H, int64_t dk, int64_t pos, con
   float* cosv = cs;
   float* sinv = cosv + half;
   for (int64_t p = 0; p < half; ++p) {
-    if (angles == AngleMode::Reference)
-      rotary_sincos_reference(pos, theta32[p], &sinv[p], &cosv[p]);
-    else
-      rotary_sincos_exact(pos, theta64[p], &sinv[p], &cosv[p]);
+    if (angles == AngleMode::Reference) rotary_sincos_reference(pos, theta32[p], &sinv[p], &cosv[p]);
+    else rotary_sincos_exact(pos, theta64[p], &sinv[p], &cosv[p]);
   }
   for (int which = 0; which < 2; ++which) {
     float* x = which == 0 ? q : k;

@@ -192,8 +192,7 @@ void CudaBackend::theta_shift(float* q, float* k, int64_t T, int64_t H, int64_t 
   const double* theta64 = nullptr;
   if (angles == AngleMode::Exact) theta64 = static_cast<const double*>(constant(theta64_host, half * sizeof(double)));
   else theta32 = static_cast<const float*>(constant(theta32_host, half * sizeof(float)));
-  RETNET_CUDA_CHECK(launch_theta_shift(q, k, T, H, dk, pos, theta32, theta64, pairing,
-                                       q_scale, k_scale, stream_));
+  RETNET_CUDA_CHECK(launch_theta_shift(q, k, T, H, dk, pos, theta32, theta64, pairing, q_scale, k_scale, stream_));
 }
 
 void CudaBackend::retention_chunk(const RetentionChunkArgs& a) {

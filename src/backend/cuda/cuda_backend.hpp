@@ -69,7 +69,7 @@ class CudaBackend final : public Backend {
   void copy(float* dst, const float* src, size_t n) override;
   void zero(float* dst, size_t n) override;
   WeightRef upload(const WeightRef& host, FnRef<void(uint64_t)> on_bytes) override;  // cuda_upload.cpp
-  uint64_t host_alloc_bytes(uint64_t) const override { return 0; }  // device memory
+  uint64_t host_alloc_bytes(uint64_t) const override { return 0; }                   // device memory
   void finish_uploads() override;
 
   std::unique_ptr<Backend> session_backend() override;
