@@ -1,6 +1,9 @@
 // Shared helpers for the tests: fixtures, goldens, error measures, running a Session in a mode.
 #pragma once
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <spawn.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -22,6 +25,31 @@ inline ::testing::AssertionResult Contains(const std::string& hay, const std::st
   if (hay.find(needle) != std::string::npos) return ::testing::AssertionSuccess();
   return ::testing::AssertionFailure() << "message \"" << hay << "\" does not contain \"" << needle << "\"";
 }
+
+#ifdef RETNET_CLI_PATH
+// Starts the retnet CLI (no shell) with `args`, its stdin, stdout and stderr opened on the given
+// paths (stdout and stderr created or truncated). Returns the child's pid, or -1 if it could not start.
+inline pid_t spawn_cli(const std::vector<std::string>& args, const std::string& in, const std::string& out,
+                       const std::string& err) {
+  static const std::string cli = RETNET_CLI_PATH;
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_addopen(&fa, 0, in.c_str(), O_RDONLY, 0);
+  posix_spawn_file_actions_addopen(&fa, 1, out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  posix_spawn_file_actions_addopen(&fa, 2, err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  std::vector<std::string> all = {cli};
+  all.insert(all.end(), args.begin(), args.end());
+  std::vector<char*> argv;
+  for (auto& a : all) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  pid_t pid = -1;
+  const int rc = posix_spawn(&pid, cli.c_str(), &fa, nullptr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&fa);
+  return rc == 0 ? pid : -1;
+}
+// A waitpid status as a shell reports it: the exit code, or 128 + the signal.
+inline int exit_code(int status) { return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status); }
+#endif
 
 inline std::string data_dir() { return RETNET_TEST_DATA; }
 

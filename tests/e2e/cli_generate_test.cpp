@@ -25,7 +25,6 @@ namespace retnet::test {
 namespace {
 
 namespace fs = std::filesystem;
-const std::string kCli = RETNET_CLI_PATH;
 const std::string kModel = std::string(RETNET_TEST_DATA) + "/../../models/kjv-retnet";
 
 struct CliRun {
@@ -46,20 +45,9 @@ CliRun run(const std::vector<std::string>& args, const std::string& input = "", 
   fs::create_directories(dir);
   const std::string in = (dir / "in").string(), out = (dir / "out").string(), err = (dir / "err").string();
   std::ofstream(in, std::ios::binary) << input;
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_addopen(&fa, 0, in.c_str(), O_RDONLY, 0);
-  posix_spawn_file_actions_addopen(&fa, 1, out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  posix_spawn_file_actions_addopen(&fa, 2, err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  std::vector<std::string> all = {kCli};
-  all.insert(all.end(), args.begin(), args.end());
-  std::vector<char*> argv;
-  for (auto& a : all) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  pid_t pid;
   CliRun r;
-  if (posix_spawn(&pid, kCli.c_str(), &fa, nullptr, argv.data(), environ) != 0) return r;
-  posix_spawn_file_actions_destroy(&fa);
+  const pid_t pid = spawn_cli(args, in, out, err);
+  if (pid < 0) return r;
   if (kill_after_ms >= 0) {
     std::this_thread::sleep_for(std::chrono::milliseconds(kill_after_ms));
     ::kill(pid, SIGINT);

@@ -25,7 +25,6 @@ namespace retnet::test {
 namespace {
 
 namespace fs = std::filesystem;
-const std::string kCli = RETNET_CLI_PATH;
 const std::string kBundled = std::string(RETNET_TEST_DATA) + "/../../models/kjv-retnet";
 
 TEST(SessionHistory, EveryWayOfAbsorbingTokensIsTracked) {
@@ -118,21 +117,9 @@ class PromptCache : public TempDirTest {
   // Runs the CLI (no shell), capturing stdout and stderr.
   CliRun run(const std::vector<std::string>& args) {
     const std::string out = (dir_ / "stdout").string(), err = (dir_ / "stderr").string();
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_addopen(&fa, 1, out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    posix_spawn_file_actions_addopen(&fa, 2, err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    std::vector<std::string> all = {kCli};
-    all.insert(all.end(), args.begin(), args.end());
-    std::vector<char*> argv;
-    for (auto& a : all) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    pid_t pid;
     CliRun r;
-    const int rc = posix_spawn(&pid, kCli.c_str(), &fa, nullptr, argv.data(), environ);
-    posix_spawn_file_actions_destroy(&fa);
-    if (rc != 0) return r;
+    const pid_t pid = spawn_cli(args, "/dev/null", out, err);
+    if (pid < 0) return r;
     int status = 0;
     waitpid(pid, &status, 0);
     r.code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);

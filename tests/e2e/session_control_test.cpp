@@ -188,8 +188,6 @@ TEST(PrefillCancel, GenerateStopsDuringThePrompt) {
 
 // ---- the CLI
 
-const std::string kCli = RETNET_CLI_PATH;
-
 struct CliResult {
   int code = -1;
   std::string err;
@@ -207,20 +205,9 @@ std::string slurp(const fs::path& p) {
 // 20 s more before killing it (the run then reports code 137).
 CliResult run_cli(const std::vector<std::string>& args, const fs::path& dir, int sigint_after_ms = -1) {
   const std::string err = (dir / "err").string();
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
-  posix_spawn_file_actions_addopen(&fa, 2, err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  std::vector<std::string> all = {kCli};
-  all.insert(all.end(), args.begin(), args.end());
-  std::vector<char*> argv;
-  for (auto& a : all) argv.push_back(a.data());
-  argv.push_back(nullptr);
   CliResult r;
-  pid_t pid;
-  if (posix_spawn(&pid, kCli.c_str(), &fa, nullptr, argv.data(), environ) != 0) return r;
-  posix_spawn_file_actions_destroy(&fa);
+  const pid_t pid = spawn_cli(args, "/dev/null", "/dev/null", err);
+  if (pid < 0) return r;
   int status = 0;
   if (sigint_after_ms >= 0) {
     std::this_thread::sleep_for(std::chrono::milliseconds(sigint_after_ms));
