@@ -72,6 +72,8 @@ class TempDirTest : public ::testing::Test {
   std::filesystem::path dir_;
 };
 inline std::string fixture_dir(const std::string& name) { return data_dir() + "/" + name; }
+// The bundled model (models/kjv-retnet), found from the fixture directory.
+inline std::string bundled_dir() { return data_dir() + "/../../models/kjv-retnet"; }
 
 inline nlohmann::json read_json(const std::string& path) {
   std::ifstream in(path);
@@ -133,6 +135,13 @@ inline std::shared_ptr<const Model> load_fixture(const std::string& name, int th
   lo.device = Device::Cpu;
   lo.threads = threads;
   return Model::load(fixture_dir(name), lo);
+}
+
+inline std::shared_ptr<const Model> load_bundled(int threads = 2) {
+  LoadOptions lo;
+  lo.device = Device::Cpu;
+  lo.threads = threads;
+  return Model::load(bundled_dir(), lo);
 }
 
 }  // namespace retnet::test

@@ -24,7 +24,6 @@ namespace {
 namespace fs = std::filesystem;
 
 const std::string kCli = RETNET_CLI_PATH;
-const std::string kBundled = std::string(RETNET_TEST_DATA) + "/../../models/kjv-retnet";
 const std::string kFixture = std::string(RETNET_TEST_DATA) + "/ts_swish_scaled";
 
 std::string quote(const std::string& s) {
@@ -80,7 +79,7 @@ class CliIo : public TempDirTest {
 
 // Every command line that prints on stdout, each format of bench and --help/--version included.
 std::vector<std::vector<std::string>> printing_commands(const std::string& text_file) {
-  const std::string M = kBundled;
+  const std::string M = bundled_dir();
   const std::vector<std::string> bench = {"bench", "-q", "--shape", "tiny", "-p", "8",           "-n",
                                           "2",     "-r", "1",       "-t",   "1",  "--no-warmup", "--bandwidth-mib",
                                           "1"};
@@ -147,8 +146,8 @@ TEST_F(CliIo, CommandsThatPrintNothingSucceedWithAFullOrClosedStdout) {
 
 TEST_F(CliIo, GenerateStopsAtTheFirstFailedWrite) {
   // 100000 tokens take minutes; a generate that stops at its first failed write takes the load time.
-  const ShRun r =
-      run({"generate", "-m", kBundled, "-p", "And", "-n", "100000", "--ignore-eos", "-t", "1", "-q"}, ">/dev/full");
+  const ShRun r = run({"generate", "-m", bundled_dir(), "-p", "And", "-n", "100000", "--ignore-eos", "-t", "1", "-q"},
+                      ">/dev/full");
   EXPECT_EQ(r.code, 1);
   EXPECT_EQ(r.err, "error: writing to stdout: No space left on device\n");
   EXPECT_LT(r.seconds, 20.0);
@@ -160,8 +159,8 @@ TEST_F(CliIo, ClosedPipeStaysQuiet) {
   for (int i = 0; i < 20000; ++i) text += "In the beginning ";
   write_file(dir_ / "big.txt", text);
   const std::vector<std::vector<std::string>> cmds = {
-      {"tokenize", "-m", kBundled, "-f", (dir_ / "big.txt").string()},
-      {"generate", "-m", kBundled, "-f", (dir_ / "big.txt").string(), "-e", "-n", "1", "-t", "1", "-q"},
+      {"tokenize", "-m", bundled_dir(), "-f", (dir_ / "big.txt").string()},
+      {"generate", "-m", bundled_dir(), "-f", (dir_ / "big.txt").string(), "-e", "-n", "1", "-t", "1", "-q"},
   };
   for (const auto& args : cmds) {
     SCOPED_TRACE(shown(args));
@@ -180,8 +179,8 @@ TEST_F(CliIo, ClosedPipeStaysQuiet) {
 
 TEST_F(CliIo, PromptFromADirectoryOrAClosedStdinIsAnError) {
   const std::vector<std::vector<std::string>> cmds = {
-      {"generate", "-m", kBundled, "-p", "-", "-n", "2", "-t", "1"},
-      {"tokenize", "-m", kBundled, "-p", "-"},
+      {"generate", "-m", bundled_dir(), "-p", "-", "-n", "2", "-t", "1"},
+      {"tokenize", "-m", bundled_dir(), "-p", "-"},
   };
   for (const auto& args : cmds) {
     SCOPED_TRACE(shown(args));
@@ -196,18 +195,19 @@ TEST_F(CliIo, PromptFromADirectoryOrAClosedStdinIsAnError) {
   }
   // -f with a directory, for tokenize, generate and perplexity
   for (const std::string cmd : {"tokenize", "generate", "perplexity"}) {
-    const ShRun r = run({cmd, "-m", kBundled, "-f", dir_.string()}, "");
+    const ShRun r = run({cmd, "-m", bundled_dir(), "-f", dir_.string()}, "");
     EXPECT_EQ(r.code, 1) << cmd;
     EXPECT_EQ(r.err, "error: " + dir_.string() + ": is a directory, expected a text file\n") << cmd;
   }
 }
 
 TEST_F(CliIo, EmptyStdinIsAnEmptyPrompt) {
-  ShRun r = run({"tokenize", "-m", kBundled, "-p", "-", "--ids", "--no-special"}, "</dev/null");
+  ShRun r = run({"tokenize", "-m", bundled_dir(), "-p", "-", "--ids", "--no-special"}, "</dev/null");
   EXPECT_EQ(r.code, 0) << r.err;
   EXPECT_EQ(r.out, "\n");
   write_file(dir_ / "p.txt", "In");
-  r = run({"tokenize", "-m", kBundled, "-p", "-", "--ids", "--no-special"}, "<" + quote((dir_ / "p.txt").string()));
+  r = run({"tokenize", "-m", bundled_dir(), "-p", "-", "--ids", "--no-special"},
+          "<" + quote((dir_ / "p.txt").string()));
   EXPECT_EQ(r.code, 0) << r.err;
   EXPECT_NE(r.out, "\n");
 }
@@ -266,7 +266,7 @@ TEST_F(CliIo, BadShapesGetOneMessage) {
 // ---- --angles ----------------------------------------------------------------------------------
 
 TEST_F(CliIo, AnglesOnEveryCommandThatRunsAModel) {
-  const std::string M = kBundled, npy = (dir_ / "x.npy").string(), text = (dir_ / "t.txt").string();
+  const std::string M = bundled_dir(), npy = (dir_ / "x.npy").string(), text = (dir_ / "t.txt").string();
   write_file(text,
              "In the beginning God created the heaven and the earth. And the earth was without form, and void.\n");
   const std::vector<std::vector<std::string>> cmds = {

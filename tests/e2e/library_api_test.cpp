@@ -10,15 +10,6 @@
 namespace retnet::test {
 namespace {
 
-const std::string kBundled = std::string(RETNET_TEST_DATA) + "/../../models/kjv-retnet";
-
-std::shared_ptr<const Model> load_bundled() {
-  LoadOptions lo;
-  lo.device = Device::Cpu;
-  lo.threads = 2;
-  return Model::load(kBundled, lo);
-}
-
 struct Event {
   int32_t id;
   std::string text, bytes;
@@ -26,7 +17,7 @@ struct Event {
 
 TEST(Generate, EventsCarryIdTextAndTheTokensRawBytes) {
   auto model = load_bundled();
-  const Tokenizer tok = Tokenizer::load(kBundled);
+  const Tokenizer tok = Tokenizer::load(bundled_dir());
   Session s(model);
   GenerateOptions go;
   go.max_tokens = 24;
@@ -62,7 +53,7 @@ TEST(Generate, EventsCarryIdTextAndTheTokensRawBytes) {
 
 TEST(Generate, CallbackStopsAndStatsAccumulate) {
   auto model = load_bundled();
-  const Tokenizer tok = Tokenizer::load(kBundled);
+  const Tokenizer tok = Tokenizer::load(bundled_dir());
   Session s(model);
   GenerateOptions go;
   go.max_tokens = 50;
@@ -96,7 +87,7 @@ TEST(Load, ProgressIsReportedAndFalseCancels) {
     calls.emplace_back(done, total);
     return true;
   };
-  auto model = Model::load(kBundled, lo);
+  auto model = Model::load(bundled_dir(), lo);
   ASSERT_GE(calls.size(), 2u);
   for (size_t i = 0; i < calls.size(); ++i) {
     EXPECT_LE(calls[i].first, calls[i].second);
@@ -109,7 +100,7 @@ TEST(Load, ProgressIsReportedAndFalseCancels) {
   int n = 0;
   lo.on_progress = [&](uint64_t, uint64_t) { return ++n < 2; };  // cancel at the second report
   try {
-    Model::load(kBundled, lo);
+    Model::load(bundled_dir(), lo);
     FAIL() << "a cancelled load returned a model";
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("cancelled"), std::string::npos) << e.what();

@@ -19,8 +19,6 @@
 namespace retnet::test {
 namespace {
 
-const std::string kBundled = std::string(RETNET_TEST_DATA) + "/../../models/kjv-retnet";
-
 LoadOptions cpu(int threads, const std::string& dtype = "") {
   LoadOptions o;
   o.device = Device::Cpu;
@@ -41,8 +39,8 @@ void expect_plan(const MemoryPlan& p, uint64_t mapped, uint64_t owned, uint64_t 
 // The figures 13ce15b's plan gave when it copied the backend's padding and panel rows and the
 // session's buffers; now each layer states them (a change to a layer's allocations must show here).
 TEST(MemoryPlanLayers, FiguresAreThoseOfThePlanThatCopiedThem) {
-  expect_plan(Model::load(kBundled, cpu(1))->impl().memory, 11534336, 0, 10880, 25170896, 1048576);
-  expect_plan(Model::load(kBundled, cpu(2, "f32"))->impl().memory, 0, 23068672, 10880, 25170896, 2097152);
+  expect_plan(Model::load(bundled_dir(), cpu(1))->impl().memory, 11534336, 0, 10880, 25170896, 1048576);
+  expect_plan(Model::load(bundled_dir(), cpu(2, "f32"))->impl().memory, 0, 23068672, 10880, 25170896, 2097152);
   expect_plan(Model::load(fixture_dir("ts_swish_scaled"), cpu(3))->impl().memory, 226176, 0, 1536, 1565004, 6550008);
   expect_plan(Model::load(fixture_dir("fla_base"), cpu(3))->impl().memory, 512000, 0, 1984, 2675536, 786432);
   RandomModelSpec sp;

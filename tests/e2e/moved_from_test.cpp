@@ -12,7 +12,6 @@ namespace retnet::test {
 namespace {
 
 namespace fs = std::filesystem;
-const std::string kBundled = std::string(RETNET_TEST_DATA) + "/../../models/kjv-retnet";
 
 template <class F>
 void expect_moved_from(const char* what, F&& f) {
@@ -30,7 +29,7 @@ class MovedFrom : public TempDirTest {};
 
 TEST_F(MovedFrom, EverySessionMemberFunctionThrows) {
   auto model = load_fixture("ts_swish_scaled");
-  const Tokenizer tok = Tokenizer::load(kBundled);
+  const Tokenizer tok = Tokenizer::load(bundled_dir());
   Session a(model);
   a.prefill(std::vector<int32_t>{1, 2, 3});
   const std::vector<uint8_t> snap = a.save_state();
@@ -74,7 +73,7 @@ TEST_F(MovedFrom, EverySessionMemberFunctionThrows) {
 }
 
 TEST(MovedFromTokenizer, EveryMemberFunctionThrows) {
-  Tokenizer t = Tokenizer::load(kBundled);
+  Tokenizer t = Tokenizer::load(bundled_dir());
   Tokenizer u(std::move(t));
   const int32_t id = 5;
   expect_moved_from("encode", [&] { t.encode("In"); });

@@ -25,7 +25,6 @@ namespace retnet::test {
 namespace {
 
 namespace fs = std::filesystem;
-const std::string kBundled = std::string(RETNET_TEST_DATA) + "/../../models/kjv-retnet";
 
 TEST(SessionHistory, EveryWayOfAbsorbingTokensIsTracked) {
   const auto model = load_fixture("ts_swish_scaled", 1);
@@ -63,8 +62,8 @@ TEST(SessionHistory, GenerateFromTokensResumesAStateAndEqualsAFullRun) {
   LoadOptions lo;
   lo.device = Device::Cpu;
   lo.threads = 1;
-  const auto model = Model::load(kBundled, lo);
-  const Tokenizer tok = Tokenizer::load(kBundled);
+  const auto model = Model::load(bundled_dir(), lo);
+  const Tokenizer tok = Tokenizer::load(bundled_dir());
   const std::vector<int32_t> ids =
       tok.encode("And God said, Let there be light: and there was light. And God saw", true);
   ASSERT_GT(ids.size(), 8u);
@@ -128,7 +127,7 @@ class PromptCache : public TempDirTest {
     return r;
   }
   // generate with a fixed seed, a temperature and a repeat penalty over the whole context.
-  CliRun gen(const std::string& prompt, const std::string& cache = "", const std::string& model = kBundled) {
+  CliRun gen(const std::string& prompt, const std::string& cache = "", const std::string& model = bundled_dir()) {
     std::vector<std::string> a = {
         "generate",        "-m", model, "-p", prompt, "-n", "12", "-s", "7", "--temp", "0.9", "--repeat-penalty", "1.5",
         "--repeat-last-n", "-1", "-t",  "1"};
@@ -194,7 +193,7 @@ TEST_F(PromptCache, PromptNotExtendingTheCacheIsPrefilledFromScratch) {
 TEST_F(PromptCache, CacheOfAnotherModelOrDamagedIsIgnoredAndReplaced) {
   // The bundled model with one weight changed in the middle of a matrix: another model.
   const fs::path other = dir_ / "other";
-  fs::copy(kBundled, other, fs::copy_options::recursive);
+  fs::copy(bundled_dir(), other, fs::copy_options::recursive);
   StMap t = read_st(other / "model.safetensors");
   std::string& b = t.begin()->second.bytes;
   b[b.size() / 2] ^= 0x01;
@@ -210,18 +209,18 @@ TEST_F(PromptCache, CacheOfAnotherModelOrDamagedIsIgnoredAndReplaced) {
   // Damaged: warned about even with -q, then replaced.
   write_file(cache, "not a snapshot");
   const CliRun q =
-      run({"generate", "-m", kBundled, "-p", kPrompt, "-n", "2", "-t", "1", "-q", "--prompt-cache", cache});
+      run({"generate", "-m", bundled_dir(), "-p", kPrompt, "-n", "2", "-t", "1", "-q", "--prompt-cache", cache});
   EXPECT_EQ(q.code, 0) << q.err;
   EXPECT_TRUE(Contains(q.err, "warning: prompt cache ignored (it is replaced after generating): " + cache +
                                   ": state snapshot: not a retnet state (bad magic)"));
   EXPECT_EQ(prompt_eval_tokens(gen(kPrompt, cache).err), 1);
   // A directory is refused before generating; an empty path too.
   fs::create_directory(dir_ / "d");
-  CliRun d = run({"generate", "-m", kBundled, "-p", kPrompt, "-n", "2", "--prompt-cache", (dir_ / "d").string()});
+  CliRun d = run({"generate", "-m", bundled_dir(), "-p", kPrompt, "-n", "2", "--prompt-cache", (dir_ / "d").string()});
   EXPECT_EQ(d.code, 1);
   EXPECT_EQ(d.out, "");
   EXPECT_TRUE(Contains(d.err, "error: --prompt-cache: " + (dir_ / "d").string() + " is a directory"));
-  d = run({"generate", "-m", kBundled, "-p", kPrompt, "--prompt-cache", ""});
+  d = run({"generate", "-m", bundled_dir(), "-p", kPrompt, "--prompt-cache", ""});
   EXPECT_EQ(d.code, 1);
   EXPECT_TRUE(Contains(d.err, "error: --prompt-cache: the path is empty"));
 }

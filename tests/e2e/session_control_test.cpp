@@ -15,6 +15,7 @@
 #include <sstream>
 #include <thread>
 
+#include "st_writer.hpp"
 #include "test_util.hpp"
 
 extern char** environ;
@@ -23,14 +24,6 @@ namespace retnet::test {
 namespace {
 
 namespace fs = std::filesystem;
-const std::string kBundled = std::string(RETNET_TEST_DATA) + "/../../models/kjv-retnet";
-
-std::shared_ptr<const Model> load_bundled() {
-  LoadOptions lo;
-  lo.device = Device::Cpu;
-  lo.threads = 2;
-  return Model::load(kBundled, lo);
-}
 
 // ids [n] spread over the vocabulary (deterministic)
 std::vector<int32_t> some_ids(size_t n, int64_t vocab) {
@@ -43,7 +36,7 @@ std::vector<int32_t> some_ids(size_t n, int64_t vocab) {
 
 TEST(GenerateNoTokens, AbsorbsThePromptLikeAPrefill) {
   auto model = load_bundled();
-  const Tokenizer tok = Tokenizer::load(kBundled);
+  const Tokenizer tok = Tokenizer::load(bundled_dir());
   const std::string prompt = "In the beginning God created the heaven and the earth.";
   Session a(model);
   GenerateOptions go;
@@ -167,7 +160,7 @@ TEST(PrefillCancel, BeforeTheFirstBlockRecurrentAndAllLogits) {
 
 TEST(PrefillCancel, GenerateStopsDuringThePrompt) {
   auto model = load_bundled();
-  const Tokenizer tok = Tokenizer::load(kBundled);
+  const Tokenizer tok = Tokenizer::load(bundled_dir());
   std::string prompt;
   for (int i = 0; i < 60; ++i) prompt += "And God said, Let there be light: and there was light. ";
   Session s(model);
@@ -194,13 +187,6 @@ struct CliResult {
   double exit_s = -1;  // seconds from the SIGINT to the exit
 };
 
-std::string slurp(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 // Runs the CLI (stdout to /dev/null); with sigint_after_ms >= 0 sends SIGINT then and waits at most
 // 20 s more before killing it (the run then reports code 137).
 CliResult run_cli(const std::vector<std::string>& args, const fs::path& dir, int sigint_after_ms = -1) {
@@ -226,7 +212,7 @@ CliResult run_cli(const std::vector<std::string>& args, const fs::path& dir, int
     ::waitpid(pid, &status, 0);
   }
   r.code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  r.err = slurp(err);
+  r.err = slurp_file(err);
   return r;
 }
 
@@ -243,7 +229,7 @@ class CliSessionControl : public TempDirTest {};
 TEST_F(CliSessionControl, GenerateWithNoTokensStillPrefillsThePrompt) {
   std::string prompt;
   for (int i = 0; i < 20; ++i) prompt += "And God saw the light, that it was good. ";
-  const CliResult r = run_cli({"generate", "-m", kBundled, "-p", prompt, "-n", "0", "-t", "2"}, dir_);
+  const CliResult r = run_cli({"generate", "-m", bundled_dir(), "-p", prompt, "-n", "0", "-t", "2"}, dir_);
   ASSERT_EQ(r.code, 0) << r.err;
   const auto [ms, n] = prompt_eval(r.err);
   EXPECT_GT(n, 100) << r.err;
@@ -258,7 +244,7 @@ TEST_F(CliSessionControl, CtrlCStopsALongPromptWithinASecondOrTwo) {
     for (int i = 0; i < 20000; ++i)
       out << "And the earth was without form, and void; and darkness was upon the face of the deep. ";
   }
-  const CliResult r = run_cli({"generate", "-m", kBundled, "-f", big.string(), "-n", "16", "-t", "1"}, dir_, 2500);
+  const CliResult r = run_cli({"generate", "-m", bundled_dir(), "-f", big.string(), "-n", "16", "-t", "1"}, dir_, 2500);
   EXPECT_EQ(r.code, 130) << r.err;
   EXPECT_LT(r.exit_s, 2.0) << r.err;
   EXPECT_TRUE(Contains(r.err, "interrupted"));
