@@ -3,8 +3,11 @@
 set -euo pipefail
 # clang + libclang-rt-14-dev (libFuzzer and clang's sanitizer runtimes) for tools/fuzz.sh; llvm for
 # llvm-symbolizer (readable sanitizer stacks); clang-format (14: git clang-format) for tools/check-format.sh.
+# python3-venv, python3-dev: the Python package's test (tests/python/run.sh: a venv, pip install . of the
+# extension); ccache: that install recompiles the library, and finds it in the cache (tools/build.sh).
 pkgs=(build-essential cmake ninja-build pkg-config libcli11-dev nlohmann-json3-dev libspdlog-dev
-      libopenblas-dev libgtest-dev googletest clang libclang-rt-14-dev llvm clang-format)
+      libopenblas-dev libgtest-dev googletest clang libclang-rt-14-dev llvm clang-format
+      python3-venv python3-dev ccache)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
