@@ -113,9 +113,11 @@ KTEST(CudaBackend, FailedStagingGrowthLeavesNoNullBuffer) {
     be.from_host(dq, q.data(), q.size());
     be.from_host(dk, k.data(), k.size());
     be.from_host(dv, v.data(), v.size());
+    void* ld = be.upload_constant(log_decay, sizeof log_decay);  // a per-model constant: device memory
+    be.finish_uploads();
     retnet::RetentionChunkArgs a;
     a.q = dq; a.k = dk; a.v = dv; a.state = state; a.out = out;
-    a.T = T; a.H = H; a.dk = DK; a.dv = DV; a.chunk = 2; a.log_decay = log_decay;
+    a.T = T; a.H = H; a.dk = DK; a.dv = DV; a.chunk = 2; a.log_decay = static_cast<const float*>(ld);
     if (fail_first) {
       retnet::RetentionChunkArgs huge = a;
       huge.T = int64_t(1) << 48;  // a 1 PiB workspace: refused before any kernel is launched
@@ -127,6 +129,7 @@ KTEST(CudaBackend, FailedStagingGrowthLeavesNoNullBuffer) {
     be.to_host(o.data(), out, o.size());
     outs.push_back(o);
     for (float* p : {dq, dk, dv, state, out}) be.release(p);
+    be.release_constant(ld);
   }
   EXPECT_EQ(outs[0], outs[1]);
 }
