@@ -22,12 +22,12 @@ namespace retnet {
 
 // One layer's weights: host views in a ModelDesc, the backend's copies in a placed model.
 struct LayerWeights {
-  WeightRef q, k;        // [H*dk, D]
-  WeightRef v, g;        // [H*dv, D] (g absent when the fla output gate is off)
-  WeightRef o;           // [D, H*dv]
-  WeightRef ffn_act;     // [F, D]  activated branch: torchscale fc1, fla gate_proj
-  WeightRef ffn_lin;     // [F, D]  linear branch: torchscale gate, fla up_proj
-  WeightRef ffn_down;    // [D, F]  torchscale fc2, fla down_proj
+  WeightRef q, k;                    // [H*dk, D]
+  WeightRef v, g;                    // [H*dv, D] (g absent when the fla output gate is off)
+  WeightRef o;                       // [D, H*dv]
+  WeightRef ffn_act;                 // [F, D]  activated branch: torchscale fc1, fla gate_proj
+  WeightRef ffn_lin;                 // [F, D]  linear branch: torchscale gate, fla up_proj
+  WeightRef ffn_down;                // [D, F]  torchscale fc2, fla down_proj
   const float* attn_norm = nullptr;  // [D] fp32
   const float* ffn_norm = nullptr;   // [D]
   const float* gn_weight = nullptr;  // [dv] or null
@@ -35,8 +35,8 @@ struct LayerWeights {
 
 // Every weight slot of a model (the same in both places as LayerWeights).
 struct ModelWeights {
-  WeightRef embed;    // [V, D]
-  WeightRef lm_head;  // [V, D]
+  WeightRef embed;                    // [V, D]
+  WeightRef lm_head;                  // [V, D]
   const float* embed_norm = nullptr;  // [D] or null
   const float* final_norm = nullptr;  // [D] or null
   std::vector<LayerWeights> layers;
@@ -56,8 +56,8 @@ inline AlignedBytes alloc_aligned_bytes(size_t n) {
 // What the model itself needs in host memory, as the dry binding (or the random model's shape) states
 // it; placement adds the backend's padding and scratch and one session (memory_plan.hpp).
 struct ModelNeeds {
-  uint64_t mapped = 0;                  // checkpoint bytes used in place (while a backend uses them there)
-  uint64_t owned = 0;                   // matrices copied at load: conversions, realigned tensors, random weights
+  uint64_t mapped = 0;  // checkpoint bytes used in place (while a backend uses them there)
+  uint64_t owned = 0;   // matrices copied at load: conversions, realigned tensors, random weights
   // Norm vectors, each an fp32 backend buffer once placed: `count` vectors of `floats` floats per entry.
   struct Vectors {
     uint64_t floats = 0, count = 0;

@@ -51,8 +51,10 @@ std::shared_ptr<const Model> Model::Impl::random(const RandomModelSpec& sp, cons
   // Every matrix is generated into host memory before upload, whatever the backend: checked first.
   const ModelConfig& c = m->desc.cfg;
   m->memory = plan_model_memory(m->desc, *m->backend);
-  check_memory_plan(m->memory, "random model " + std::to_string(c.vocab_size) + "x" + std::to_string(c.d_model) + "x" +
-                                   std::to_string(c.n_layers), hooks.available_memory);
+  check_memory_plan(m->memory,
+                    "random model " + std::to_string(c.vocab_size) + "x" + std::to_string(c.d_model) + "x" +
+                        std::to_string(c.n_layers),
+                    hooks.available_memory);
   generate_random_weights(m->desc, sp, options.on_progress);
   place_model(*m, nullptr, "random model");  // progress was reported while generating
   apply_bf16_activations(*m, options.bf16_activations);

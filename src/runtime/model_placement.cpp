@@ -20,7 +20,8 @@ Model::Impl::~Impl() {
 }
 
 std::unique_ptr<Backend> load_backend(const LoadOptions& options, const LoadHooks& hooks) {
-  if (options.threads < 0) throw Error("threads: must be >= 0 (0 = all hardware threads), got " + std::to_string(options.threads));
+  if (options.threads < 0)
+    throw Error("threads: must be >= 0 (0 = all hardware threads), got " + std::to_string(options.threads));
   const DeviceKind dev = device_kind(options.device);
   return hooks.make_backend ? hooks.make_backend(dev, options.threads) : make_backend(dev, options.threads);
 }
@@ -135,8 +136,8 @@ void place_model(Model::Impl& m, const std::function<bool(uint64_t, uint64_t)>& 
     m.owned_constants.push_back(p);
     return p;
   };
-  m.constants.theta32 = static_cast<const float*>(constant(c.theta));      // [dk/2]
-  m.constants.theta64 = static_cast<const double*>(constant(c.theta64));   // [dk/2]
+  m.constants.theta32 = static_cast<const float*>(constant(c.theta));        // [dk/2]
+  m.constants.theta64 = static_cast<const double*>(constant(c.theta64));     // [dk/2]
   m.constants.log_decay = static_cast<const float*>(constant(c.log_decay));  // [H]
   m.constants.gamma = static_cast<const float*>(constant(d.gamma));          // [H]
 
@@ -160,13 +161,11 @@ void apply_bf16_activations(Model::Impl& m, bool requested) {
     for (const WeightRef* w : {&l.q, &l.k, &l.v, &l.g, &l.o, &l.ffn_act, &l.ffn_lin, &l.ffn_down})
       any_bf16 = any_bf16 || (w->data && w->dtype == DType::BF16);
   ModelInfo& info = m.desc.info;
-  if (!any_bf16)
-    lib_log().info("bf16 activations: ignored, no weight matrix is BF16 ({})", info.weight_dtype);
+  if (!any_bf16) lib_log().info("bf16 activations: ignored, no weight matrix is BF16 ({})", info.weight_dtype);
   else if (!m.backend->set_bf16_activations(true))
     lib_log().info("bf16 activations: ignored, the {} backend has no bf16 GEMM here (needs a CPU with AVX512-BF16)",
                    m.backend->name());
-  else
-    info.bf16_activations = true;
+  else info.bf16_activations = true;
 }
 
 }  // namespace retnet

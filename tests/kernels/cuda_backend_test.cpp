@@ -114,7 +114,8 @@ KTEST(CudaBackend, ModelConstantsAndExactAnglesMatchCpu) {
   EXPECT_EQ(device_bytes(m.constants.log_decay, c.log_decay.size() * 4), host_bytes(c.log_decay));
   EXPECT_EQ(device_bytes(m.constants.gamma, m.desc.gamma.size() * 4), host_bytes(m.desc.gamma));
   const std::vector<int32_t> ids = retnet::test::golden_ids(fx);
-  for (const ModeCase& mc : {ModeCase{Mode::Chunkwise, 4, -1, "chunkwise C=4"}, ModeCase{Mode::Recurrent, 0, -1, "recurrent"}}) {
+  for (const ModeCase& mc :
+       {ModeCase{Mode::Chunkwise, 4, -1, "chunkwise C=4"}, ModeCase{Mode::Recurrent, 0, -1, "recurrent"}}) {
     const auto want = retnet::test::run_logits(cpu_model, ids, mc.mode, mc.chunk, mc.prefill);
     const auto got = retnet::test::run_logits(model, ids, mc.mode, mc.chunk, mc.prefill);
     EXPECT_LE(retnet::test::rel_err(got, want), kLogitTol) << mc.name;
@@ -152,7 +153,12 @@ KTEST(CudaBackend, FailedStagingGrowthLeavesNoNullBuffer) {
     be.finish_uploads();
     retnet::RetentionChunkArgs a;
     a.q = dq; a.k = dk; a.v = dv; a.state = state; a.out = out;
-    a.T = T; a.H = H; a.dk = DK; a.dv = DV; a.chunk = 2; a.log_decay = static_cast<const float*>(ld);
+    a.T = T;
+    a.H = H;
+    a.dk = DK;
+    a.dv = DV;
+    a.chunk = 2;
+    a.log_decay = static_cast<const float*>(ld);
     if (fail_first) {
       retnet::RetentionChunkArgs huge = a;
       huge.T = int64_t(1) << 48;  // a 1 PiB workspace: refused before any kernel is launched

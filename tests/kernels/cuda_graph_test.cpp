@@ -247,7 +247,8 @@ KTEST(CudaGraph, DecodeCopiesOnlyItsStepInputsToTheDevice) {
     std::vector<retnet::Session*> both = {&s, &t};
     const uint64_t batched = retnet::gpu::h2d_copy_count();
     for (size_t i = 6; i < 10; i += 2) retnet::Session::decode_batch(both, std::vector<int32_t>{ids[i], ids[i + 1]});
-    EXPECT_EQ(retnet::gpu::h2d_copy_count() - batched, 2u) << "batched steps, " << (graphs ? "graphs on" : "graphs off");
+    EXPECT_EQ(retnet::gpu::h2d_copy_count() - batched, 2u)
+        << "batched steps, " << (graphs ? "graphs on" : "graphs off");
   }
 }
 

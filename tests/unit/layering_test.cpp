@@ -71,7 +71,8 @@ class LayeringScan : public TempDirTest {};
 // The scan itself finds what it must (else the tests above would pass on anything).
 TEST_F(LayeringScan, NamesTheFileAndLineOfAnOffendingInclude) {
   fs::create_directories(dir_ / "sub");
-  std::ofstream(dir_ / "a.cpp") << "// backend/ in a comment is fine\n#include <vector>\n#include \"model/config.hpp\"\n";
+  std::ofstream(dir_ / "a.cpp")
+      << "// backend/ in a comment is fine\n#include <vector>\n#include \"model/config.hpp\"\n";
   std::ofstream(dir_ / "sub" / "b.hpp") << "#pragma once\n\n  #  include <runtime/session_impl.hpp>\n"
                                            "#include \"backend/backend.hpp\"  // WeightRef\n";
   int files = 0;

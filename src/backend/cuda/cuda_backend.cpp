@@ -176,9 +176,8 @@ void CudaBackend::theta_shift(float* q, float* k, int64_t T, int64_t H, int64_t 
 void CudaBackend::retention_chunk(const RetentionChunkArgs& a) {
   if (a.T <= 0) return;
   void* ws = ensure(workspace_, retention_chunk_workspace_bytes(a.T, a.H, a.dk, a.dv, a.chunk, a.norm));
-  RETNET_CUDA_CHECK(
-      launch_retention_chunk(a.q, a.k, a.v, a.state, a.out, a.T, a.H, a.dk, a.dv, a.chunk, a.log_decay, a.norm, ws,
-                             stream_));
+  RETNET_CUDA_CHECK(launch_retention_chunk(a.q, a.k, a.v, a.state, a.out, a.T, a.H, a.dk, a.dv, a.chunk, a.log_decay,
+                                           a.norm, ws, stream_));
 }
 
 void CudaBackend::retention_step(const RetentionStepArgs& a) {
@@ -186,8 +185,7 @@ void CudaBackend::retention_step(const RetentionStepArgs& a) {
   const auto* states = static_cast<float* const*>(stage(ptrs_, a.states, size_t(a.B) * sizeof(float*)));
   const float* scale =
       a.out_scale ? static_cast<const float*>(stage(scale_, a.out_scale, size_t(a.B * a.H) * sizeof(float))) : nullptr;
-  RETNET_CUDA_CHECK(
-      launch_retention_step(a.q, a.k, a.v, states, a.out, a.B, a.H, a.dk, a.dv, a.gamma, scale, stream_));
+  RETNET_CUDA_CHECK(launch_retention_step(a.q, a.k, a.v, states, a.out, a.B, a.H, a.dk, a.dv, a.gamma, scale, stream_));
 }
 
 void CudaBackend::group_norm_gate(float* o, const float* g, int64_t T, int64_t H, int64_t dv, const float* w,

@@ -84,9 +84,8 @@ class CudaBackend final : public Backend {
   void embed(const WeightRef& table, const int32_t* ids_host, int64_t T, float scale, float* out) override;
   void rms_norm(const float* x, int64_t T, int64_t D, const float* w, float eps, float* y) override;
   void matmul(const float* x, int64_t T, int64_t in, std::span<const MatmulJob> jobs) override;
-  void theta_shift(float* q, float* k, int64_t T, int64_t H, int64_t dk, const int64_t* pos_host,
-                   const float* theta32, const double* theta64, Pairing pairing, AngleMode angles,
-                   float q_scale, float k_scale) override;
+  void theta_shift(float* q, float* k, int64_t T, int64_t H, int64_t dk, const int64_t* pos_host, const float* theta32,
+                   const double* theta64, Pairing pairing, AngleMode angles, float q_scale, float k_scale) override;
   void retention_chunk(const RetentionChunkArgs& a) override;
   void retention_step(const RetentionStepArgs& a) override;
   void group_norm_gate(float* o, const float* g, int64_t T, int64_t H, int64_t dv, const float* w,
