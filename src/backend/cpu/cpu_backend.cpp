@@ -62,7 +62,8 @@ void CpuBackend::zero(float* dst, size_t n) { std::memset(dst, 0, n * 4); }
 
 void* CpuBackend::upload_constant(const void* host, size_t bytes) {
   // alloc()'s alignment (64 bytes, whole lines): any scalar type, fp64 θ included.
-  void* p = std::aligned_alloc(64, size_t(alloc_request_bytes((bytes + 3) / 4)));
+  void* p =
+      bytes <= std::numeric_limits<size_t>::max() - 128 ? std::aligned_alloc(64, (bytes + 63) / 64 * 64 + 64) : nullptr;
   if (!p) throw Error("cpu backend: out of memory allocating " + std::to_string(bytes) + " bytes");
   if (bytes) std::memcpy(p, host, bytes);
   return p;
