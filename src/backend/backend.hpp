@@ -10,20 +10,9 @@
 #include <utility>
 
 #include "common/types.hpp"
+#include "common/weight_ref.hpp"  // WeightRef: the weights the ops read (backend memory)
 
 namespace retnet {
-
-// A weight matrix [rows, cols] row-major (PyTorch [out, in]) or vector (rows = 1), in backend memory.
-// Each row is whole blocks of its type (common/types.hpp): row r starts at data + r · row_bytes().
-struct WeightRef {
-  const void* data = nullptr;
-  DType dtype = DType::F32;
-  int64_t rows = 0;
-  int64_t cols = 0;
-  size_t row_bytes() const { return size_t(dtype_row_bytes(dtype, cols)); }
-  size_t bytes() const { return size_t(rows) * row_bytes(); }
-  const uint8_t* row(int64_t r) const { return static_cast<const uint8_t*>(data) + size_t(r) * row_bytes(); }
-};
 
 // A non-owning reference to a callable (no allocation, unlike std::function): what the backend calls
 // back during uploads and decode steps, which must not touch the heap.
@@ -52,7 +41,7 @@ struct RetentionChunkArgs {
   float* out = nullptr;      // [T, H*dv] retention output divided by the row scalar ρ
   int64_t T = 0, H = 0, dk = 0, dv = 0;
   int64_t chunk = 0;                 // C; chunk boundaries at multiples of C from the block start
-  const float* log_decay = nullptr;  // host [H] ln γ_h
+  const float* log_decay = nullptr;  // backend [H] ln γ_h (a per-model constant, upload_constant)
   RetentionNorm norm = RetentionNorm::None;
 };
 
@@ -63,7 +52,7 @@ struct RetentionStepArgs {
   float* const* states = nullptr;  // host [B] pointers to [H, dk, dv] states
   float* out = nullptr;            // [B, H*dv] = (q·S_new) · out_scale
   int64_t B = 0, H = 0, dk = 0, dv = 0;
-  const float* gamma = nullptr;      // host [H] per-step decay exp(ln γ_h), fp32 as the references
+  const float* gamma = nullptr;      // backend [H] per-step decay exp(ln γ_h), fp32 as the references
   const float* out_scale = nullptr;  // host [B*H] 1/ρ of this step
 };
 
@@ -88,6 +77,12 @@ class Backend {
   virtual WeightRef upload(const WeightRef& host, FnRef<void(uint64_t)> on_bytes = {}) = 0;
   // Ends a series of upload() calls: waits for copies in flight, frees the upload staging memory.
   virtual void finish_uploads() {}
+  // A per-model constant (θ in fp32 and fp64, ln γ, γ): `bytes` bytes of backend memory holding a copy
+  // of host[0, bytes), aligned for any scalar type, made once when a model is placed and owned by it
+  // (release_constant frees it). The ops then take it by pointer; no constant crosses per call. CUDA:
+  // copied on this backend's stream, done by finish_uploads() (as the weights).
+  virtual void* upload_constant(const void* host, size_t bytes) = 0;
+  virtual void release_constant(void* p) = 0;
 
   // ---- memory planning: what a load adds up before allocating anything large (model/memory_plan.hpp)
   // Host bytes that alloc(n_floats) takes, padding included (saturating at UINT64_MAX); 0 where
@@ -145,10 +140,11 @@ class Backend {
   virtual bool set_bf16_activations(bool on) { return false; }
   // Rotates q and k ([T, H*dk]) at absolute positions pos_host[t]. k is multiplied by k_scale
   // before the rotation (torchscale), q by q_scale after it (fla), as the references do.
-  // theta32_host [dk/2] is used by AngleMode::Reference, theta64_host [dk/2] by AngleMode::Exact.
+  // theta32 [dk/2] is used by AngleMode::Reference, theta64 [dk/2] by AngleMode::Exact: both backend
+  // memory (upload_constant), the other may be null.
   virtual void theta_shift(float* q, float* k, int64_t T, int64_t H, int64_t dk, const int64_t* pos_host,
-                           const float* theta32_host, const double* theta64_host, Pairing pairing,
-                           AngleMode angles, float q_scale, float k_scale) = 0;
+                           const float* theta32, const double* theta64, Pairing pairing, AngleMode angles,
+                           float q_scale, float k_scale) = 0;
   virtual void retention_chunk(const RetentionChunkArgs& a) = 0;
   virtual void retention_step(const RetentionStepArgs& a) = 0;
   // Per head: o = rmsnorm_dv(o)(· w) (· silu(g))                 o, g [T, H*dv], w [dv] or null, g may be null

@@ -11,11 +11,11 @@
 
 #include "model/config.hpp"
 #include "model/config_keys.hpp"
-#include "retnet/retnet.hpp"  // Model::Impl (model/model_impl.hpp)
 
 namespace retnet {
 
 class WeightBinder;  // model/weight_binder.hpp
+struct ModelDesc;    // model/model_desc.hpp
 
 struct ModelFamily {
   Family id;         // also hashed into the model fingerprint: never renumber
@@ -27,10 +27,10 @@ struct ModelFamily {
   // The family's keys into a config of family `id` (the shared code then applies the conventions
   // below, and reads the BOS/EOS ids); Error naming the key on anything missing or unsupported.
   ModelConfig (*parse)(const ConfigKeys& c);
-  // Binds the checkpoint's tensors to m's weight slots through b (m.cfg parsed by parse()); may
+  // Binds the checkpoint's tensors to m.weights' slots through b (m.cfg parsed by parse()); may
   // adjust m.cfg from what the checkpoint holds (stored rotation buffers, an old tensor layout), the
   // same way each time it runs (a dry binding runs first, model.cpp).
-  void (*bind)(Model::Impl& m, WeightBinder& b);
+  void (*bind)(ModelDesc& m, WeightBinder& b);
   // The family's defaults for a random-weight model (Model::random), c's shape already set.
   void (*random_defaults)(ModelConfig& c);
 

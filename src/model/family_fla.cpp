@@ -77,8 +77,9 @@ ModelConfig parse(const ConfigKeys& c) {
   return m;
 }
 
-void bind(Model::Impl& m, WeightBinder& b) {
-  ModelConfig& c = m.cfg;
+void bind(ModelDesc& d, WeightBinder& b) {
+  ModelConfig& c = d.cfg;
+  ModelWeights& m = d.weights;
   const int64_t D = c.d_model, KD = c.key_dim(), VD = c.value_dim(), F = c.ffn_dim, V = c.vocab_size;
   m.embed = b.matrix("model.embeddings.weight", V, D);
   for (int64_t i = 0; i < c.n_layers; ++i) {
@@ -98,7 +99,7 @@ void bind(Model::Impl& m, WeightBinder& b) {
     const TensorInfo* gate = b.find(l + "mlp.gate_proj.weight");
     if (!b.find(l + "mlp.up_proj.weight") && gate && gate->shape == std::vector<int64_t>{2 * F, D}) {
       // Before 2025-02 fla fused [gate; up] into one gate_proj [2F, D] (docs/reference.md §5).
-      m.cfg.fused_gate_up = true;
+      c.fused_gate_up = true;
       w.ffn_act = b.matrix_rows(l + "mlp.gate_proj.weight", 2 * F, D, 0, F);
       w.ffn_lin = b.matrix_rows(l + "mlp.gate_proj.weight", 2 * F, D, F, F);
     } else {

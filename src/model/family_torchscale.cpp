@@ -105,8 +105,9 @@ void read_rel_pos_buffers(WeightBinder& b, ModelConfig& cfg, const std::string& 
   }
 }
 
-void bind(Model::Impl& m, WeightBinder& b) {
-  ModelConfig& c = m.cfg;
+void bind(ModelDesc& d, WeightBinder& b) {
+  ModelConfig& c = d.cfg;
+  ModelWeights& m = d.weights;
   std::string p;
   if (b.find("embed_tokens.weight")) p = "";
   else if (b.find("model.embed_tokens.weight")) p = "model.";

@@ -3,8 +3,8 @@
 #include <cstring>
 
 #include "model/family.hpp"
-#include "model/memory_plan.hpp"
-#include "model/model_impl.hpp"
+#include "common/saturating.hpp"
+#include "model/model_desc.hpp"
 #include "retnet/error.hpp"
 
 namespace retnet {
@@ -33,10 +33,9 @@ DType parse_dtype(const std::string& s) {
 
 }  // namespace
 
-std::unique_ptr<Model::Impl> random_model_impl(const RandomModelSpec& sp, const LoadOptions& options,
-                                               const LoadHooks& hooks, SessionHostBytes session_bytes) {
-  auto m = std::make_unique<Model::Impl>();
-  ModelConfig& c = m->cfg;
+ModelDesc random_model_desc(const RandomModelSpec& sp) {
+  ModelDesc m;
+  ModelConfig& c = m.cfg;
   const DType dt = parse_dtype(sp.dtype);
   const uint64_t es = uint64_t(dtype_traits(dt).block_bytes);  // parse_dtype: element types (blocks of 1)
   const ModelFamily* family = find_family(sp.family);
@@ -65,27 +64,27 @@ std::unique_ptr<Model::Impl> random_model_impl(const RandomModelSpec& sp, const 
   apply_conventions(*family, c);
   family->random_defaults(c);
 
-  m->backend = load_backend(options, hooks);
-  m->angles = angle_mode(options.angles);
-
-  // Every matrix is generated into host memory before upload, whatever the backend: check that it
-  // (and, on a host backend, the norm vectors, one session and the scratch) fits before allocating.
+  // Every matrix is generated into host memory before upload, whatever the backend: what Model::random
+  // checks fits before generating anything (with, on a host backend, the norm vectors, one session and
+  // the scratch: runtime/model_placement.cpp).
   {
     const uint64_t D = uint64_t(c.d_model), KD = uint64_t(c.key_dim()), VD = uint64_t(c.value_dim()),
                    F = uint64_t(c.ffn_dim), V = uint64_t(c.vocab_size), L = uint64_t(c.n_layers);
     const uint64_t per_layer = sat_add(sat_add(sat_mul(2 * KD, D), sat_mul(3 * VD, D)), sat_mul(3 * F, D));
-    MemoryPlan plan;
-    plan.owned = sat_mul(sat_add(sat_mul(2 * V, D), sat_mul(L, per_layer)), es);
-    const Backend& be = *m->backend;
-    const uint64_t vectors_per_layer =
-        2 * be.host_alloc_bytes(D) + (c.group_norm_weight ? be.host_alloc_bytes(uint64_t(c.head_dv)) : 0);
-    plan.vectors = sat_add(sat_mul(L, vectors_per_layer), 2 * be.host_alloc_bytes(D));  // 0 on a device
-    plan_session_and_scratch(plan, c, be, session_bytes);
-    m->memory = plan;
-    check_memory_plan(plan, "random model " + std::to_string(c.vocab_size) + "x" + std::to_string(c.d_model) + "x" +
-                                std::to_string(c.n_layers), hooks.available_memory);
+    m.needs.owned = sat_mul(sat_add(sat_mul(2 * V, D), sat_mul(L, per_layer)), es);
+    // Per layer its two block norms and the group norm's weight; then the embedding's and the final
+    // norm (the embedding's counted even where the family has none: the figure is a bound).
+    m.needs.vectors = {{D, 2 * L}, {D, 2}};
+    if (c.group_norm_weight) m.needs.vectors.push_back({uint64_t(c.head_dv), L});
   }
+  return m;
+}
 
+void generate_random_weights(ModelDesc& m, const RandomModelSpec& sp,
+                             const std::function<bool(uint64_t, uint64_t)>& on_progress) {
+  const ModelConfig& c = m.cfg;
+  const DType dt = parse_dtype(sp.dtype);
+  const uint64_t es = uint64_t(dtype_traits(dt).block_bytes);
   Mix rng{sp.seed};
   uint64_t total = 0, done = 0;
   {
@@ -98,26 +97,24 @@ std::unique_ptr<Model::Impl> random_model_impl(const RandomModelSpec& sp, const 
     const float a = std::sqrt(3.0f / float(cols));  // unit-variance outputs for unit-variance inputs
     for (size_t i = 0; i < n; ++i) store_from_f32(buf.get(), dt, i, rng.uniform(a));
     WeightRef w{buf.get(), dt, rows, cols};
-    hash_weight_bytes(*m, buf.get(), bytes);
-    m->owned_bytes.push_back(std::move(buf));
-    m->info.n_params += n;
-    m->info.weight_bytes += bytes;
+    hash_weight_bytes(m, buf.get(), bytes);
+    m.owned_bytes.push_back(std::move(buf));
+    m.info.n_params += n;
+    m.info.weight_bytes += bytes;
     done += bytes;
-    if (options.on_progress && !options.on_progress(done, total)) throw Error("random model: cancelled");
-    return w;  // host view; upload_weights() makes it resident
+    if (on_progress && !on_progress(done, total)) throw Error("random model: cancelled");
+    return w;  // host view; placement makes it resident
   };
   auto ones = [&](int64_t n) {
-    std::vector<float> host(static_cast<size_t>(n), 1.0f);
-    float* d = m->backend->alloc(size_t(n));
-    m->backend->from_host(d, host.data(), size_t(n));
-    m->owned_f32.push_back(d);
-    m->info.n_params += uint64_t(n);
-    m->info.weight_bytes += uint64_t(n) * 4;
-    return d;
+    m.owned_vectors.emplace_back(static_cast<size_t>(n), 1.0f);  // fp32 host; placed as a backend buffer
+    m.info.n_params += uint64_t(n);
+    m.info.weight_bytes += uint64_t(n) * 4;
+    return static_cast<const float*>(m.owned_vectors.back().data());
   };
   const int64_t D = c.d_model, KD = c.key_dim(), VD = c.value_dim(), F = c.ffn_dim, V = c.vocab_size;
-  m->embed = matrix(V, D);
-  if (c.embed_norm) m->embed_norm = ones(D);
+  ModelWeights& mw = m.weights;
+  mw.embed = matrix(V, D);
+  if (c.embed_norm) mw.embed_norm = ones(D);
   for (int64_t l = 0; l < c.n_layers; ++l) {
     LayerWeights w;
     w.q = matrix(KD, D);
@@ -131,14 +128,11 @@ std::unique_ptr<Model::Impl> random_model_impl(const RandomModelSpec& sp, const 
     w.attn_norm = ones(D);
     w.ffn_norm = ones(D);
     if (c.group_norm_weight) w.gn_weight = ones(c.head_dv);
-    m->layers.push_back(w);
+    mw.layers.push_back(w);
   }
-  m->final_norm = ones(D);
-  m->lm_head = matrix(V, D);
-  upload_weights(*m, nullptr, "random model");  // progress was reported while generating
-  finalize_model(*m);
-  apply_bf16_activations(*m, options.bf16_activations);
-  return m;
+  mw.final_norm = ones(D);
+  mw.lm_head = matrix(V, D);
+  finalize_model(m);
 }
 
 }  // namespace retnet

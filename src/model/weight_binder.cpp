@@ -41,16 +41,14 @@ WeightRef WeightBinder::matrix_rows(const std::string& name, int64_t total_rows,
 const float* WeightBinder::vector(const std::string& name, int64_t n) {
   const TensorInfo& t = need(name, {n});
   if (dry_) {
-    plan_.vectors = sat_add(plan_.vectors, m_.backend->host_alloc_bytes(uint64_t(n)));
+    vectors_.push_back({uint64_t(n), 1});
     return nullptr;
   }
   hash_weight_bytes(m_, t.data, t.nbytes);
   std::vector<float> host(static_cast<size_t>(n));
   for (int64_t i = 0; i < n; ++i) host[size_t(i)] = load_as_f32(t.data, t.dtype, size_t(i));
-  float* dev = m_.backend->alloc(size_t(n));
-  m_.owned_f32.push_back(dev);
-  m_.backend->from_host(dev, host.data(), size_t(n));
-  return dev;
+  m_.owned_vectors.push_back(std::move(host));  // the buffer moves with the vector: the view stays valid
+  return m_.owned_vectors.back().data();
 }
 
 void WeightBinder::warn_unused() const {

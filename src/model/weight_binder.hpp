@@ -8,13 +8,13 @@
 #include <vector>
 
 #include "model/memory_plan.hpp"
-#include "model/model_impl.hpp"
+#include "model/model_desc.hpp"
 
 namespace retnet {
 
 class WeightBinder {
  public:
-  WeightBinder(Model::Impl& m, std::string dir) : m_(m), dir_(std::move(dir)) {}
+  WeightBinder(ModelDesc& m, std::string dir) : m_(m), dir_(std::move(dir)) {}
 
   const TensorInfo* find(const std::string& name) const { return m_.store.find(name); }
 
@@ -26,7 +26,8 @@ class WeightBinder {
   }
   // Rows [r0, r0 + rows) of a [total_rows, cols] tensor (old fla fused gate|up projection).
   WeightRef matrix_rows(const std::string& name, int64_t total_rows, int64_t cols, int64_t r0, int64_t rows);
-  // A norm vector [n] as an fp32 backend buffer owned by the model (null in a dry binding).
+  // A norm vector [n] widened to an fp32 host buffer owned by the model (null in a dry binding);
+  // placement copies it into an fp32 backend buffer.
   const float* vector(const std::string& name, int64_t n);
 
   void refuse_if_present(const std::string& name, const std::string& why) const {
@@ -41,10 +42,10 @@ class WeightBinder {
 
  private:
   // A host view of the tensor (converted or realigned into an owned buffer when needed); the backend
-  // copies are made after binding, by upload_weights().
+  // copies are made when the model is placed (runtime/model_placement.cpp).
   WeightRef view(const TensorInfo& t, int64_t rows, int64_t cols);
 
-  Model::Impl& m_;
+  ModelDesc& m_;
   std::string dir_;
   std::set<std::string> used_, ignored_;
   std::vector<const TensorInfo*> used_tensors_;
@@ -53,10 +54,12 @@ class WeightBinder {
  public:
   std::optional<DType> convert_to_;
   // Dry binding: names and shapes are checked and plan_ adds up what the real binding will allocate
-  // (conversions, realigned copies, norm vectors) and use in place, but nothing is allocated,
-  // converted or hashed; the weight slots get views into the mapping (or null vectors).
+  // (conversions, realigned copies) and use in place (plan_: mapped and owned) and the length of each
+  // norm vector (vectors_), but nothing is allocated, converted or hashed; the weight slots get
+  // views into the mapping (or null vectors).
   bool dry_ = false;
   MemoryPlan plan_;
+  std::vector<ModelNeeds::Vectors> vectors_;
 };
 
 }  // namespace retnet

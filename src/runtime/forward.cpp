@@ -51,12 +51,14 @@ void Session::Impl::check_ids(std::span<const int32_t> ids) const {
 void Session::Impl::issue_layers(const RowInputs& in, int64_t T, RetentionNorm norm, int64_t chunk) {
   const bool recurrent = in.step_states != nullptr;
   const int64_t D = c.d_model, VD = c.value_dim(), F = c.ffn_dim, H = c.n_heads;
-  be.embed(m.embed, in.ids, T, c.embed_scale, x);
-  if (m.embed_norm) be.rms_norm(x, T, D, m.embed_norm, c.norm_eps, x);
+  const ModelWeights& mw = m.weights;
+  const ModelConstants& mc = m.constants;  // backend memory, uploaded once at load
+  be.embed(mw.embed, in.ids, T, c.embed_scale, x);
+  if (mw.embed_norm) be.rms_norm(x, T, D, mw.embed_norm, c.norm_eps, x);
   const float q_scale = c.scale_on_q ? 1.0f / std::sqrt(float(c.head_dk)) : 1.0f;
   const float k_scale = c.scale_on_q ? 1.0f : 1.0f / std::sqrt(float(c.head_dk));
   for (int64_t l = 0; l < c.n_layers; ++l) {
-    const LayerWeights& w = m.layers[size_t(l)];
+    const LayerWeights& w = mw.layers[size_t(l)];
     // ---- retention block
     const float* inp = x;
     if (c.normalize_before) {
@@ -65,8 +67,7 @@ void Session::Impl::issue_layers(const RowInputs& in, int64_t T, RetentionNorm n
     }
     Backend::MatmulJob jobs[4] = {{&w.q, q}, {&w.k, k}, {&w.v, v}, {&w.g, g}};
     be.matmul(inp, T, D, std::span<const Backend::MatmulJob>(jobs, c.output_gate ? 4 : 3));
-    be.theta_shift(q, k, T, H, c.head_dk, in.pos, c.theta.data(), c.theta64.data(), c.pairing, m.angles, q_scale,
-                   k_scale);
+    be.theta_shift(q, k, T, H, c.head_dk, in.pos, mc.theta32, mc.theta64, c.pairing, m.angles, q_scale, k_scale);
     if (recurrent) {
       RetentionStepArgs a;
       a.q = q;
@@ -78,7 +79,7 @@ void Session::Impl::issue_layers(const RowInputs& in, int64_t T, RetentionNorm n
       a.H = H;
       a.dk = c.head_dk;
       a.dv = c.head_dv;
-      a.gamma = m.gamma.data();
+      a.gamma = mc.gamma;
       a.out_scale = in.step_scale;
       be.retention_step(a);
     } else {
@@ -93,7 +94,7 @@ void Session::Impl::issue_layers(const RowInputs& in, int64_t T, RetentionNorm n
       a.dk = c.head_dk;
       a.dv = c.head_dv;
       a.chunk = chunk;
-      a.log_decay = c.log_decay.data();
+      a.log_decay = mc.log_decay;
       a.norm = norm;
       be.retention_chunk(a);
     }
@@ -116,7 +117,7 @@ void Session::Impl::issue_layers(const RowInputs& in, int64_t T, RetentionNorm n
     be.residual(x, y, c.residual_alpha, size_t(T * D));
     if (!c.normalize_before) be.rms_norm(x, T, D, w.ffn_norm, c.norm_eps, x);
   }
-  if (m.final_norm) be.rms_norm(x, T, D, m.final_norm, c.norm_eps, hn);
+  if (mw.final_norm) be.rms_norm(x, T, D, mw.final_norm, c.norm_eps, hn);
   else be.copy(hn, x, size_t(T * D));
 }
 
@@ -147,7 +148,7 @@ void Session::Impl::decode_step(const int32_t* ids, int64_t T, Impl* const* seqs
     for (int64_t h = 0; h < H; ++h) {
       const size_t hh = size_t(h);
       // torchscale recurrent: ρ = sqrt(s_n) with s_n = s_{n-1}·γ + 1 (fla: ρ = 1)
-      si.scale[t * H + h] = c.torchscale_norm ? 1.0f / std::sqrt(s.ts_scale[hh] * m.gamma[hh] + 1.0f) : 1.0f;
+      si.scale[t * H + h] = c.torchscale_norm ? 1.0f / std::sqrt(s.ts_scale[hh] * m.desc.gamma[hh] + 1.0f) : 1.0f;
     }
     for (int64_t l = 0; l < L; ++l) si.states[l * T + t] = s.states[size_t(l)];
   }
@@ -162,7 +163,7 @@ void Session::Impl::decode_step(const int32_t* ids, int64_t T, Impl* const* seqs
   be.run_step(key, [&] {
     issue_layers(in, T, RetentionNorm::None, 1);
     if (with_logits) {
-      Backend::MatmulJob job{&m.lm_head, logits};
+      Backend::MatmulJob job{&m.weights.lm_head, logits};
       be.matmul(hn, T, c.d_model, std::span<const Backend::MatmulJob>(&job, 1));
     }
   });
@@ -173,13 +174,13 @@ void Session::Impl::advance(int64_t T) {
   // s_{n+1} = s_n·γ + 1 in fp32, exactly the recursion torchscale's recurrent mode runs.
   if (c.torchscale_norm)
     for (int64_t t = 0; t < T; ++t)
-      for (size_t h = 0; h < ts_scale.size(); ++h) ts_scale[h] = ts_scale[h] * m.gamma[h] + 1.0f;
+      for (size_t h = 0; h < ts_scale.size(); ++h) ts_scale[h] = ts_scale[h] * m.desc.gamma[h] + 1.0f;
   pos += T;
 }
 
 void Session::Impl::emit_logits(int64_t r0, int64_t n, int64_t dst_row) {
   ensure_logits(n);
-  Backend::MatmulJob job{&m.lm_head, logits};
+  Backend::MatmulJob job{&m.weights.lm_head, logits};
   be.matmul(hn + r0 * c.d_model, n, c.d_model, std::span<const Backend::MatmulJob>(&job, 1));
   be.to_host(logits_host.data() + dst_row * c.vocab_size, logits, size_t(n * c.vocab_size));
 }

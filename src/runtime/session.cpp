@@ -18,7 +18,7 @@ Session::Impl::Impl(std::shared_ptr<const Model> mr)
       m(model_ref->impl()),
       own_be(m.backend->session_backend()),
       be(own_be ? *own_be : *m.backend),
-      c(m.cfg) {
+      c(m.desc.cfg) {
   const size_t sz = size_t(c.n_heads * c.head_dk * c.head_dv);
   for (int64_t l = 0; l < c.n_layers; ++l) states.push_back(be.alloc(sz));
   ts_scale.assign(size_t(c.n_heads), 0.f);
@@ -60,7 +60,7 @@ std::span<const float> Session::prefill(std::span<const int32_t> tokens, const P
 SessionStats Session::stats() const {
   const Impl& s = live();
   SessionStats st = s.stats;
-  st.load_ms = s.m.info.load_ms;
+  st.load_ms = s.m.desc.info.load_ms;
   return st;
 }
 

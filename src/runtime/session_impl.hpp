@@ -10,7 +10,7 @@
 
 #include "common/limits.hpp"
 #include "common/saturating.hpp"
-#include "model/model_impl.hpp"
+#include "runtime/model_impl.hpp"
 #include "retnet/retnet.hpp"
 #include "runtime/step_inputs.hpp"
 #include "runtime/token_digest.hpp"

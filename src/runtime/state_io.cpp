@@ -66,7 +66,7 @@ std::vector<uint8_t> Session::save_state() const {
   put_bytes(out, kMagic, 8);
   put(out, kVersion);
   put(out, uint32_t(0));
-  put(out, s.m.fingerprint);
+  put(out, s.m.desc.fingerprint);
   put(out, s.pos);
   for (int64_t d : {c.n_layers, c.n_heads, c.head_dk, c.head_dv}) put(out, uint32_t(d));
   put(out, s.history.count);
@@ -96,7 +96,7 @@ void Session::load_state(std::span<const uint8_t> b) {
     throw Error("state snapshot: format version " + std::to_string(version) + " is not supported (this build reads " +
                 std::to_string(kVersion) + ")");
   if (get<uint32_t>(b.data() + 12) != 0) throw Error("state snapshot: unsupported state dtype");
-  if (get<uint64_t>(b.data() + 16) != s.m.fingerprint)
+  if (get<uint64_t>(b.data() + 16) != s.m.desc.fingerprint)
     throw Error("state snapshot: saved from a different model (fingerprint mismatch)");
   const uint32_t dims[4] = {get<uint32_t>(b.data() + 32), get<uint32_t>(b.data() + 36), get<uint32_t>(b.data() + 40),
                             get<uint32_t>(b.data() + 44)};

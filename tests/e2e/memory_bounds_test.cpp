@@ -28,7 +28,7 @@ extern "C" size_t __sanitizer_get_current_allocated_bytes();
 #include <vector>
 
 #include "model/memory_plan.hpp"
-#include "model/model_impl.hpp"
+#include "runtime/model_impl.hpp"
 #include "retnet/retnet.hpp"
 #include "st_writer.hpp"
 #include "test_util.hpp"

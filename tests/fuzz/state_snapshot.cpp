@@ -14,7 +14,7 @@
 #include <vector>
 
 #include "fuzz_check.hpp"
-#include "model/model_impl.hpp"
+#include "runtime/model_impl.hpp"
 #include "retnet/retnet.hpp"
 
 namespace {

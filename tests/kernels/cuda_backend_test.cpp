@@ -86,6 +86,42 @@ KTEST(CudaBackend, BatchedDecodeMatchesCpu) {
   }
 }
 
+// The per-model constants are device buffers the placed model owns, uploaded once at load: they hold
+// the config's values bit for bit (copies: compared exactly), and exact angles — the fp64 θ table —
+// give the CPU backend's exact-angle logits (tolerance as above).
+KTEST(CudaBackend, ModelConstantsAndExactAnglesMatchCpu) {
+  KTEST_REQUIRE_DEVICE();
+  const std::string fx = "ts_swish_scaled";
+  retnet::LoadOptions lo;
+  lo.angles = retnet::Angles::Exact;
+  lo.device = retnet::Device::Cpu;
+  lo.threads = 1;
+  auto cpu_model = retnet::Model::load(retnet::test::fixture_dir(fx), lo);
+  auto model = load_cuda_fixture(fx, test_cuda_options(), lo);
+  const retnet::Model::Impl& m = model->impl();
+  const retnet::ModelConfig& c = m.desc.cfg;
+  auto device_bytes = [](const void* dev, size_t n) {
+    std::vector<unsigned char> h(n);
+    retnet::gpu::copy_d2h(h.data(), dev, n, nullptr);
+    return h;
+  };
+  auto host_bytes = [](const auto& v) {
+    const auto* p = reinterpret_cast<const unsigned char*>(v.data());
+    return std::vector<unsigned char>(p, p + v.size() * sizeof(v[0]));
+  };
+  EXPECT_EQ(device_bytes(m.constants.theta32, c.theta.size() * 4), host_bytes(c.theta));
+  EXPECT_EQ(device_bytes(m.constants.theta64, c.theta64.size() * 8), host_bytes(c.theta64));
+  EXPECT_EQ(device_bytes(m.constants.log_decay, c.log_decay.size() * 4), host_bytes(c.log_decay));
+  EXPECT_EQ(device_bytes(m.constants.gamma, m.desc.gamma.size() * 4), host_bytes(m.desc.gamma));
+  const std::vector<int32_t> ids = retnet::test::golden_ids(fx);
+  for (const ModeCase& mc :
+       {ModeCase{Mode::Chunkwise, 4, -1, "chunkwise C=4"}, ModeCase{Mode::Recurrent, 0, -1, "recurrent"}}) {
+    const auto want = retnet::test::run_logits(cpu_model, ids, mc.mode, mc.chunk, mc.prefill);
+    const auto got = retnet::test::run_logits(model, ids, mc.mode, mc.chunk, mc.prefill);
+    EXPECT_LE(retnet::test::rel_err(got, want), kLogitTol) << mc.name;
+  }
+}
+
 KTEST(CudaBackend, FailedStagingGrowthLeavesNoNullBuffer) {
   KTEST_REQUIRE_DEVICE();
 #if defined(__SANITIZE_ADDRESS__)
@@ -113,9 +149,16 @@ KTEST(CudaBackend, FailedStagingGrowthLeavesNoNullBuffer) {
     be.from_host(dq, q.data(), q.size());
     be.from_host(dk, k.data(), k.size());
     be.from_host(dv, v.data(), v.size());
+    void* ld = be.upload_constant(log_decay, sizeof log_decay);  // a per-model constant: device memory
+    be.finish_uploads();
     retnet::RetentionChunkArgs a;
     a.q = dq; a.k = dk; a.v = dv; a.state = state; a.out = out;
-    a.T = T; a.H = H; a.dk = DK; a.dv = DV; a.chunk = 2; a.log_decay = log_decay;
+    a.T = T;
+    a.H = H;
+    a.dk = DK;
+    a.dv = DV;
+    a.chunk = 2;
+    a.log_decay = static_cast<const float*>(ld);
     if (fail_first) {
       retnet::RetentionChunkArgs huge = a;
       huge.T = int64_t(1) << 48;  // a 1 PiB workspace: refused before any kernel is launched
@@ -127,6 +170,7 @@ KTEST(CudaBackend, FailedStagingGrowthLeavesNoNullBuffer) {
     be.to_host(o.data(), out, o.size());
     outs.push_back(o);
     for (float* p : {dq, dk, dv, state, out}) be.release(p);
+    be.release_constant(ld);
   }
   EXPECT_EQ(outs[0], outs[1]);
 }

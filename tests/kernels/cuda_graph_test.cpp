@@ -227,4 +227,29 @@ KTEST(CudaGraph, DecodeAllocatesNothingOnTheDevice) {
   }
 }
 
+// The step-input block is the only thing a decode step copies from the host: the per-model constants
+// (θ, ln γ, γ) are device buffers the model uploaded once at load, so the ops take nothing else from
+// host memory — one copy_h2d per step, single or batched, graphs or not (from the first, plain step
+// of a key on).
+KTEST(CudaGraph, DecodeCopiesOnlyItsStepInputsToTheDevice) {
+  KTEST_REQUIRE_DEVICE();
+  const std::string fx = "ts_swish_scaled";  // torchscale: 1/ρ per step in the block too
+  const std::vector<int32_t> ids = tokens(fx, 10);
+  for (bool graphs : {true, false}) {
+    auto model = load_cuda_fixture(fx, test_cuda_options(graphs));
+    retnet::Session s(model), t(model);
+    s.prefill(std::span<const int32_t>(ids.data(), 2));
+    t.prefill(std::span<const int32_t>(ids.data(), 3));
+    // The first decode step of the model: where a constant first seen per call would be uploaded.
+    const uint64_t before = retnet::gpu::h2d_copy_count();
+    for (size_t i = 2; i < 6; ++i) s.decode(ids[i]);
+    EXPECT_EQ(retnet::gpu::h2d_copy_count() - before, 4u) << "single steps, " << (graphs ? "graphs on" : "graphs off");
+    std::vector<retnet::Session*> both = {&s, &t};
+    const uint64_t batched = retnet::gpu::h2d_copy_count();
+    for (size_t i = 6; i < 10; i += 2) retnet::Session::decode_batch(both, std::vector<int32_t>{ids[i], ids[i + 1]});
+    EXPECT_EQ(retnet::gpu::h2d_copy_count() - batched, 2u)
+        << "batched steps, " << (graphs ? "graphs on" : "graphs off");
+  }
+}
+
 }  // namespace

@@ -1,4 +1,4 @@
-// Weight upload of the CUDA backend (src/backend/cuda/cuda_upload.cpp, src/model/weight_upload.cpp):
+// Weight upload of the CUDA backend (src/backend/cuda/cuda_upload.cpp, src/runtime/model_placement.cpp):
 // streamed in pinned chunks with progress, cancellable, and leaving no device or pinned allocation
 // behind when cancelled. Emulated build and device (Gpu*, skipped without one).
 #include "cuda_test_util.hpp"
@@ -66,8 +66,9 @@ KTEST(CudaLoad, ModelLoadReportsProgressAndCancelLeaksNothing) {
     EXPECT_EQ(calls.back().first, calls.back().second);
     // Progress counts the matrices made resident, a tied head once.
     const retnet::Model::Impl& m = model->impl();
-    uint64_t matrices = m.embed.bytes() + (m.lm_head.data == m.embed.data ? 0 : m.lm_head.bytes());
-    for (const retnet::LayerWeights& l : m.layers)
+    const retnet::ModelWeights& mw = m.weights;
+    uint64_t matrices = mw.embed.bytes() + (mw.lm_head.data == mw.embed.data ? 0 : mw.lm_head.bytes());
+    for (const retnet::LayerWeights& l : mw.layers)
       for (const retnet::WeightRef* w : {&l.q, &l.k, &l.v, &l.g, &l.o, &l.ffn_act, &l.ffn_lin, &l.ffn_down})
         matrices += w->bytes();
     EXPECT_EQ(calls.back().second, matrices);

@@ -3,7 +3,7 @@
 // through the internal load hook, and what the backend reports about itself.
 #pragma once
 
-#include "model/model_impl.hpp"
+#include "runtime/model_impl.hpp"
 #include "test_util.hpp"
 // after the library headers: in the emulated build this defines the CUDA built-in macros
 #include "backend/cuda/cuda_backend.hpp"

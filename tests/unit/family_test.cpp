@@ -9,7 +9,7 @@
 
 #include "model/config.hpp"
 #include "model/family.hpp"
-#include "model/model_impl.hpp"
+#include "runtime/model_impl.hpp"
 #include "retnet/retnet.hpp"
 #include "test_util.hpp"
 
@@ -77,7 +77,7 @@ TEST(ModelFamilies, ParsedAndRandomModelsTakeTheFamilysConventions) {
     const ModelConfig parsed = parse_config_text(config.dump(), "/m/config.json");
     expect_conventions(*f, parsed);
     const auto model = Model::random(small_spec(f->name), cpu1());
-    const ModelConfig& c = model->impl().cfg;
+    const ModelConfig& c = model->impl().desc.cfg;
     expect_conventions(*f, c);
     EXPECT_EQ(c.theta, parsed.theta);  // same dk, same frequencies
     EXPECT_EQ(model->info().family, f->name);
@@ -87,14 +87,14 @@ TEST(ModelFamilies, ParsedAndRandomModelsTakeTheFamilysConventions) {
   }
   // Each family's own random defaults.
   const auto ts = Model::random(small_spec("torchscale"), cpu1());
-  EXPECT_TRUE(ts->impl().cfg.embed_norm);
-  EXPECT_EQ(ts->impl().cfg.embed_scale, std::sqrt(32.0f));
-  EXPECT_FALSE(ts->impl().cfg.group_norm_weight);
+  EXPECT_TRUE(ts->impl().desc.cfg.embed_norm);
+  EXPECT_EQ(ts->impl().desc.cfg.embed_scale, std::sqrt(32.0f));
+  EXPECT_FALSE(ts->impl().desc.cfg.group_norm_weight);
   const auto fl = Model::random(small_spec("fla"), cpu1());
-  EXPECT_FALSE(fl->impl().cfg.embed_norm);
-  EXPECT_EQ(fl->impl().cfg.embed_scale, 1.0f);
-  EXPECT_TRUE(fl->impl().cfg.group_norm_weight);
-  EXPECT_NE(fl->impl().layers[0].gn_weight, nullptr);
+  EXPECT_FALSE(fl->impl().desc.cfg.embed_norm);
+  EXPECT_EQ(fl->impl().desc.cfg.embed_scale, 1.0f);
+  EXPECT_TRUE(fl->impl().desc.cfg.group_norm_weight);
+  EXPECT_NE(fl->impl().weights.layers[0].gn_weight, nullptr);
 }
 
 TEST(ModelFamilies, MessagesListEveryFamily) {

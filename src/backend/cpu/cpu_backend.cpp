@@ -60,6 +60,16 @@ void CpuBackend::from_host(float* dst, const float* src, size_t n) { std::memcpy
 void CpuBackend::copy(float* dst, const float* src, size_t n) { std::memmove(dst, src, n * 4); }
 void CpuBackend::zero(float* dst, size_t n) { std::memset(dst, 0, n * 4); }
 
+void* CpuBackend::upload_constant(const void* host, size_t bytes) {
+  // alloc()'s alignment (64 bytes, whole lines): any scalar type, fp64 θ included.
+  void* p =
+      bytes <= std::numeric_limits<size_t>::max() - 128 ? std::aligned_alloc(64, (bytes + 63) / 64 * 64 + 64) : nullptr;
+  if (!p) throw Error("cpu backend: out of memory allocating " + std::to_string(bytes) + " bytes");
+  if (bytes) std::memcpy(p, host, bytes);
+  return p;
+}
+void CpuBackend::release_constant(void* p) { std::free(p); }
+
 uint64_t CpuBackend::host_alloc_bytes(uint64_t n_floats) const { return alloc_request_bytes(n_floats); }
 
 uint64_t CpuBackend::host_scratch_bytes(const ScratchShape& s) const {

@@ -20,6 +20,8 @@ class CpuBackend final : public Backend {
   void copy(float* dst, const float* src, size_t n) override;
   void zero(float* dst, size_t n) override;
   WeightRef upload(const WeightRef& host, FnRef<void(uint64_t)> on_bytes) override;
+  void* upload_constant(const void* host, size_t bytes) override;
+  void release_constant(void* p) override;
   uint64_t host_alloc_bytes(uint64_t n_floats) const override;
   uint64_t host_scratch_bytes(const ScratchShape& shape) const override;
 

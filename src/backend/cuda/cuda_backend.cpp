@@ -37,7 +37,6 @@ CudaBackend::~CudaBackend() {
   }
   for (StepGraph& g : graphs_) g.graph.reset();
   for (void* p : uploads_) gpu::free_device(p);
-  for (Constant& c : constants_) gpu::free_device(c.dev);
   for (Staging* s : {&ids_, &pos_, &ptrs_, &scale_, &workspace_, &panel_}) gpu::free_device(s->p);
   for (void* p : pinned_) gpu::free_pinned(p);
   gpu::free_pinned(step_host_);
@@ -93,25 +92,6 @@ const void* CudaBackend::stage(Staging& s, const void* host, size_t bytes) {
   // Same stream as the kernels: the copy waits for earlier readers of the buffer.
   gpu::copy_h2d(d, host, bytes, stream_);
   return d;
-}
-
-const void* CudaBackend::constant(const void* host, size_t bytes) {
-  for (Constant& c : constants_)
-    if (c.host == host && c.copy.size() == bytes) {
-      if (std::memcmp(c.copy.data(), host, bytes) != 0) {  // same address, new content: refresh
-        refuse_while_capturing("changing a per-model constant");
-        std::memcpy(c.copy.data(), host, bytes);
-        gpu::copy_h2d(c.dev, host, bytes, stream_);
-      }
-      return c.dev;
-    }
-  refuse_while_capturing("uploading a per-model constant");
-  Constant c{host, std::vector<unsigned char>(static_cast<const unsigned char*>(host),
-                                              static_cast<const unsigned char*>(host) + bytes),
-             gpu::malloc_device(bytes)};
-  gpu::copy_h2d(c.dev, host, bytes, stream_);
-  constants_.push_back(std::move(c));
-  return constants_.back().dev;
 }
 
 gpu::Blas& CudaBackend::blas() {
@@ -183,34 +163,29 @@ void CudaBackend::matmul(const float* x, int64_t T, int64_t in, std::span<const 
 }
 
 void CudaBackend::theta_shift(float* q, float* k, int64_t T, int64_t H, int64_t dk, const int64_t* pos_host,
-                              const float* theta32_host, const double* theta64_host, Pairing pairing,
-                              AngleMode angles, float q_scale, float k_scale) {
+                              const float* theta32, const double* theta64, Pairing pairing, AngleMode angles,
+                              float q_scale, float k_scale) {
   if (T <= 0) return;
-  const size_t half = size_t(dk / 2);
   const auto* pos = static_cast<const int64_t*>(stage(pos_, pos_host, size_t(T) * sizeof(int64_t)));
-  const float* theta32 = nullptr;
-  const double* theta64 = nullptr;
-  if (angles == AngleMode::Exact) theta64 = static_cast<const double*>(constant(theta64_host, half * sizeof(double)));
-  else theta32 = static_cast<const float*>(constant(theta32_host, half * sizeof(float)));
-  RETNET_CUDA_CHECK(launch_theta_shift(q, k, T, H, dk, pos, theta32, theta64, pairing, q_scale, k_scale, stream_));
+  // The launcher picks the angles by which table it gets: theta64 null means AngleMode::Reference.
+  RETNET_CUDA_CHECK(launch_theta_shift(q, k, T, H, dk, pos, angles == AngleMode::Exact ? nullptr : theta32,
+                                       angles == AngleMode::Exact ? theta64 : nullptr, pairing, q_scale, k_scale,
+                                       stream_));
 }
 
 void CudaBackend::retention_chunk(const RetentionChunkArgs& a) {
   if (a.T <= 0) return;
-  const auto* ld = static_cast<const float*>(constant(a.log_decay, size_t(a.H) * sizeof(float)));
   void* ws = ensure(workspace_, retention_chunk_workspace_bytes(a.T, a.H, a.dk, a.dv, a.chunk, a.norm));
-  RETNET_CUDA_CHECK(
-      launch_retention_chunk(a.q, a.k, a.v, a.state, a.out, a.T, a.H, a.dk, a.dv, a.chunk, ld, a.norm, ws, stream_));
+  RETNET_CUDA_CHECK(launch_retention_chunk(a.q, a.k, a.v, a.state, a.out, a.T, a.H, a.dk, a.dv, a.chunk, a.log_decay,
+                                           a.norm, ws, stream_));
 }
 
 void CudaBackend::retention_step(const RetentionStepArgs& a) {
   if (a.B <= 0) return;
   const auto* states = static_cast<float* const*>(stage(ptrs_, a.states, size_t(a.B) * sizeof(float*)));
-  const auto* gamma = static_cast<const float*>(constant(a.gamma, size_t(a.H) * sizeof(float)));
   const float* scale =
       a.out_scale ? static_cast<const float*>(stage(scale_, a.out_scale, size_t(a.B * a.H) * sizeof(float))) : nullptr;
-  RETNET_CUDA_CHECK(
-      launch_retention_step(a.q, a.k, a.v, states, a.out, a.B, a.H, a.dk, a.dv, gamma, scale, stream_));
+  RETNET_CUDA_CHECK(launch_retention_step(a.q, a.k, a.v, states, a.out, a.B, a.H, a.dk, a.dv, a.gamma, scale, stream_));
 }
 
 void CudaBackend::group_norm_gate(float* o, const float* g, int64_t T, int64_t H, int64_t dv, const float* w,

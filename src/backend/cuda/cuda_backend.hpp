@@ -9,7 +9,8 @@
 // never shrink — or, in a decode step, through the step-input mirror (cuda_decode_step.cpp): one
 // pinned host block copied to the device once per step, whose device addresses stay fixed, so that
 // the whole step can be captured into a CUDA graph once per (session, batch size) and replayed.
-// Per-model constants (θ, ln γ, γ) are uploaded once.
+// Per-model constants (θ, ln γ, γ) are device buffers the placed model owns (upload_constant), made
+// once at load; the ops take them by device pointer.
 //
 // Compiled into libretnet when CUDA is found (namespace retnet::cuda), and into the emulated test
 // library with RETNET_SIMT (retnet::emu: kernels in the SIMT emulator, host memory as device memory,
@@ -71,6 +72,8 @@ class CudaBackend final : public Backend {
   WeightRef upload(const WeightRef& host, FnRef<void(uint64_t)> on_bytes) override;  // cuda_upload.cpp
   uint64_t host_alloc_bytes(uint64_t) const override { return 0; }                   // device memory
   void finish_uploads() override;
+  void* upload_constant(const void* host, size_t bytes) override;  // cuda_upload.cpp
+  void release_constant(void* p) override;
 
   std::unique_ptr<Backend> session_backend() override;
   void synchronize() override;
@@ -81,9 +84,8 @@ class CudaBackend final : public Backend {
   void embed(const WeightRef& table, const int32_t* ids_host, int64_t T, float scale, float* out) override;
   void rms_norm(const float* x, int64_t T, int64_t D, const float* w, float eps, float* y) override;
   void matmul(const float* x, int64_t T, int64_t in, std::span<const MatmulJob> jobs) override;
-  void theta_shift(float* q, float* k, int64_t T, int64_t H, int64_t dk, const int64_t* pos_host,
-                   const float* theta32_host, const double* theta64_host, Pairing pairing, AngleMode angles,
-                   float q_scale, float k_scale) override;
+  void theta_shift(float* q, float* k, int64_t T, int64_t H, int64_t dk, const int64_t* pos_host, const float* theta32,
+                   const double* theta64, Pairing pairing, AngleMode angles, float q_scale, float k_scale) override;
   void retention_chunk(const RetentionChunkArgs& a) override;
   void retention_step(const RetentionStepArgs& a) override;
   void group_norm_gate(float* o, const float* g, int64_t T, int64_t H, int64_t dv, const float* w,
@@ -109,8 +111,6 @@ class CudaBackend final : public Backend {
   // Device address of a per-call host array: inside the step-input mirror, its device copy (already
   // uploaded); elsewhere, a copy into the staging buffer s (refused while capturing).
   const void* stage(Staging& s, const void* host, size_t bytes);
-  // Device copy of a per-model constant host array, uploaded when first seen or when it changed.
-  const void* constant(const void* host, size_t bytes);
   gpu::Blas& blas();
   // Throws Error when called during a capture: `what` would bake a host value or allocate.
   void refuse_while_capturing(const char* what) const;
@@ -124,12 +124,6 @@ class CudaBackend final : public Backend {
   std::unique_ptr<gpu::Blas> blas_;  // created at the first prefill-sized product
   std::vector<void*> uploads_;       // weights made resident by upload(), freed with the backend
   Staging ids_, pos_, ptrs_, scale_, workspace_, panel_;
-  struct Constant {
-    const void* host;
-    std::vector<unsigned char> copy;  // content when uploaded
-    void* dev;
-  };
-  std::vector<Constant> constants_;
 
   // Weight upload staging (cuda_upload.cpp): two pinned chunks used in turn; free_[i] is recorded
   // after the copy that reads pinned_[i], so the host refills it only once that copy is done.

@@ -5,7 +5,7 @@
 // (step_inputs) and copied to its fixed device twin by one asynchronous copy (upload_step_inputs); ops
 // given addresses inside the block read the twin (stage()). What remains in the ops' arguments is fixed
 // for a given key (batch size) as long as no buffer of this backend moves, so the ops of a key are:
-//   1. run plainly once (lazy allocations — cuBLAS handle, staging growth, constants — happen here);
+//   1. run plainly once (lazy allocations — cuBLAS handle, staging growth — happen here);
 //   2. captured into a graph on the next step (thread-local capture mode) and launched;
 //   3. replayed with one cudaGraphLaunch per step from then on.
 // A buffer moving (alloc, release, staging growth; e.g. a longer prefill grows the workspace) bumps

@@ -51,6 +51,24 @@ WeightRef CudaBackend::upload(const WeightRef& host, FnRef<void(uint64_t)> on_by
   return d;
 }
 
+void* CudaBackend::upload_constant(const void* host, size_t bytes) {
+  refuse_while_capturing("uploading a per-model constant");
+  // cudaMalloc's alignment (256 bytes) suits any scalar type. From pageable memory the copy is staged
+  // before copy_h2d returns; it is done on this stream by finish_uploads(), before any session runs.
+  void* dev = gpu::malloc_device(std::max<size_t>(bytes, 1));
+  if (bytes) {
+    try {
+      gpu::copy_h2d(dev, host, bytes, stream_);
+    } catch (...) {
+      gpu::free_device(dev);
+      throw;
+    }
+  }
+  return dev;
+}
+
+void CudaBackend::release_constant(void* p) { gpu::free_device(p); }
+
 void CudaBackend::finish_uploads() {
   gpu::sync_stream(stream_);
   for (int i = 0; i < 2; ++i) {

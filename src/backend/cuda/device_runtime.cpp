@@ -30,6 +30,7 @@ void fail(const char* what, const char* detail, const char* file, int line) {
 namespace {
 std::atomic<uint64_t> g_allocations{0};
 std::atomic<int64_t> g_live{0};
+std::atomic<uint64_t> g_h2d_copies{0};
 void count_alloc() {
   g_allocations.fetch_add(1, std::memory_order_relaxed);
   g_live.fetch_add(1, std::memory_order_relaxed);
@@ -40,6 +41,7 @@ void count_free(void* p) {
 }  // namespace
 uint64_t allocation_count() { return g_allocations.load(std::memory_order_relaxed); }
 int64_t live_allocations() { return g_live.load(std::memory_order_relaxed); }
+uint64_t h2d_copy_count() { return g_h2d_copies.load(std::memory_order_relaxed); }
 
 #if defined(RETNET_SIMT)
 
@@ -71,6 +73,7 @@ void free_pinned(void* p) { free_device(p); }
 // Stream work runs at once, or is recorded while capturing (simt::submit) and then reads its source
 // when replayed, as a graph's copy node does.
 void copy_h2d(void* dst, const void* src, size_t bytes, cudaStream_t) {
+  g_h2d_copies.fetch_add(1, std::memory_order_relaxed);
   simt::submit([=] { std::memmove(dst, src, bytes); });
 }
 void copy_d2h(void* dst, const void* src, size_t bytes, cudaStream_t) {
@@ -171,6 +174,7 @@ void free_pinned(void* p) {
   if (p) cudaFreeHost(p);
 }
 void copy_h2d(void* dst, const void* src, size_t bytes, cudaStream_t s) {
+  g_h2d_copies.fetch_add(1, std::memory_order_relaxed);
   RETNET_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, s));
 }
 void copy_d2h(void* dst, const void* src, size_t bytes, cudaStream_t s) {

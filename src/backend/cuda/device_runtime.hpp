@@ -36,6 +36,9 @@ int device_major();        // compute capability major of the current device (9 
 // (a cancelled load must leave it unchanged). For tests.
 uint64_t allocation_count();
 int64_t live_allocations();
+// Host-to-device copies issued so far (copy_h2d calls), a monotonic count: a decode step issues one,
+// its step-input block (per-model constants were uploaded at load). For tests.
+uint64_t h2d_copy_count();
 
 void* malloc_device(size_t bytes);  // not initialised; throws on failure
 void free_device(void* p);          // null is fine
