@@ -40,6 +40,11 @@ inline __m256i quads(__m256i u, __m256i s) {
 inline __m256 accumulate(__m256 acc, __m256i L, __m256 sw, const QuantActs& a, int64_t x) {
   return _mm256_fmadd_ps(_mm256_cvtepi32_ps(L), _mm256_mul_ps(sw, _mm256_loadu_ps(a.d8 + x * 8)), acc);
 }
+// acc = fma(float(L), S, acc) with the product S = s_w · d computed beforehand (q4_k: once per
+// super-block and activation row, eight sub-blocks at once).
+inline __m256 accumulate(__m256 acc, __m256i L, const float* S) {
+  return _mm256_fmadd_ps(_mm256_cvtepi32_ps(L), _mm256_broadcast_ss(S), acc);
+}
 
 // ---- q8_0: |w| × (q with w's sign), so that maddubs gets an unsigned operand.
 struct Q8_0 {
@@ -120,25 +125,28 @@ struct Q4K {
         prefetch(blk + kPrefetchBytes + 128);
         uint64_t sc8, m8;
         q4k_scales_mins(blk + 4, sc8, m8);
-        alignas(32) float scw[8];
-        _mm256_store_ps(scw, _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128(int64_t(sc8)))),
-                                           _mm256_set1_ps(_cvtsh_ss(load_u16(blk)))));
+        const __m256 scw = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128(int64_t(sc8)))),
+                                         _mm256_set1_ps(_cvtsh_ss(load_u16(blk))));
         const __m256 mw = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128(int64_t(m8)))),
                                         _mm256_set1_ps(_cvtsh_ss(load_u16(blk + 2))));
         const int64_t x = x0 + k * 8;
+        // S[i][s] = d·sc_s · d(i, s), the same fp32 product as the scalar kernel's.
+        alignas(32) float S[NT][8];
 #pragma GCC unroll 4
-        for (int i = 0; i < NT; ++i) accm[i] = _mm256_fmadd_ps(mw, _mm256_loadu_ps(a.s + x + i * nb), accm[i]);
+        for (int i = 0; i < NT; ++i) {
+          accm[i] = _mm256_fmadd_ps(mw, _mm256_loadu_ps(a.s + x + i * nb), accm[i]);
+          _mm256_store_ps(S[i], _mm256_mul_ps(scw, _mm256_loadu_ps(a.d + x + i * nb)));
+        }
 #pragma GCC unroll 4
         for (int p = 0; p < 4; ++p) {
           const __m256i raw = load256(blk + 16 + 32 * p);
           const __m256i lo = _mm256_and_si256(raw, m4), hi = _mm256_and_si256(_mm256_srli_epi16(raw, 4), m4);
-          const __m256 slo = _mm256_broadcast_ss(scw + 2 * p), shi = _mm256_broadcast_ss(scw + 2 * p + 1);
 #pragma GCC unroll 4
           for (int i = 0; i < NT; ++i) {
             const int64_t xi = x + i * nb + 2 * p;
-            acc[(2 * p) % 4][i] = accumulate(acc[(2 * p) % 4][i], quads(lo, load256(a.q + xi * 32)), slo, a, xi);
+            acc[(2 * p) % 4][i] = accumulate(acc[(2 * p) % 4][i], quads(lo, load256(a.q + xi * 32)), &S[i][2 * p]);
             acc[(2 * p + 1) % 4][i] =
-                accumulate(acc[(2 * p + 1) % 4][i], quads(hi, load256(a.q + xi * 32 + 32)), shi, a, xi + 1);
+                accumulate(acc[(2 * p + 1) % 4][i], quads(hi, load256(a.q + xi * 32 + 32)), &S[i][2 * p + 1]);
           }
         }
       }
