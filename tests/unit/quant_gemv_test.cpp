@@ -242,7 +242,7 @@ TEST_P(QuantGemvPath, MatchesDoubleReferenceOnRaggedShapes) {
 }
 
 // The vector paths reproduce the scalar kernels bit for bit, and a row's result does not depend on
-// the batch it is in (T = 1..9 covers every group remainder of both vector paths).
+// the batch it is in (T = 1..9 covers every group remainder of both vector paths), nor on W's alignment.
 TEST_P(QuantGemvPath, BitIdenticalToScalarAndToEachRowAlone) {
   const QuantPath path = GetParam();
   std::mt19937 rng(23);
@@ -258,6 +258,14 @@ TEST_P(QuantGemvPath, BitIdenticalToScalarAndToEachRowAlone) {
       gemv(type, batch.a, m, 0, rows, ys.data(), rows, QuantPath::Scalar);
       ASSERT_EQ(0, std::memcmp(y.data(), ys.data(), y.size() * 4))
           << kTypeName[type] << " T " << T << ": " << cpu::quant_path_name(path) << " differs from scalar";
+      // W at an odd address (a file's tensor need not be aligned): the same results.
+      std::vector<uint8_t> odd(m.bytes.size() + 1);
+      std::memcpy(odd.data() + 1, m.bytes.data(), m.bytes.size());
+      std::vector<float> yo(y.size());
+      if (type == 0) cpu::gemv_q8_0(batch.a, odd.data() + 1, 0, rows, yo.data(), rows, path);
+      else if (type == 1) cpu::gemv_q4_0(batch.a, odd.data() + 1, 0, rows, yo.data(), rows, path);
+      else cpu::gemv_q4_k(batch.a, odd.data() + 1, 0, rows, yo.data(), rows, path);
+      ASSERT_EQ(0, std::memcmp(y.data(), yo.data(), y.size() * 4)) << kTypeName[type] << " T " << T << ": unaligned W";
       for (int64_t t = 0; t < T; ++t) {
         const Acts one(x.data() + t * in, 1, in);
         std::vector<float> y1(static_cast<size_t>(rows));

@@ -34,7 +34,8 @@
 // Threading: every function here is pure on its outputs: disjoint [r0, r1) ranges may run
 // concurrently on one QuantActs, which nothing modifies after quantize_acts. No allocation, no
 // exceptions (preconditions are the caller's: the loader refuses a width that a type does not fit).
-// Alignment: none required of W (rows are read with unaligned loads and memcpy) nor of the buffer.
+// Alignment: none required of W (rows are read with unaligned loads and memcpy); the activation
+// buffer 4 at least, 64 for speed (quantize_acts).
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -59,8 +60,8 @@ struct QuantActs {
 
 // Bytes of the buffer quantize_acts needs for x [T, in] (in a multiple of 32).
 size_t quant_acts_bytes(int64_t T, int64_t in);
-// Quantizes x [T, in] (in a multiple of 32) into buf (quant_acts_bytes(T, in) bytes, any alignment;
-// give it 64: a 16-byte-aligned buffer splits half the 32-byte code loads across cache lines, ~5–10%
+// Quantizes x [T, in] (in a multiple of 32) into buf (quant_acts_bytes(T, in) bytes, aligned to 4 at
+// least (its scale arrays are floats); give it 64: a 16-byte-aligned buffer splits half the 32-byte code loads across cache lines, ~5–10%
 // slower kernels measured) and returns the view over it. Deterministic: the same codes on
 // every path and machine. A block with a NaN or an infinity gets d = s = NaN, so that the outputs
 // it feeds are NaN, as an fp32 product would be, rather than silently finite.
