@@ -161,6 +161,33 @@ void gemv(int type, const QuantActs& a, const Matrix& m, int64_t r0, int64_t r1,
   else cpu::gemv_q4_k(a, m.bytes.data(), r0, r1, y, ldy, p);
 }
 
+// The magnitude of what the kernels sum for weight row r and activation block b of row t: Σ of
+// |term| over the block's terms as the kernel forms them (q8_0: w·q; q4_0: c·q and −8·Σq; q4_k:
+// d·sc·c·q and dmin·m·Σq), times d. Their partial sums in fp32 are bounded by it, not by Σ|w·q|
+// (q4_0's and q4_k's offsets cancel what the codes add).
+double kernel_terms(const Matrix& m, int64_t r, int64_t b, const QuantActs& a, int64_t t) {
+  const int8_t* q = a.q + (t * a.nb + b) * 32;
+  const double dx = std::fabs(double(a.d[t * a.nb + b]));
+  const uint8_t* row = m.bytes.data() + size_t(r) * row_bytes(m.type, m.in);
+  double sum = 0, qsum = 0;
+  for (int i = 0; i < 32; ++i) qsum += q[i];
+  if (m.type == 0) {
+    const uint8_t* blk = row + size_t(b) * sizeof(BlockQ8_0);
+    for (int i = 0; i < 32; ++i) sum += std::fabs(double(int8_t(blk[2 + i])) * q[i]);
+    return std::fabs(get16(blk)) * dx * sum;
+  }
+  if (m.type == 1) {
+    const uint8_t* blk = row + size_t(b) * sizeof(BlockQ4_0);
+    for (int i = 0; i < 32; ++i) sum += double(i < 16 ? blk[2 + i] & 15 : blk[2 + i - 16] >> 4) * std::abs(q[i]);
+    return std::fabs(get16(blk)) * dx * (sum + 8 * std::fabs(qsum));
+  }
+  const uint8_t* blk = row + size_t(b / 8) * sizeof(BlockQ4K);
+  const int sb = int(b % 8);
+  const Q4KScaleMin sm = kq4k_scale_min(blk + 4, sb);
+  for (int i = 0; i < 32; ++i) sum += double((blk[16 + 32 * (sb / 2) + i] >> (4 * (sb % 2))) & 15) * std::abs(q[i]);
+  return dx * (std::fabs(get16(blk)) * sm.scale * sum + std::fabs(get16(blk + 2)) * sm.min * std::fabs(qsum));
+}
+
 struct Acts {
   std::vector<uint8_t> buf;
   QuantActs a;
@@ -212,20 +239,19 @@ TEST_P(QuantGemvPath, MatchesDoubleReferenceOnRaggedShapes) {
                 double amax = 0, wabs = 0;
                 for (int64_t i = b * 32; i < b * 32 + 32; ++i) {
                   const double w = m.deq[size_t(r * in + i)], xv = x[size_t(t * in + i)];
-                  const double p = w * dx * a.q[t * in + i];
-                  ref += p;
-                  mag += std::fabs(p);
+                  ref += w * dx * a.q[t * in + i];
                   ref_x += w * xv;
                   amax = std::max(amax, std::fabs(xv));
                   wabs += std::fabs(w);
                 }
                 qerr += amax / 254 * wabs;
+                mag += kernel_terms(m, r, b, a, t);
               }
               // fp32 arithmetic: a per-block scale product and one fma per block in each of
-              // eight lanes × two accumulators (≤ in/64 + 1 roundings per lane), three levels of
+              // eight lanes × four accumulators (≤ in/128 + 1 roundings per lane), three levels of
               // the final sum, q4_k's min term the same again: each rounding is at most 2^-24 of a
-              // partial sum bounded by Σ|p|, so |error| ≤ (in/32 + 16) · 2^-24 · Σ|p| (worst case;
-              // typically a few ulps). The integer products are exact.
+              // partial sum bounded by the summed terms' magnitude M (kernel_terms), so |error| ≤
+              // (in/32 + 16) · 2^-24 · M (worst case; typically a few ulps). The integers are exact.
               const double tol = (double(in) / 32 + 16) * std::ldexp(1.0, -24) * mag + 1e-30;
               ASSERT_NEAR(got, ref, tol) << kTypeName[type] << " in " << in << " rows " << rows << " T " << T << " t "
                                          << t << " r " << r;
@@ -327,19 +353,13 @@ TEST(QuantGemv, ActivationQuantization) {
       EXPECT_EQ(d, amax / 127);
     }
     int sum = 0;
-    for (int j = 0; j < 8; ++j) {
-      int quad = 0;
-      for (int k = 0; k < 4; ++k) {
-        const int i = 4 * j + k;
-        const int q = a.q[b * 32 + i];
-        ASSERT_LE(std::abs(q), 127);
-        if (d > 0) {
-          ASSERT_LE(std::fabs(double(x[size_t(b * 32 + i)]) - double(d) * q), double(d) * (0.5 + 1e-5)) << b << " " << i;
-        }
-        quad += q;
+    for (int i = 0; i < 32; ++i) {
+      const int q = a.q[b * 32 + i];
+      ASSERT_LE(std::abs(q), 127);
+      if (d > 0) {
+        ASSERT_LE(std::fabs(double(x[size_t(b * 32 + i)]) - double(d) * q), double(d) * (0.5 + 1e-5)) << b << " " << i;
       }
-      EXPECT_EQ(a.o[b * 8 + j], -8 * quad);
-      sum += quad;
+      sum += q;
     }
     EXPECT_EQ(a.s[b], d * float(sum));
   }

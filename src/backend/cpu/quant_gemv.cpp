@@ -24,34 +24,32 @@ constexpr float kTinyBlock = 1e-30f;
 
 struct MutActs {
   int8_t* q;
-  int32_t* o;
-  float* d8;
   float* d;
   float* s;
+  int32_t* o;
 };
 
-// Buffer layout: q [T, nb, 32] | o [T, nb, 8] | d8 [T, nb, 8] | d [T, nb] | s [T, nb]: 104 bytes a
-// block (q, o and d8 parts multiples of 32 bytes).
-constexpr size_t kActBlockBytes = 104;
+// Buffer layout: q [T, nb, 32] | d [T, nb] | s [T, nb] | o [T, nb]: 44 bytes a block.
+constexpr size_t kActBlockBytes = 44;
 MutActs layout(int64_t T, int64_t nb, void* buf, QuantActs& a) {
   auto* p = static_cast<uint8_t*>(buf);
   const size_t n = size_t(T * nb);
-  MutActs m{reinterpret_cast<int8_t*>(p), reinterpret_cast<int32_t*>(p + n * 32), reinterpret_cast<float*>(p + n * 64),
-            reinterpret_cast<float*>(p + n * 96), reinterpret_cast<float*>(p + n * 100)};
+  MutActs m{reinterpret_cast<int8_t*>(p), reinterpret_cast<float*>(p + n * 32), reinterpret_cast<float*>(p + n * 36),
+            reinterpret_cast<int32_t*>(p + n * 40)};
   a.T = T;
   a.nb = nb;
   a.q = m.q;
-  a.o = m.o;
-  a.d8 = m.d8;
   a.d = m.d;
   a.s = m.s;
+  a.o = m.o;
   return m;
 }
 
-void set_scale(const MutActs& m, int64_t b, float d, float s) {
+// The block's scale d and its code sum Σq: s = d·Σq, o = −8·Σq.
+void set_scale(const MutActs& m, int64_t b, float d, int32_t sum) {
   m.d[b] = d;
-  m.s[b] = s;
-  for (int j = 0; j < 8; ++j) m.d8[b * 8 + j] = d;
+  m.s[b] = d * float(sum);
+  m.o[b] = -8 * sum;
 }
 
 // The block's scale and reciprocal from max|x|; false when the block is not finite.
@@ -90,8 +88,7 @@ void quantize_acts_avx2(const float* x, int64_t T, int64_t nb, const MutActs& m)
     float d, id;
     if (!block_scale(_mm_cvtss_f32(h), _mm256_movemask_ps(ok) == 0xFF, d, id)) {
       std::memset(m.q + b * 32, 0, 32);
-      std::memset(m.o + b * 8, 0, 32);
-      set_scale(m, b, d, d);
+      set_scale(m, b, d, 0);  // d = s = NaN: the outputs it feeds are NaN
       continue;
     }
     const __m256 idv = _mm256_set1_ps(id);
@@ -105,12 +102,10 @@ void quantize_acts_avx2(const float* x, int64_t T, int64_t nb, const MutActs& m)
     const __m256i q8 = _mm256_permutevar8x32_epi32(_mm256_packs_epi16(q16a, q16b), perm);
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(m.q + b * 32), q8);
     const __m256i quads = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_set1_epi8(1), q8), _mm256_set1_epi16(1));
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(m.o + b * 8),
-                        _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(quads, 3)));
     __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(quads), _mm256_extracti128_si256(quads, 1));
     s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0x4E));
     s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0xB1));
-    set_scale(m, b, d, d * float(_mm_cvtsi128_si32(s4)));
+    set_scale(m, b, d, _mm_cvtsi128_si32(s4));
   }
 }
 #endif
@@ -145,23 +140,16 @@ QuantActs quantize_acts_scalar(const float* x, int64_t T, int64_t in, void* buf)
     float d, id;
     if (!block_scale(amax, finite, d, id)) {
       std::memset(m.q + b * 32, 0, 32);
-      std::memset(m.o + b * 8, 0, 32);
-      set_scale(m, b, d, d);
+      set_scale(m, b, d, 0);  // d = s = NaN: the outputs it feeds are NaN
       continue;
     }
     int32_t sum = 0;
-    for (int j = 0; j < 8; ++j) {
-      int32_t quad = 0;
-      for (int k = 0; k < 4; ++k) {
-        const float r = std::nearbyint(xb[4 * j + k] * id);
-        const int32_t qi = std::clamp(int32_t(r), -127, 127);
-        m.q[b * 32 + 4 * j + k] = int8_t(qi);
-        quad += qi;
-      }
-      m.o[b * 8 + j] = -8 * quad;
-      sum += quad;
+    for (int i = 0; i < 32; ++i) {
+      const int32_t qi = std::clamp(int32_t(std::nearbyint(xb[i] * id)), -127, 127);
+      m.q[b * 32 + i] = int8_t(qi);
+      sum += qi;
     }
-    set_scale(m, b, d, d * float(sum));
+    set_scale(m, b, d, sum);
   }
   return a;
 }
@@ -214,7 +202,7 @@ void q4_0_scalar(const QuantActs& a, const uint8_t* w, int64_t r0, int64_t r1, f
         const int8_t* aq = a.q + (t * nb + b) * 32;
         const float sc = f16_to_f32(load_u16(blk)) * a.d[t * nb + b];
         for (int j = 0; j < 8; ++j) {
-          int32_t L = a.o[(t * nb + b) * 8 + j];  // −8 · Σ q: the codes' offset
+          int32_t L = j == 0 ? a.o[t * nb + b] : 0;  // −8 · Σq: the codes' offset, in lane 0
           for (int k = 4 * j; k < 4 * j + 4; ++k) L += int32_t(k < 16 ? qs[k] & 15 : qs[k - 16] >> 4) * aq[k];
           acc[b & 3][j] = std::fma(float(L), sc, acc[b & 3][j]);
         }

@@ -6,13 +6,15 @@
 // - Activations are quantized once per matmul (quantize_acts), shared read-only by every thread and
 //   every job of a fused matmul: per block of 32 values, int8 codes q = round(x / d) (nearest, ties
 //   to even) with an fp32 scale d = max|x| / 127 (fp32: more exact than llama.cpp's fp16, and free),
-//   d again repeated eight times (the vector paths multiply by it straight from memory), d·Σq
-//   (q4_k's min term) and, per 4-value quad, −8·Σq (q4_0's −8 offset, the accumulator's start value,
-//   so that the 4-bit codes stay unsigned operands of maddubs/dpbusd: one add, or none with dpbusd,
-//   where signed codes c − 8 would need the two-vpsignb trick per block and row).
+//   d·Σq (q4_k's min term) and −8·Σq (q4_0's offset, added to lane 0 of the block's dot below, so
+//   that its 4-bit codes stay the unsigned operand of maddubs/dpbusd: one add, or none with dpbusd,
+//   where signed codes c − 8 would cost the sign trick per block and row, measured ~25% slower):
+//   44 bytes a block, so that eight rows of a 4096-wide input stay near L1 (an earlier format with d
+//   and the offset per lane took 104 bytes and made batches of 8 slower per row than batches of 4).
 // - Block dot: for weight block b and activation row t, eight int32 lanes L_j = Σ of the four exact
 //   products w_i·q_i, i in [4j, 4j + 4) — what _mm256_maddubs_epi16 + _mm256_madd_epi16 (AVX2) and
-//   _mm512_dpbusd_epi32 (AVX-512 VNNI, two blocks per register) both produce. Then, in fp32,
+//   _mm512_dpbusd_epi32 (AVX-512 VNNI, two blocks per register) both produce (q8_0: |w| the unsigned
+//   operand, w's sign moved onto q; q4_0: the codes c, and L_0 also gets −8·Σq). Then, in fp32,
 //   acc[b mod 4][j] = fma(float(L_j), s_w(b) · d(t, b), acc[b mod 4][j]), where s_w is the block's
 //   scale widened from fp16 (q4_k: d · sc_s, exact). q4_k also keeps acc_min[s] = fma(dmin · m_s,
 //   d·Σq of sub-block s, acc_min[s]) per sub-block s of its super-blocks. Four accumulators, not
@@ -53,9 +55,8 @@ struct QuantActs {
   int64_t nb = 0;               // blocks of 32 per row (in = 32·nb)
   const int8_t* q = nullptr;    // [T, nb, 32] codes in [−127, 127]
   const float* d = nullptr;     // [T, nb] scale: x ≈ d·q (NaN when the block holds a NaN or an infinity)
-  const float* d8 = nullptr;    // [T, nb, 8] d, eight times
   const float* s = nullptr;     // [T, nb] d · Σ q over the block
-  const int32_t* o = nullptr;   // [T, nb, 8] −8 · Σ q over each quad [4j, 4j + 4) of the block
+  const int32_t* o = nullptr;   // [T, nb] −8 · Σ q over the block
 };
 
 // Bytes of the buffer quantize_acts needs for x [T, in] (in a multiple of 32).

@@ -38,7 +38,7 @@ inline __m256i quads(__m256i u, __m256i s) {
 }
 // acc = fma(float(L), s_w · d, acc) for activation block x.
 inline __m256 accumulate(__m256 acc, __m256i L, __m256 sw, const QuantActs& a, int64_t x) {
-  return _mm256_fmadd_ps(_mm256_cvtepi32_ps(L), _mm256_mul_ps(sw, _mm256_loadu_ps(a.d8 + x * 8)), acc);
+  return _mm256_fmadd_ps(_mm256_cvtepi32_ps(L), _mm256_mul_ps(sw, _mm256_broadcast_ss(a.d + x)), acc);
 }
 // acc = fma(float(L), S, acc) with the product S = s_w · d computed beforehand (q4_k: once per
 // super-block and activation row, eight sub-blocks at once).
@@ -63,7 +63,7 @@ struct Q8_0 {
   }
 };
 
-// ---- q4_0: codes c in [0, 15] as the unsigned operand; the quads start at −8·Σq (a.o).
+// ---- q4_0: codes c in [0, 15] as the unsigned operand; lane 0 also gets −8·Σq (a.o).
 struct Q4_0 {
   static constexpr size_t kBlockBytes = sizeof(BlockQ4_0);
   template <int NT>
@@ -75,7 +75,8 @@ struct Q4_0 {
 #pragma GCC unroll 4
     for (int i = 0; i < NT; ++i) {
       const int64_t xi = x + i * a.nb;
-      acc[i] = accumulate(acc[i], _mm256_add_epi32(quads(c, load256(a.q + xi * 32)), load256(a.o + xi * 8)), sw, a, xi);
+      const __m256i off = _mm256_setr_epi32(a.o[xi], 0, 0, 0, 0, 0, 0, 0);
+      acc[i] = accumulate(acc[i], _mm256_add_epi32(quads(c, load256(a.q + xi * 32)), off), sw, a, xi);
     }
   }
 };

@@ -61,19 +61,30 @@ RETNET_VNNI inline __m256i load256(const void* p) { return _mm256_loadu_si256(st
 RETNET_VNNI inline __m512i join(__m256i lo, __m256i hi) {
   return _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
 }
-// Two fp16 words of v (word indices i0, i1 < 32) widened, one per half: (f32(v[i0]) ×8, f32(v[i1]) ×8).
-RETNET_VNNI inline __m512 spread_f16(__m512i v, int i0, int i1) {
-  const __m512i idx = _mm512_set_epi16(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, short(i1), short(i1), short(i1),
-                                       short(i1), short(i1), short(i1), short(i1), short(i1), short(i0), short(i0),
-                                       short(i0), short(i0), short(i0), short(i0), short(i0), short(i0));
-  return _mm512_cvtph_ps(_mm512_castsi512_si256(_mm512_permutexvar_epi16(idx, v)));
+RETNET_VNNI inline __m512i pair_index(int p) {
+  return _mm512_set_epi32(2 * p + 1, 2 * p + 1, 2 * p + 1, 2 * p + 1, 2 * p + 1, 2 * p + 1, 2 * p + 1, 2 * p + 1,
+                          2 * p, 2 * p, 2 * p, 2 * p, 2 * p, 2 * p, 2 * p, 2 * p);
 }
-// acc = fma(float(L), s_w · d, acc) for the activation blocks x, x + 1 (d8: one d per half).
-RETNET_VNNI inline __m512 accumulate(__m512 acc, __m512i L, __m512 sw, const QuantActs& a, int64_t x) {
-  return _mm512_fmadd_ps(_mm512_cvtepi32_ps(L), _mm512_mul_ps(sw, _mm512_loadu_ps(a.d8 + x * 8)), acc);
+// acc = fma(float(L), S, acc) for a pair of blocks, S = s_w · d of the group's eight (low 256 bits of
+// S8) spread by sidx (pair_index).
+RETNET_VNNI inline __m512 accumulate(__m512 acc, __m512i L, __m512 S8, __m512i sidx) {
+  return _mm512_fmadd_ps(_mm512_cvtepi32_ps(L), _mm512_permutexvar_ps(sidx, S8), acc);
+}
+// The products S = s_w · d of up to eight blocks (weights at blk) for NT activation rows from block x:
+// the fp32 product of the scalar kernels, formed once per group and row.
+template <int NT, bool kFull>
+RETNET_VNNI inline void scale_group(const uint8_t* blk, size_t block_bytes, int n, const QuantActs& a, int64_t x,
+                                    __m512 (&S)[NT]) {
+  uint64_t lo, hi;
+  gather_f16x8<kFull>(blk, block_bytes, n, lo, hi);
+  const __m256 sw = _mm256_cvtph_ps(_mm_set_epi64x(int64_t(hi), int64_t(lo)));
+  const __mmask8 m = kFull ? __mmask8(0xFF) : __mmask8((1u << n) - 1);
+#pragma GCC unroll 8
+  for (int i = 0; i < NT; ++i)
+    S[i] = _mm512_castps256_ps512(_mm256_mul_ps(sw, _mm256_maskz_loadu_ps(m, a.d + x + i * a.nb)));
 }
 RETNET_VNNI inline __m256 accumulate1(__m256 acc, __m256i L, float sw, const QuantActs& a, int64_t x) {
-  return _mm256_fmadd_ps(_mm256_cvtepi32_ps(L), _mm256_mul_ps(_mm256_set1_ps(sw), _mm256_loadu_ps(a.d8 + x * 8)), acc);
+  return _mm256_fmadd_ps(_mm256_cvtepi32_ps(L), _mm256_mul_ps(_mm256_set1_ps(sw), _mm256_broadcast_ss(a.d + x)), acc);
 }
 
 // ---- q8_0: |w| × (q negated where w < 0), so that dpbusd gets an unsigned operand.
@@ -81,11 +92,10 @@ struct Q8_0 {
   static constexpr size_t kBlockBytes = sizeof(BlockQ8_0);
   // Blocks x, x + 1 (weights at blk) into acc (block x in the low half).
   template <int NT>
-  RETNET_VNNI static void pair(const uint8_t* blk, const QuantActs& a, int64_t x, __m512 (&acc)[NT]) {
+  RETNET_VNNI static void pair(const uint8_t* blk, const QuantActs& a, int64_t x, const __m512 (&S)[NT], __m512i sidx,
+                               __m512 (&acc)[NT]) {
     prefetch(blk + kPrefetchBytes);
     prefetch(blk + kPrefetchBytes + 64);
-    // Both scales from one masked load of the pair's 68 bytes' first 36 (words 0 and 17).
-    const __m512 sw = spread_f16(_mm512_maskz_loadu_epi16(__mmask32((1u << 18) - 1), blk), 0, 17);
     const __m512i wq = join(load256(blk + 2), load256(blk + 2 + kBlockBytes));
     const __mmask64 neg = _mm512_movepi8_mask(wq);
     const __m512i aw = _mm512_abs_epi8(wq);
@@ -94,7 +104,7 @@ struct Q8_0 {
       const int64_t xi = x + i * a.nb;
       const __m512i aq = _mm512_loadu_si512(a.q + xi * 32);
       const __m512i sq = _mm512_mask_sub_epi8(aq, neg, _mm512_setzero_si512(), aq);
-      acc[i] = accumulate(acc[i], _mm512_dpbusd_epi32(_mm512_setzero_si512(), aw, sq), sw, a, xi);
+      acc[i] = accumulate(acc[i], _mm512_dpbusd_epi32(_mm512_setzero_si512(), aw, sq), S[i], sidx);
     }
   }
   // Block x alone (an odd block count's last) into acc, eight lanes.
@@ -106,32 +116,34 @@ struct Q8_0 {
   }
 };
 
-// ---- q4_0: codes c in [0, 15] unsigned; each lane starts at −8·Σq of its quad (a.o).
+// ---- q4_0: codes c in [0, 15] unsigned; lane 0 of each block starts at −8·Σq (a.o).
 struct Q4_0 {
   static constexpr size_t kBlockBytes = sizeof(BlockQ4_0);
   template <int NT>
-  RETNET_VNNI static void pair(const uint8_t* blk, const QuantActs& a, int64_t x, __m512 (&acc)[NT]) {
+  RETNET_VNNI static void pair(const uint8_t* blk, const QuantActs& a, int64_t x, const __m512 (&S)[NT], __m512i sidx,
+                               __m512 (&acc)[NT]) {
     prefetch(blk + kPrefetchBytes);
-    // Scales: words 0 and 9 of the pair's first 32 bytes. Codes: both blocks' 16 bytes, then the
-    // 128-bit lanes (qs0, qs1, qs0 >> 4, qs1 >> 4) reordered to values 0..15, 16..31 of block x,
-    // then of block x + 1.
-    const __m256i head = load256(blk);
-    const __m512 sw = spread_f16(_mm512_castsi256_si512(head), 0, 9);
+    // Codes: both blocks' 16 bytes, then the 128-bit lanes (qs0, qs1, qs0 >> 4, qs1 >> 4) reordered
+    // to values 0..15, 16..31 of block x, then of block x + 1.
     const __m256i raw = _mm256_set_m128i(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + kBlockBytes + 2)),
                                          _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 2)));
     const __m512i both = join(raw, _mm256_srli_epi16(raw, 4));
     const __m512i c = _mm512_and_si512(_mm512_shuffle_i64x2(both, both, _MM_SHUFFLE(3, 1, 2, 0)), _mm512_set1_epi8(0x0F));
+    // a.o[x] to lane 0 and a.o[x + 1] to lane 8 (the first lanes of the two blocks), zeros elsewhere.
+    const __m512i lanes_0_8 = _mm512_set_epi32(0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0);
 #pragma GCC unroll 8
     for (int i = 0; i < NT; ++i) {
       const int64_t xi = x + i * a.nb;
-      const __m512i L = _mm512_dpbusd_epi32(_mm512_loadu_si512(a.o + xi * 8), c, _mm512_loadu_si512(a.q + xi * 32));
-      acc[i] = accumulate(acc[i], L, sw, a, xi);
+      const __m512i off = _mm512_maskz_permutexvar_epi32(
+          0x0101, lanes_0_8, _mm512_castsi128_si512(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(a.o + xi))));
+      const __m512i L = _mm512_dpbusd_epi32(off, c, _mm512_loadu_si512(a.q + xi * 32));
+      acc[i] = accumulate(acc[i], L, S[i], sidx);
     }
   }
   RETNET_VNNI static __m256 single(const uint8_t* blk, const QuantActs& a, int64_t x, __m256 acc) {
     const __m128i raw = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 2));
     const __m256i c = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(raw, 4), raw), _mm256_set1_epi8(0x0F));
-    const __m256i L = _mm256_dpbusd_epi32(load256(a.o + x * 8), c, load256(a.q + x * 32));
+    const __m256i L = _mm256_dpbusd_epi32(_mm256_setr_epi32(a.o[x], 0, 0, 0, 0, 0, 0, 0), c, load256(a.q + x * 32));
     return accumulate1(acc, L, _cvtsh_ss(load_u16(blk)), a, x);
   }
 };
@@ -147,12 +159,25 @@ RETNET_VNNI void rows32(const uint8_t* w, size_t row_bytes, int64_t r0, int64_t 
     __m512 A[NT], B[NT];
 #pragma GCC unroll 8
     for (int i = 0; i < NT; ++i) A[i] = B[i] = _mm512_setzero_ps();
+    __m512 S[NT];
     int64_t b = 0;
-    for (; b + 4 <= nb; b += 4) {
-      K::template pair<NT>(row + size_t(b) * K::kBlockBytes, a, x0 + b, A);
-      K::template pair<NT>(row + size_t(b + 2) * K::kBlockBytes, a, x0 + b + 2, B);
+    for (; b + 8 <= nb; b += 8) {
+      const uint8_t* blk = row + size_t(b) * K::kBlockBytes;
+      scale_group<NT, true>(blk, K::kBlockBytes, 8, a, x0 + b, S);
+      K::template pair<NT>(blk, a, x0 + b, S, pair_index(0), A);
+      K::template pair<NT>(blk + 2 * K::kBlockBytes, a, x0 + b + 2, S, pair_index(1), B);
+      K::template pair<NT>(blk + 4 * K::kBlockBytes, a, x0 + b + 4, S, pair_index(2), A);
+      K::template pair<NT>(blk + 6 * K::kBlockBytes, a, x0 + b + 6, S, pair_index(3), B);
     }
-    if (b + 2 <= nb) K::template pair<NT>(row + size_t(b) * K::kBlockBytes, a, x0 + b, A), b += 2;
+    if (b + 2 <= nb) {  // one to three more pairs: A, B, A
+      const uint8_t* blk = row + size_t(b) * K::kBlockBytes;
+      const int n = int(nb - b);
+      scale_group<NT, false>(blk, K::kBlockBytes, n, a, x0 + b, S);
+      K::template pair<NT>(blk, a, x0 + b, S, pair_index(0), A);
+      if (n >= 4) K::template pair<NT>(blk + 2 * K::kBlockBytes, a, x0 + b + 2, S, pair_index(1), B);
+      if (n >= 6) K::template pair<NT>(blk + 4 * K::kBlockBytes, a, x0 + b + 4, S, pair_index(2), A);
+      b += n & ~1;
+    }
 #pragma GCC unroll 8
     for (int i = 0; i < NT; ++i) {
       __m256 a0 = lo_half(A[i]), a2 = lo_half(B[i]);
@@ -174,10 +199,6 @@ struct Q4K {
                                int64_t t0, float* y, int64_t ldy) {
     const int64_t nb = a.nb, nsb = nb / 8, x0 = t0 * nb;
     const __m256i m4 = _mm256_set1_epi8(0x0F);
-    const __m512i pair_idx[4] = {_mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0),
-                                 _mm512_set_epi32(3, 3, 3, 3, 3, 3, 3, 3, 2, 2, 2, 2, 2, 2, 2, 2),
-                                 _mm512_set_epi32(5, 5, 5, 5, 5, 5, 5, 5, 4, 4, 4, 4, 4, 4, 4, 4),
-                                 _mm512_set_epi32(7, 7, 7, 7, 7, 7, 7, 7, 6, 6, 6, 6, 6, 6, 6, 6)};
     for (int64_t r = r0; r < r1; ++r) {
       const uint8_t* row = w + size_t(r) * row_bytes;
       __m512 A[NT], B[NT];
@@ -191,25 +212,29 @@ struct Q4K {
         prefetch(blk + kPrefetchBytes + 128);
         uint64_t sc8, m8;
         q4k_scales_mins(blk + 4, sc8, m8);
-        const __m512 scw = _mm512_castps256_ps512(
-            _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128(int64_t(sc8)))),
-                          _mm256_set1_ps(_cvtsh_ss(load_u16(blk)))));
+        const __m256 scw = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128(int64_t(sc8)))),
+                                         _mm256_set1_ps(_cvtsh_ss(load_u16(blk))));
         const __m256 mw = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128(int64_t(m8)))),
                                         _mm256_set1_ps(_cvtsh_ss(load_u16(blk + 2))));
         const int64_t x = x0 + k * 8;
+        // S[i] = d·sc_s · d(i, s) for the eight sub-blocks s (the scalar kernel's fp32 product), spread
+        // per pair of sub-blocks below.
+        __m512 S[NT];
 #pragma GCC unroll 8
-        for (int i = 0; i < NT; ++i) accm[i] = _mm256_fmadd_ps(mw, _mm256_loadu_ps(a.s + x + i * nb), accm[i]);
+        for (int i = 0; i < NT; ++i) {
+          accm[i] = _mm256_fmadd_ps(mw, _mm256_loadu_ps(a.s + x + i * nb), accm[i]);
+          S[i] = _mm512_castps256_ps512(_mm256_mul_ps(scw, _mm256_loadu_ps(a.d + x + i * nb)));
+        }
 #pragma GCC unroll 4
         for (int p = 0; p < 4; ++p) {
           const __m256i raw = load256(blk + 16 + 32 * p);
           const __m512i z = join(_mm256_and_si256(raw, m4), _mm256_and_si256(_mm256_srli_epi16(raw, 4), m4));
-          const __m512 sw = _mm512_permutexvar_ps(pair_idx[p], scw);
 #pragma GCC unroll 8
           for (int i = 0; i < NT; ++i) {
             const int64_t xi = x + i * nb + 2 * p;
             const __m512i L = _mm512_dpbusd_epi32(_mm512_setzero_si512(), z, _mm512_loadu_si512(a.q + xi * 32));
-            if (p % 2 == 0) A[i] = accumulate(A[i], L, sw, a, xi);
-            else B[i] = accumulate(B[i], L, sw, a, xi);
+            if (p % 2 == 0) A[i] = accumulate(A[i], L, S[i], pair_index(p));
+            else B[i] = accumulate(B[i], L, S[i], pair_index(p));
           }
         }
       }

@@ -41,6 +41,18 @@ inline uint16_t load_u16(const uint8_t* p) {
   return v;
 }
 
+// The fp16 scales (first two bytes) of up to eight blocks [0, n) at blk, block_bytes apart, as eight
+// fp16 words of a 128-bit value (lo: blocks 0..3, hi: 4..7; zero beyond n), for one vcvtph2ps: eight
+// integer loads instead of a conversion and a broadcast per block.
+template <bool kFull>
+inline void gather_f16x8(const uint8_t* blk, size_t block_bytes, int n, uint64_t& lo, uint64_t& hi) {
+  lo = hi = 0;
+  for (int k = 0; k < 4; ++k)
+    if (kFull || k < n) lo |= uint64_t(load_u16(blk + k * block_bytes)) << (16 * k);
+  for (int k = 0; k < 4; ++k)
+    if (kFull || k + 4 < n) hi |= uint64_t(load_u16(blk + (k + 4) * block_bytes)) << (16 * k);
+}
+
 // One path's kernel for one weight type: gemv_q8_0's contract with w as bytes.
 using RowsFn = void (*)(const QuantActs& a, const uint8_t* w, int64_t r0, int64_t r1, float* y, int64_t ldy);
 
