@@ -195,19 +195,20 @@ void q4_0_scalar(const QuantActs& a, const uint8_t* w, int64_t r0, int64_t r1, f
   for (int64_t r = r0; r < r1; ++r) {
     const uint8_t* row = w + size_t(r) * rb;
     for (int64_t t = 0; t < a.T; ++t) {
-      float acc[4][8] = {};
+      float acc[4][8] = {}, acco[8] = {};
       for (int64_t b = 0; b < nb; ++b) {
         const uint8_t* blk = row + size_t(b) * sizeof(BlockQ4_0);
         const uint8_t* qs = blk + 2;
         const int8_t* aq = a.q + (t * nb + b) * 32;
         const float sc = f16_to_f32(load_u16(blk)) * a.d[t * nb + b];
         for (int j = 0; j < 8; ++j) {
-          int32_t L = j == 0 ? a.o[t * nb + b] : 0;  // −8 · Σq: the codes' offset, in lane 0
+          int32_t L = 0;
           for (int k = 4 * j; k < 4 * j + 4; ++k) L += int32_t(k < 16 ? qs[k] & 15 : qs[k - 16] >> 4) * aq[k];
           acc[b & 3][j] = std::fma(float(L), sc, acc[b & 3][j]);
         }
+        acco[b & 7] = std::fma(float(a.o[t * nb + b]), sc, acco[b & 7]);  // −8·Σq: the codes' offset
       }
-      y[t * ldy + (r - r0)] = finish(acc);
+      y[t * ldy + (r - r0)] = finish(acc) + reduce8(acco);
     }
   }
 }

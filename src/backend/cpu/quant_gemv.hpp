@@ -6,20 +6,21 @@
 // - Activations are quantized once per matmul (quantize_acts), shared read-only by every thread and
 //   every job of a fused matmul: per block of 32 values, int8 codes q = round(x / d) (nearest, ties
 //   to even) with an fp32 scale d = max|x| / 127 (fp32: more exact than llama.cpp's fp16, and free),
-//   d·Σq (q4_k's min term) and −8·Σq (q4_0's offset, added to lane 0 of the block's dot below, so
-//   that its 4-bit codes stay the unsigned operand of maddubs/dpbusd: one add, or none with dpbusd,
-//   where signed codes c − 8 would cost the sign trick per block and row, measured ~25% slower):
+//   d·Σq (q4_k's min term) and −8·Σq (q4_0's offset, summed apart like q4_k's mins, so that its
+//   4-bit codes stay the unsigned operand of maddubs/dpbusd and the offset costs one fma per eight
+//   blocks: signed codes c − 8 would cost the sign trick per block and row, measured ~25% slower):
 //   44 bytes a block, so that eight rows of a 4096-wide input stay near L1 (an earlier format with d
 //   and the offset per lane took 104 bytes and made batches of 8 slower per row than batches of 4).
 // - Block dot: for weight block b and activation row t, eight int32 lanes L_j = Σ of the four exact
 //   products w_i·q_i, i in [4j, 4j + 4) — what _mm256_maddubs_epi16 + _mm256_madd_epi16 (AVX2) and
 //   _mm512_dpbusd_epi32 (AVX-512 VNNI, two blocks per register) both produce (q8_0: |w| the unsigned
-//   operand, w's sign moved onto q; q4_0: the codes c, and L_0 also gets −8·Σq). Then, in fp32,
+//   operand, w's sign moved onto q; q4_0: the codes c). Then, in fp32,
 //   acc[b mod 4][j] = fma(float(L_j), s_w(b) · d(t, b), acc[b mod 4][j]), where s_w is the block's
 //   scale widened from fp16 (q4_k: d · sc_s, exact). q4_k also keeps acc_min[s] = fma(dmin · m_s,
-//   d·Σq of sub-block s, acc_min[s]) per sub-block s of its super-blocks. Four accumulators, not
+//   d·Σq of sub-block s, acc_min[s]) per sub-block s of its super-blocks; q4_0 keeps acc_off[b mod 8]
+//   = fma(float(−8·Σq), s_w · d, acc_off[b mod 8]). Four accumulators, not
 //   one or two: a single row (T = 1) would otherwise wait on the fma latency chain (measured ~25%).
-// - y = R((acc[0] + acc[2]) + (acc[1] + acc[3])) (− R(acc_min) for q4_k), with R(v) = ((v0 + v4) +
+// - y = R((acc[0] + acc[2]) + (acc[1] + acc[3])) (− R(acc_min) for q4_k, + R(acc_off) for q4_0), with R(v) = ((v0 + v4) +
 //   (v2 + v6)) + ((v1 + v5) + (v3 + v7)). The integers are exact and every fp32 operation above
 //   happens in that order on every path, so the scalar, AVX2 and AVX-512 kernels give BIT-IDENTICAL
 //   results (a model's output does not depend on the machine), and an activation row's result does

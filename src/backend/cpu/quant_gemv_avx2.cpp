@@ -49,6 +49,7 @@ inline __m256 accumulate(__m256 acc, __m256i L, const float* S) {
 // ---- q8_0: |w| × (q with w's sign), so that maddubs gets an unsigned operand.
 struct Q8_0 {
   static constexpr size_t kBlockBytes = sizeof(BlockQ8_0);
+  static constexpr bool kOffset = false;
   template <int NT>
   static void block(const uint8_t* blk, const QuantActs& a, int64_t x, __m256 (&acc)[NT]) {
     prefetch(blk + kPrefetchBytes);
@@ -63,9 +64,10 @@ struct Q8_0 {
   }
 };
 
-// ---- q4_0: codes c in [0, 15] as the unsigned operand; lane 0 also gets −8·Σq (a.o).
+// ---- q4_0: codes c in [0, 15] as the unsigned operand; the offset −8·Σq apart (offset_term).
 struct Q4_0 {
   static constexpr size_t kBlockBytes = sizeof(BlockQ4_0);
+  static constexpr bool kOffset = true;
   template <int NT>
   static void block(const uint8_t* blk, const QuantActs& a, int64_t x, __m256 (&acc)[NT]) {
     prefetch(blk + kPrefetchBytes);
@@ -75,11 +77,36 @@ struct Q4_0 {
 #pragma GCC unroll 4
     for (int i = 0; i < NT; ++i) {
       const int64_t xi = x + i * a.nb;
-      const __m256i off = _mm256_setr_epi32(a.o[xi], 0, 0, 0, 0, 0, 0, 0);
-      acc[i] = accumulate(acc[i], _mm256_add_epi32(quads(c, load256(a.q + xi * 32)), off), sw, a, xi);
+      acc[i] = accumulate(acc[i], quads(c, load256(a.q + xi * 32)), sw, a, xi);
     }
   }
 };
+
+// q4_0's offset term of one weight row for NT activation rows from block x0: acc_off[b mod 8] =
+// fma(float(−8·Σq), s_w · d, acc_off[b mod 8]), eight blocks a step (the scales gathered by integer
+// loads, the row is in L1 by now), R(acc_off) returned per row.
+template <int NT>
+void offset_term(const uint8_t* row, const QuantActs& a, int64_t x0, float (&out)[NT]) {
+  __m256 acc[NT];
+#pragma GCC unroll 4
+  for (int i = 0; i < NT; ++i) acc[i] = _mm256_setzero_ps();
+  for (int64_t b = 0; b < a.nb; b += 8) {
+    const int n = int(std::min<int64_t>(8, a.nb - b));
+    uint64_t lo, hi;
+    if (n == 8) gather_f16x8<true>(row + size_t(b) * sizeof(BlockQ4_0), sizeof(BlockQ4_0), 8, lo, hi);
+    else gather_f16x8<false>(row + size_t(b) * sizeof(BlockQ4_0), sizeof(BlockQ4_0), n, lo, hi);
+    const __m256 sw = _mm256_cvtph_ps(_mm_set_epi64x(int64_t(hi), int64_t(lo)));
+    const __m256i m = _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+#pragma GCC unroll 4
+    for (int i = 0; i < NT; ++i) {
+      const int64_t x = x0 + i * a.nb + b;
+      const __m256 S = _mm256_mul_ps(sw, _mm256_maskload_ps(a.d + x, m));
+      acc[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_maskload_epi32(a.o + x, m)), S, acc[i]);
+    }
+  }
+#pragma GCC unroll 4
+  for (int i = 0; i < NT; ++i) out[i] = hsum8(acc[i]);
+}
 
 // NT activation rows t0.. against weight rows [r0, r1) of 32-blocks, block b into accumulator b mod 4.
 template <class K, int NT>
@@ -101,8 +128,13 @@ void rows32(const uint8_t* w, size_t row_bytes, int64_t r0, int64_t r1, const Qu
     if (b < nb) K::template block<NT>(row + size_t(b) * K::kBlockBytes, a, x0 + b, acc0), ++b;
     if (b < nb) K::template block<NT>(row + size_t(b) * K::kBlockBytes, a, x0 + b, acc1), ++b;
     if (b < nb) K::template block<NT>(row + size_t(b) * K::kBlockBytes, a, x0 + b, acc2), ++b;
+    float off[NT] = {};
+    if constexpr (K::kOffset) offset_term<NT>(row, a, x0, off);
 #pragma GCC unroll 4
-    for (int i = 0; i < NT; ++i) y[(t0 + i) * ldy + (r - r0)] = finish(acc0[i], acc1[i], acc2[i], acc3[i]);
+    for (int i = 0; i < NT; ++i) {
+      const float v = finish(acc0[i], acc1[i], acc2[i], acc3[i]);
+      y[(t0 + i) * ldy + (r - r0)] = K::kOffset ? v + off[i] : v;
+    }
   }
 }
 

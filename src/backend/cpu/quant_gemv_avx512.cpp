@@ -71,17 +71,22 @@ RETNET_VNNI inline __m512 accumulate(__m512 acc, __m512i L, __m512 S8, __m512i s
   return _mm512_fmadd_ps(_mm512_cvtepi32_ps(L), _mm512_permutexvar_ps(sidx, S8), acc);
 }
 // The products S = s_w · d of up to eight blocks (weights at blk) for NT activation rows from block x:
-// the fp32 product of the scalar kernels, formed once per group and row.
-template <int NT, bool kFull>
+// the fp32 product of the scalar kernels, formed once per group and row. With kOffset (q4_0) also
+// acc_off = fma(float(−8·Σq), S, acc_off) for the group (lanes past n: 0·0, which changes nothing).
+template <int NT, bool kFull, bool kOffset>
 RETNET_VNNI inline void scale_group(const uint8_t* blk, size_t block_bytes, int n, const QuantActs& a, int64_t x,
-                                    __m512 (&S)[NT]) {
+                                    __m512 (&S)[NT], __m256 (&acc_off)[NT]) {
   uint64_t lo, hi;
   gather_f16x8<kFull>(blk, block_bytes, n, lo, hi);
   const __m256 sw = _mm256_cvtph_ps(_mm_set_epi64x(int64_t(hi), int64_t(lo)));
   const __mmask8 m = kFull ? __mmask8(0xFF) : __mmask8((1u << n) - 1);
 #pragma GCC unroll 8
-  for (int i = 0; i < NT; ++i)
-    S[i] = _mm512_castps256_ps512(_mm256_mul_ps(sw, _mm256_maskz_loadu_ps(m, a.d + x + i * a.nb)));
+  for (int i = 0; i < NT; ++i) {
+    const __m256 s = _mm256_mul_ps(sw, _mm256_maskz_loadu_ps(m, a.d + x + i * a.nb));
+    S[i] = _mm512_castps256_ps512(s);
+    if constexpr (kOffset)
+      acc_off[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_maskz_loadu_epi32(m, a.o + x + i * a.nb)), s, acc_off[i]);
+  }
 }
 RETNET_VNNI inline __m256 accumulate1(__m256 acc, __m256i L, float sw, const QuantActs& a, int64_t x) {
   return _mm256_fmadd_ps(_mm256_cvtepi32_ps(L), _mm256_mul_ps(_mm256_set1_ps(sw), _mm256_broadcast_ss(a.d + x)), acc);
@@ -90,6 +95,7 @@ RETNET_VNNI inline __m256 accumulate1(__m256 acc, __m256i L, float sw, const Qua
 // ---- q8_0: |w| × (q negated where w < 0), so that dpbusd gets an unsigned operand.
 struct Q8_0 {
   static constexpr size_t kBlockBytes = sizeof(BlockQ8_0);
+  static constexpr bool kOffset = false;
   // Blocks x, x + 1 (weights at blk) into acc (block x in the low half).
   template <int NT>
   RETNET_VNNI static void pair(const uint8_t* blk, const QuantActs& a, int64_t x, const __m512 (&S)[NT], __m512i sidx,
@@ -116,9 +122,10 @@ struct Q8_0 {
   }
 };
 
-// ---- q4_0: codes c in [0, 15] unsigned; lane 0 of each block starts at −8·Σq (a.o).
+// ---- q4_0: codes c in [0, 15] unsigned; the offset −8·Σq apart (scale_group).
 struct Q4_0 {
   static constexpr size_t kBlockBytes = sizeof(BlockQ4_0);
+  static constexpr bool kOffset = true;
   template <int NT>
   RETNET_VNNI static void pair(const uint8_t* blk, const QuantActs& a, int64_t x, const __m512 (&S)[NT], __m512i sidx,
                                __m512 (&acc)[NT]) {
@@ -129,21 +136,17 @@ struct Q4_0 {
                                          _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 2)));
     const __m512i both = join(raw, _mm256_srli_epi16(raw, 4));
     const __m512i c = _mm512_and_si512(_mm512_shuffle_i64x2(both, both, _MM_SHUFFLE(3, 1, 2, 0)), _mm512_set1_epi8(0x0F));
-    // a.o[x] to lane 0 and a.o[x + 1] to lane 8 (the first lanes of the two blocks), zeros elsewhere.
-    const __m512i lanes_0_8 = _mm512_set_epi32(0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0);
 #pragma GCC unroll 8
     for (int i = 0; i < NT; ++i) {
       const int64_t xi = x + i * a.nb;
-      const __m512i off = _mm512_maskz_permutexvar_epi32(
-          0x0101, lanes_0_8, _mm512_castsi128_si512(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(a.o + xi))));
-      const __m512i L = _mm512_dpbusd_epi32(off, c, _mm512_loadu_si512(a.q + xi * 32));
+      const __m512i L = _mm512_dpbusd_epi32(_mm512_setzero_si512(), c, _mm512_loadu_si512(a.q + xi * 32));
       acc[i] = accumulate(acc[i], L, S[i], sidx);
     }
   }
   RETNET_VNNI static __m256 single(const uint8_t* blk, const QuantActs& a, int64_t x, __m256 acc) {
     const __m128i raw = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 2));
     const __m256i c = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(raw, 4), raw), _mm256_set1_epi8(0x0F));
-    const __m256i L = _mm256_dpbusd_epi32(_mm256_setr_epi32(a.o[x], 0, 0, 0, 0, 0, 0, 0), c, load256(a.q + x * 32));
+    const __m256i L = _mm256_dpbusd_epi32(_mm256_setzero_si256(), c, load256(a.q + x * 32));
     return accumulate1(acc, L, _cvtsh_ss(load_u16(blk)), a, x);
   }
 };
@@ -160,20 +163,23 @@ RETNET_VNNI void rows32(const uint8_t* w, size_t row_bytes, int64_t r0, int64_t 
 #pragma GCC unroll 8
     for (int i = 0; i < NT; ++i) A[i] = B[i] = _mm512_setzero_ps();
     __m512 S[NT];
+    __m256 off[NT];
+#pragma GCC unroll 8
+    for (int i = 0; i < NT; ++i) off[i] = _mm256_setzero_ps();
     int64_t b = 0;
     for (; b + 8 <= nb; b += 8) {
       const uint8_t* blk = row + size_t(b) * K::kBlockBytes;
-      scale_group<NT, true>(blk, K::kBlockBytes, 8, a, x0 + b, S);
+      scale_group<NT, true, K::kOffset>(blk, K::kBlockBytes, 8, a, x0 + b, S, off);
       K::template pair<NT>(blk, a, x0 + b, S, pair_index(0), A);
       K::template pair<NT>(blk + 2 * K::kBlockBytes, a, x0 + b + 2, S, pair_index(1), B);
       K::template pair<NT>(blk + 4 * K::kBlockBytes, a, x0 + b + 4, S, pair_index(2), A);
       K::template pair<NT>(blk + 6 * K::kBlockBytes, a, x0 + b + 6, S, pair_index(3), B);
     }
-    if (b + 2 <= nb) {  // one to three more pairs: A, B, A
+    if (b < nb) {  // one to three more pairs (A, B, A), then maybe a single block
       const uint8_t* blk = row + size_t(b) * K::kBlockBytes;
       const int n = int(nb - b);
-      scale_group<NT, false>(blk, K::kBlockBytes, n, a, x0 + b, S);
-      K::template pair<NT>(blk, a, x0 + b, S, pair_index(0), A);
+      scale_group<NT, false, K::kOffset>(blk, K::kBlockBytes, n, a, x0 + b, S, off);
+      if (n >= 2) K::template pair<NT>(blk, a, x0 + b, S, pair_index(0), A);
       if (n >= 4) K::template pair<NT>(blk + 2 * K::kBlockBytes, a, x0 + b + 2, S, pair_index(1), B);
       if (n >= 6) K::template pair<NT>(blk + 4 * K::kBlockBytes, a, x0 + b + 4, S, pair_index(2), A);
       b += n & ~1;
@@ -186,7 +192,8 @@ RETNET_VNNI void rows32(const uint8_t* w, size_t row_bytes, int64_t r0, int64_t 
         if (b % 4 == 0) a0 = K::single(blk, a, x0 + b + i * nb, a0);
         else a2 = K::single(blk, a, x0 + b + i * nb, a2);
       }
-      y[(t0 + i) * ldy + (r - r0)] = finish(a0, hi_half(A[i]), a2, hi_half(B[i]));
+      const float v = finish(a0, hi_half(A[i]), a2, hi_half(B[i]));
+      y[(t0 + i) * ldy + (r - r0)] = K::kOffset ? v + hsum8(off[i]) : v;
     }
   }
 }
