@@ -42,11 +42,16 @@ const char* kKindName[kKinds] = {"bf16", "q8_0", "q4_0", "q4_k"};
 
 size_t row_bytes(Kind k, int64_t in) {
   switch (k) {
-    case kBf16: return size_t(in) * 2;
-    case kQ8_0: return cpu::q8_0_row_bytes(in);
-    case kQ4_0: return cpu::q4_0_row_bytes(in);
-    case kQ4K: return cpu::q4_k_row_bytes(in);
-    default: return 0;
+    case kBf16:
+      return size_t(in) * 2;
+    case kQ8_0:
+      return cpu::q8_0_row_bytes(in);
+    case kQ4_0:
+      return cpu::q4_0_row_bytes(in);
+    case kQ4K:
+      return cpu::q4_k_row_bytes(in);
+    default:
+      return 0;
   }
 }
 
@@ -122,7 +127,9 @@ int main(int argc, char** argv) {
     else if (a == "--rounds") rounds = std::atoi(argv[i + 1]);
     else if (a == "--layers") layers = std::atoll(argv[i + 1]);
     else {
-      std::fprintf(stderr, "usage: quant_gemv_bench [--shape 125m|1.3b] [--threads N] [--T N] [--rounds N] [--layers N] [--wall]\n");
+      std::fprintf(
+          stderr,
+          "usage: quant_gemv_bench [--shape 125m|1.3b] [--threads N] [--T N] [--rounds N] [--layers N] [--wall]\n");
       return 2;
     }
   }

@@ -154,8 +154,7 @@ std::vector<float> random_x(int64_t T, int64_t in, std::mt19937& rng) {
   return x;
 }
 
-void gemv(int type, const QuantActs& a, const Matrix& m, int64_t r0, int64_t r1, float* y, int64_t ldy,
-          QuantPath p) {
+void gemv(int type, const QuantActs& a, const Matrix& m, int64_t r0, int64_t r1, float* y, int64_t ldy, QuantPath p) {
   if (type == 0) cpu::gemv_q8_0(a, m.bytes.data(), r0, r1, y, ldy, p);
   else if (type == 1) cpu::gemv_q4_0(a, m.bytes.data(), r0, r1, y, ldy, p);
   else cpu::gemv_q4_k(a, m.bytes.data(), r0, r1, y, ldy, p);
@@ -212,7 +211,8 @@ TEST_P(QuantGemvPath, MatchesDoubleReferenceOnRaggedShapes) {
   const QuantPath path = GetParam();
   std::mt19937 rng(17);
   for (int type = 0; type < 3; ++type) {
-    const std::vector<int64_t> widths = type == 2 ? std::vector<int64_t>{256, 768} : std::vector<int64_t>{32, 96, 224, 800};
+    const std::vector<int64_t> widths =
+        type == 2 ? std::vector<int64_t>{256, 768} : std::vector<int64_t>{32, 96, 224, 800};
     for (int64_t in : widths) {
       for (int64_t rows : {1, 5, 13}) {
         const Matrix m = make_matrix(type, rows, in, rng);

@@ -263,18 +263,24 @@ QuantActs quantize_acts(const float* x, int64_t T, int64_t in, void* buf) {
 
 const char* quant_path_name(QuantPath p) {
   switch (p) {
-    case QuantPath::Scalar: return "scalar";
-    case QuantPath::Avx2: return "avx2";
-    case QuantPath::Avx512Vnni: return "avx512-vnni";
+    case QuantPath::Scalar:
+      return "scalar";
+    case QuantPath::Avx2:
+      return "avx2";
+    case QuantPath::Avx512Vnni:
+      return "avx512-vnni";
   }
   return "?";
 }
 
 bool quant_path_supported(QuantPath p) {
   switch (p) {
-    case QuantPath::Scalar: return true;
-    case QuantPath::Avx2: return qgemv::kAvx2[0] != nullptr;
-    case QuantPath::Avx512Vnni: return qgemv::kAvx512[0] != nullptr && qgemv::cpu_has_avx512_vnni();
+    case QuantPath::Scalar:
+      return true;
+    case QuantPath::Avx2:
+      return qgemv::kAvx2[0] != nullptr;
+    case QuantPath::Avx512Vnni:
+      return qgemv::kAvx512[0] != nullptr && qgemv::cpu_has_avx512_vnni();
   }
   return false;
 }

@@ -142,8 +142,8 @@ void rows32(const uint8_t* w, size_t row_bytes, int64_t r0, int64_t r1, const Qu
 // 2p (low nibbles) and 2p+1 (high) share 32 code bytes; sub-block s into accumulator s mod 4.
 struct Q4K {
   template <int NT>
-  static void rows(const uint8_t* w, size_t row_bytes, int64_t r0, int64_t r1, const QuantActs& a, int64_t t0,
-                   float* y, int64_t ldy) {
+  static void rows(const uint8_t* w, size_t row_bytes, int64_t r0, int64_t r1, const QuantActs& a, int64_t t0, float* y,
+                   int64_t ldy) {
     const int64_t nb = a.nb, nsb = nb / 8, x0 = t0 * nb;
     const __m256i m4 = _mm256_set1_epi8(0x0F);
     for (int64_t r = r0; r < r1; ++r) {

@@ -62,8 +62,8 @@ RETNET_VNNI inline __m512i join(__m256i lo, __m256i hi) {
   return _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
 }
 RETNET_VNNI inline __m512i pair_index(int p) {
-  return _mm512_set_epi32(2 * p + 1, 2 * p + 1, 2 * p + 1, 2 * p + 1, 2 * p + 1, 2 * p + 1, 2 * p + 1, 2 * p + 1,
-                          2 * p, 2 * p, 2 * p, 2 * p, 2 * p, 2 * p, 2 * p, 2 * p);
+  return _mm512_set_epi32(2 * p + 1, 2 * p + 1, 2 * p + 1, 2 * p + 1, 2 * p + 1, 2 * p + 1, 2 * p + 1, 2 * p + 1, 2 * p,
+                          2 * p, 2 * p, 2 * p, 2 * p, 2 * p, 2 * p, 2 * p);
 }
 // acc = fma(float(L), S, acc) for a pair of blocks, S = s_w · d of the group's eight (low 256 bits of
 // S8) spread by sidx (pair_index).
@@ -135,7 +135,8 @@ struct Q4_0 {
     const __m256i raw = _mm256_set_m128i(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + kBlockBytes + 2)),
                                          _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 2)));
     const __m512i both = join(raw, _mm256_srli_epi16(raw, 4));
-    const __m512i c = _mm512_and_si512(_mm512_shuffle_i64x2(both, both, _MM_SHUFFLE(3, 1, 2, 0)), _mm512_set1_epi8(0x0F));
+    const __m512i c =
+        _mm512_and_si512(_mm512_shuffle_i64x2(both, both, _MM_SHUFFLE(3, 1, 2, 0)), _mm512_set1_epi8(0x0F));
 #pragma GCC unroll 8
     for (int i = 0; i < NT; ++i) {
       const int64_t xi = x + i * a.nb;
