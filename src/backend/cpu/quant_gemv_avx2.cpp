@@ -1,0 +1,228 @@
+// Quantized decode GEMV, AVX2 path (the build's own -mavx2 -mfma -mf16c): int8 products with
+// _mm256_maddubs_epi16 (unsigned × signed pairs) and _mm256_madd_epi16 (pairs → quads), one block
+// of 32 per step into accumulator b mod 4, activation rows in groups of up to kGroup with all
+// accumulators in registers. Results bit-identical to the scalar kernels (order in quant_gemv.hpp).
+#include <immintrin.h>
+
+#include <algorithm>
+#include <type_traits>
+
+#include "backend/cpu/quant_gemv_impl.hpp"
+#include "backend/cpu/weights_cpu.hpp"
+
+namespace retnet::cpu::qgemv {
+
+#ifdef RETNET_AVX2
+namespace {
+
+// Activation rows per pass over a weight row: 4 accumulators each (16 ymm registers in all).
+constexpr int kGroup = 2;
+
+// R((a0 + a2) + (a1 + a3)) of quant_gemv.hpp, R(v) = ((v0 + v4) + (v2 + v6)) + ((v1 + v5) + (v3 + v7)).
+inline float hsum8(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+inline float finish(__m256 a0, __m256 a1, __m256 a2, __m256 a3) {
+  return hsum8(_mm256_add_ps(_mm256_add_ps(a0, a2), _mm256_add_ps(a1, a3)));
+}
+
+inline void prefetch(const uint8_t* p) { _mm_prefetch(reinterpret_cast<const char*>(p), _MM_HINT_T0); }
+inline __m256i load256(const void* p) { return _mm256_loadu_si256(static_cast<const __m256i*>(p)); }
+
+// Eight int32 quad sums Σ u_i·s_i of unsigned codes u and signed activations s (pairs stay < 2^15).
+inline __m256i quads(__m256i u, __m256i s) {
+  return _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1));
+}
+// acc = fma(float(L), s_w · d, acc) for activation block x.
+inline __m256 accumulate(__m256 acc, __m256i L, __m256 sw, const QuantActs& a, int64_t x) {
+  return _mm256_fmadd_ps(_mm256_cvtepi32_ps(L), _mm256_mul_ps(sw, _mm256_broadcast_ss(a.d + x)), acc);
+}
+// acc = fma(float(L), S, acc) with the product S = s_w · d computed beforehand (q4_k: once per
+// super-block and activation row, eight sub-blocks at once).
+inline __m256 accumulate(__m256 acc, __m256i L, const float* S) {
+  return _mm256_fmadd_ps(_mm256_cvtepi32_ps(L), _mm256_broadcast_ss(S), acc);
+}
+
+// ---- q8_0: |w| × (q with w's sign), so that maddubs gets an unsigned operand.
+struct Q8_0 {
+  static constexpr size_t kBlockBytes = sizeof(BlockQ8_0);
+  static constexpr bool kOffset = false;
+  template <int NT>
+  static void block(const uint8_t* blk, const QuantActs& a, int64_t x, __m256 (&acc)[NT]) {
+    prefetch(blk + kPrefetchBytes);
+    const __m256 sw = _mm256_set1_ps(_cvtsh_ss(load_u16(blk)));
+    const __m256i wq = load256(blk + 2);
+    const __m256i aw = _mm256_sign_epi8(wq, wq);
+#pragma GCC unroll 4
+    for (int i = 0; i < NT; ++i) {
+      const int64_t xi = x + i * a.nb;
+      acc[i] = accumulate(acc[i], quads(aw, _mm256_sign_epi8(load256(a.q + xi * 32), wq)), sw, a, xi);
+    }
+  }
+};
+
+// ---- q4_0: codes c in [0, 15] as the unsigned operand; the offset −8·Σq apart (offset_term).
+struct Q4_0 {
+  static constexpr size_t kBlockBytes = sizeof(BlockQ4_0);
+  static constexpr bool kOffset = true;
+  template <int NT>
+  static void block(const uint8_t* blk, const QuantActs& a, int64_t x, __m256 (&acc)[NT]) {
+    prefetch(blk + kPrefetchBytes);
+    const __m256 sw = _mm256_set1_ps(_cvtsh_ss(load_u16(blk)));
+    const __m128i raw = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 2));
+    const __m256i c = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(raw, 4), raw), _mm256_set1_epi8(0x0F));
+#pragma GCC unroll 4
+    for (int i = 0; i < NT; ++i) {
+      const int64_t xi = x + i * a.nb;
+      acc[i] = accumulate(acc[i], quads(c, load256(a.q + xi * 32)), sw, a, xi);
+    }
+  }
+};
+
+// q4_0's offset term of one weight row for NT activation rows from block x0: acc_off[b mod 8] =
+// fma(float(−8·Σq), s_w · d, acc_off[b mod 8]), eight blocks a step (the scales gathered by integer
+// loads, the row is in L1 by now), R(acc_off) returned per row.
+template <int NT>
+void offset_term(const uint8_t* row, const QuantActs& a, int64_t x0, float (&out)[NT]) {
+  __m256 acc[NT];
+#pragma GCC unroll 4
+  for (int i = 0; i < NT; ++i) acc[i] = _mm256_setzero_ps();
+  for (int64_t b = 0; b < a.nb; b += 8) {
+    const int n = int(std::min<int64_t>(8, a.nb - b));
+    uint64_t lo, hi;
+    if (n == 8) gather_f16x8<true>(row + size_t(b) * sizeof(BlockQ4_0), sizeof(BlockQ4_0), 8, lo, hi);
+    else gather_f16x8<false>(row + size_t(b) * sizeof(BlockQ4_0), sizeof(BlockQ4_0), n, lo, hi);
+    const __m256 sw = _mm256_cvtph_ps(_mm_set_epi64x(int64_t(hi), int64_t(lo)));
+    const __m256i m = _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+#pragma GCC unroll 4
+    for (int i = 0; i < NT; ++i) {
+      const int64_t x = x0 + i * a.nb + b;
+      const __m256 S = _mm256_mul_ps(sw, _mm256_maskload_ps(a.d + x, m));
+      acc[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_maskload_epi32(a.o + x, m)), S, acc[i]);
+    }
+  }
+#pragma GCC unroll 4
+  for (int i = 0; i < NT; ++i) out[i] = hsum8(acc[i]);
+}
+
+// NT activation rows t0.. against weight rows [r0, r1) of 32-blocks, block b into accumulator b mod 4.
+template <class K, int NT>
+void rows32(const uint8_t* w, size_t row_bytes, int64_t r0, int64_t r1, const QuantActs& a, int64_t t0, float* y,
+            int64_t ldy) {
+  const int64_t nb = a.nb, x0 = t0 * nb;
+  for (int64_t r = r0; r < r1; ++r) {
+    const uint8_t* row = w + size_t(r) * row_bytes;
+    __m256 acc0[NT], acc1[NT], acc2[NT], acc3[NT];
+#pragma GCC unroll 4
+    for (int i = 0; i < NT; ++i) acc0[i] = acc1[i] = acc2[i] = acc3[i] = _mm256_setzero_ps();
+    int64_t b = 0;
+    for (; b + 4 <= nb; b += 4) {
+      K::template block<NT>(row + size_t(b) * K::kBlockBytes, a, x0 + b, acc0);
+      K::template block<NT>(row + size_t(b + 1) * K::kBlockBytes, a, x0 + b + 1, acc1);
+      K::template block<NT>(row + size_t(b + 2) * K::kBlockBytes, a, x0 + b + 2, acc2);
+      K::template block<NT>(row + size_t(b + 3) * K::kBlockBytes, a, x0 + b + 3, acc3);
+    }
+    if (b < nb) K::template block<NT>(row + size_t(b) * K::kBlockBytes, a, x0 + b, acc0), ++b;
+    if (b < nb) K::template block<NT>(row + size_t(b) * K::kBlockBytes, a, x0 + b, acc1), ++b;
+    if (b < nb) K::template block<NT>(row + size_t(b) * K::kBlockBytes, a, x0 + b, acc2), ++b;
+    float off[NT] = {};
+    if constexpr (K::kOffset) offset_term<NT>(row, a, x0, off);
+#pragma GCC unroll 4
+    for (int i = 0; i < NT; ++i) {
+      const float v = finish(acc0[i], acc1[i], acc2[i], acc3[i]);
+      y[(t0 + i) * ldy + (r - r0)] = K::kOffset ? v + off[i] : v;
+    }
+  }
+}
+
+// ---- q4_k: per super-block the eight sub-block scales d·sc_s (exact) and mins dmin·m_s; sub-blocks
+// 2p (low nibbles) and 2p+1 (high) share 32 code bytes; sub-block s into accumulator s mod 4.
+struct Q4K {
+  template <int NT>
+  static void rows(const uint8_t* w, size_t row_bytes, int64_t r0, int64_t r1, const QuantActs& a, int64_t t0, float* y,
+                   int64_t ldy) {
+    const int64_t nb = a.nb, nsb = nb / 8, x0 = t0 * nb;
+    const __m256i m4 = _mm256_set1_epi8(0x0F);
+    for (int64_t r = r0; r < r1; ++r) {
+      const uint8_t* row = w + size_t(r) * row_bytes;
+      __m256 acc[4][NT], accm[NT];
+#pragma GCC unroll 4
+      for (int i = 0; i < NT; ++i) acc[0][i] = acc[1][i] = acc[2][i] = acc[3][i] = accm[i] = _mm256_setzero_ps();
+      for (int64_t k = 0; k < nsb; ++k) {
+        const uint8_t* blk = row + size_t(k) * sizeof(BlockQ4K);
+        prefetch(blk + kPrefetchBytes);
+        prefetch(blk + kPrefetchBytes + 64);
+        prefetch(blk + kPrefetchBytes + 128);
+        uint64_t sc8, m8;
+        q4k_scales_mins(blk + 4, sc8, m8);
+        const __m256 scw = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128(int64_t(sc8)))),
+                                         _mm256_set1_ps(_cvtsh_ss(load_u16(blk))));
+        const __m256 mw = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128(int64_t(m8)))),
+                                        _mm256_set1_ps(_cvtsh_ss(load_u16(blk + 2))));
+        const int64_t x = x0 + k * 8;
+        // S[i][s] = d·sc_s · d(i, s), the same fp32 product as the scalar kernel's.
+        alignas(32) float S[NT][8];
+#pragma GCC unroll 4
+        for (int i = 0; i < NT; ++i) {
+          accm[i] = _mm256_fmadd_ps(mw, _mm256_loadu_ps(a.s + x + i * nb), accm[i]);
+          _mm256_store_ps(S[i], _mm256_mul_ps(scw, _mm256_loadu_ps(a.d + x + i * nb)));
+        }
+#pragma GCC unroll 4
+        for (int p = 0; p < 4; ++p) {
+          const __m256i raw = load256(blk + 16 + 32 * p);
+          const __m256i lo = _mm256_and_si256(raw, m4), hi = _mm256_and_si256(_mm256_srli_epi16(raw, 4), m4);
+#pragma GCC unroll 4
+          for (int i = 0; i < NT; ++i) {
+            const int64_t xi = x + i * nb + 2 * p;
+            acc[(2 * p) % 4][i] = accumulate(acc[(2 * p) % 4][i], quads(lo, load256(a.q + xi * 32)), &S[i][2 * p]);
+            acc[(2 * p + 1) % 4][i] =
+                accumulate(acc[(2 * p + 1) % 4][i], quads(hi, load256(a.q + xi * 32 + 32)), &S[i][2 * p + 1]);
+          }
+        }
+      }
+#pragma GCC unroll 4
+      for (int i = 0; i < NT; ++i)
+        y[(t0 + i) * ldy + (r - r0)] = finish(acc[0][i], acc[1][i], acc[2][i], acc[3][i]) - hsum8(accm[i]);
+    }
+  }
+};
+
+template <class K, int NT>
+void group(const uint8_t* w, size_t row_bytes, int64_t r0, int64_t r1, const QuantActs& a, int64_t t0, float* y,
+           int64_t ldy) {
+  if constexpr (std::is_same_v<K, Q4K>) K::template rows<NT>(w, row_bytes, r0, r1, a, t0, y, ldy);
+  else rows32<K, NT>(w, row_bytes, r0, r1, a, t0, y, ldy);
+}
+
+// Up to kGroup activation rows: every weight row once, in one call. More: one weight row at a time
+// (one sequential stream), read from memory by the first group and from L1 by the others.
+template <class K>
+void run(const QuantActs& a, const uint8_t* w, size_t row_bytes, int64_t r0, int64_t r1, float* y, int64_t ldy) {
+  using Fn = void (*)(const uint8_t*, size_t, int64_t, int64_t, const QuantActs&, int64_t, float*, int64_t);
+  static constexpr Fn kFns[kGroup] = {group<K, 1>, group<K, 2>};
+  static_assert(kGroup == 2);
+  if (a.T <= kGroup) return kFns[a.T - 1](w, row_bytes, r0, r1, a, 0, y, ldy);
+  for (int64_t r = r0; r < r1; ++r)
+    for (int64_t t0 = 0; t0 < a.T; t0 += kGroup)
+      kFns[std::min<int64_t>(kGroup, a.T - t0) - 1](w, row_bytes, r, r + 1, a, t0, y + (r - r0), ldy);
+}
+
+void q8_0_avx2(const QuantActs& a, const uint8_t* w, int64_t r0, int64_t r1, float* y, int64_t ldy) {
+  run<Q8_0>(a, w, q8_0_row_bytes(a.nb * 32), r0, r1, y, ldy);
+}
+void q4_0_avx2(const QuantActs& a, const uint8_t* w, int64_t r0, int64_t r1, float* y, int64_t ldy) {
+  run<Q4_0>(a, w, q4_0_row_bytes(a.nb * 32), r0, r1, y, ldy);
+}
+void q4_k_avx2(const QuantActs& a, const uint8_t* w, int64_t r0, int64_t r1, float* y, int64_t ldy) {
+  run<Q4K>(a, w, q4_k_row_bytes(a.nb * 32), r0, r1, y, ldy);
+}
+
+}  // namespace
+
+const RowsFn kAvx2[3] = {q8_0_avx2, q4_0_avx2, q4_k_avx2};
+#endif
+
+}  // namespace retnet::cpu::qgemv
