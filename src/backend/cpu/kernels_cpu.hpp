@@ -32,7 +32,7 @@ void theta_shift_row(float* q, float* k, int64_t H, int64_t dk, int64_t pos, con
                      const double* theta64, Pairing pairing, AngleMode angles, float q_scale, float k_scale, float* cs);
 
 // ---- elementwise_cpu.cpp
-// Widens n elements of a weight row to fp32.
+// Widens n elements of a weight row to fp32 (a block type: n a multiple of its block, dequantized).
 void widen_row(const void* src, DType t, int64_t n, float* dst);
 // out [D] = scale · table[id, :]                              table [V, D]
 void embed_row(const WeightRef& table, int32_t id, float scale, float* out);

@@ -1,4 +1,6 @@
-// Matrix products against weights stored as F32/F16/BF16 [rows, in], used in place from the mapping.
+// Matrix products against weights stored as F32/F16/BF16 [rows, in], used in place from the mapping,
+// and against block-quantized weights (q8_0, q4_0, q4_k) through a portable path: each row is
+// dequantized once into scratch and dotted in fp32 (the fast integer kernels replace it).
 #include <cblas.h>
 #include <immintrin.h>
 
@@ -7,6 +9,7 @@
 
 #include "backend/cpu/kernels_cpu.hpp"
 #include "backend/cpu/weights_cpu.hpp"
+#include "common/quant.hpp"
 
 namespace retnet::cpu {
 
@@ -156,13 +159,43 @@ void gemv_batch_any(const float* x, int64_t T, int64_t in, const uint8_t* wbase,
   }
 }
 
+// gemv_batch_any for a block type: each weight row is dequantized once into scratch [in] (read from
+// memory once for all T activation rows) and dotted by the F32 row kernel, so every activation row
+// is summed in the same order whatever T: batched decoding stays bit-identical to decoding alone.
+template <DType D>
+void gemv_batch_blocks(const float* x, int64_t T, int64_t in, const uint8_t* wbase, int64_t r0, int64_t r1, float* y,
+                       int64_t ldy, std::vector<float>& scratch) {
+  if (scratch.size() < size_t(in)) scratch.resize(size_t(in));
+  float* wf = scratch.data();
+  const auto* wb = reinterpret_cast<const uint8_t*>(wf);
+  const size_t row_bytes = size_t(dtype_row_bytes(D, in));
+  for (int64_t r = r0; r < r1; ++r) {
+    dequantize_row(D, wbase + size_t(r) * row_bytes, in, wf);
+    int64_t t = 0;
+    float pair[2];
+    for (; t + 2 <= T; t += 2) {
+      row_dots<2, DType::F32>(wb, x + t * in, in, pair);
+      y[t * ldy + (r - r0)] = pair[0];
+      y[(t + 1) * ldy + (r - r0)] = pair[1];
+    }
+    if (t < T) row_dots<1, DType::F32>(wb, x + t * in, in, y + t * ldy + (r - r0));
+  }
+}
+
 }  // namespace
 
 void gemv_rows(const float* x, int64_t T, int64_t in, const WeightRef& w, int64_t r0, int64_t r1, float* y,
                int64_t ldy, std::vector<float>& scratch) {
   const auto* base = static_cast<const uint8_t*>(w.data);
   visit_dtype(
-      w.dtype, [&](auto d) { gemv_batch_any<decltype(d)::value>(x, T, in, base, r0, r1, y, ldy, scratch); },
+      w.dtype,
+      [&](auto d) {
+        constexpr DType D = decltype(d)::value;
+        if constexpr (DTypeConst<D>::block_elems > 1)
+          gemv_batch_blocks<D>(x, T, in, base, r0, r1, y, ldy, scratch);
+        else
+          gemv_batch_any<D>(x, T, in, base, r0, r1, y, ldy, scratch);
+      },
       [&] { throw_bad_dtype(w.dtype, "gemv_rows"); });
 }
 
