@@ -11,10 +11,12 @@
 
 #include "common/hash_words.hpp"
 #include "common/json_file.hpp"
+#include "common/quant.hpp"
 #include "model/family.hpp"
 #include "model/generation_config.hpp"
 #include "model/memory_plan.hpp"
 #include "model/model_impl.hpp"
+#include "model/quantize_plan.hpp"
 #include "model/weight_binder.hpp"
 #include "model/weight_check.hpp"
 #include "retnet/error.hpp"
@@ -86,6 +88,8 @@ void finalize_model(Model::Impl& mi) {
   i.default_chunk_size = c.default_chunk_size;
   i.state_bytes = uint64_t(c.n_layers * c.n_heads * c.head_dk * c.head_dv) * 4;
   i.weight_dtype = matrix_dtype(*m);
+  i.embedding_dtype = dtype_name(m->embed.dtype);
+  i.head_dtype = dtype_name(m->lm_head.dtype);
   i.device = m->backend->name();
   i.threads = m->backend->threads();
   i.eos_token_ids = c.eos_token_ids;
@@ -122,6 +126,26 @@ std::unique_ptr<Backend> load_backend(const LoadOptions& options, const LoadHook
   if (options.threads < 0) throw Error("threads: must be >= 0 (0 = all hardware threads), got " + std::to_string(options.threads));
   const DeviceKind dev = device_kind(options.device);
   return hooks.make_backend ? hooks.make_backend(dev, options.threads) : make_backend(dev, options.threads);
+}
+
+std::unique_ptr<Backend> load_backend_for(const LoadOptions& options, const LoadHooks& hooks,
+                                          std::optional<DType> block_type, const std::string& what) {
+  if (!block_type) return load_backend(options, hooks);
+  // Block-typed weights have CPU kernels only (CUDA kernels are still to come): auto picks the CPU,
+  // an explicit CUDA request is refused with the way out.
+  LoadOptions o = options;
+  if (o.device == Device::Auto) {
+#ifdef RETNET_WITH_CUDA
+    lib_log().info("{}: {} weights run on the CPU only for now (no CUDA kernels yet): --device auto picks the CPU",
+                   what, dtype_name(*block_type));
+#endif
+    o.device = Device::Cpu;
+  }
+  std::unique_ptr<Backend> be = load_backend(o, hooks);
+  if (!backend_on_host(*be))
+    throw Error(what + ": " + dtype_name(*block_type) + " weights: the " + be->name() +
+                " backend has no kernels for quantized weight types yet; load it with --device cpu (Device::Cpu)");
+  return be;
 }
 
 bool backend_on_host(const Backend& be) {
@@ -164,18 +188,31 @@ std::unique_ptr<Model::Impl> load_model_impl(const std::string& dir, const LoadO
     else if (d == "bf16" || d == "BF16") convert_to = DType::BF16;
     else throw Error("dtype: '" + d + "' is not one of f32, f16, bf16");
   }
-  m->backend = load_backend(options, hooks);
+  std::optional<DType> quantize;
+  if (!options.quantize.empty()) {
+    quantize = quant_type_from_name(options.quantize);
+    if (!quantize) throw Error("quantize: '" + options.quantize + "' is not one of " + quant_type_names());
+  }
+  const std::optional<DType> stored_blocks = stored_block_type(m->store);
+  m->backend = load_backend_for(options, hooks, quantize ? quantize : stored_blocks, dir);
   m->angles = angle_mode(options.angles);
 
   // A dry binding first: every name and shape is checked and what the load will allocate is added
   // up, before anything large is allocated (the mapped header sizes are validated against the file,
   // but a sparse file may declare terabytes). Then the memory check, then the optional NaN/Inf scan
   // of the mapped weights, then the real binding.
+  std::map<const TensorInfo*, DType> quant_plan;  // LoadOptions::quantize: what the binding quantizes
   {
     WeightBinder dry(*m, dir);
     dry.convert_to_ = convert_to;
     dry.dry_ = true;
     bind_weights(*m, dry);
+    if (quantize) {
+      QuantPlan qp = plan_quantization(*m, dry.used_tensors(), *quantize, parse_quant_keep(kDefaultQuantKeep, "keep"));
+      for (const std::string& note : qp.notes) lib_log().info("quantize: {}", note);
+      dry.plan_.owned = sat_add(dry.plan_.owned, qp.quantized_bytes());
+      quant_plan = std::move(qp.quantize);
+    }
     m->memory = load_memory_plan(*m, dry.plan_, session_bytes);
     check_memory_plan(m->memory, dir, hooks.available_memory);
     if (options.check_weights)
@@ -193,6 +230,7 @@ std::unique_ptr<Model::Impl> load_model_impl(const std::string& dir, const LoadO
   // device), which is what the load progress reports.
   WeightBinder b(*m, dir);
   b.convert_to_ = convert_to;
+  b.quantize_ = std::move(quant_plan);
   bind_weights(*m, b);
   b.warn_unused();
   upload_weights(*m, options.on_progress, dir);

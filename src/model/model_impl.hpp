@@ -98,6 +98,10 @@ std::unique_ptr<Model::Impl> random_model_impl(const RandomModelSpec& spec, cons
 void plan_session_and_scratch(MemoryPlan& p, const ModelConfig& c, const Backend& be, SessionHostBytes session_bytes);
 // The backend a load runs on: hooks.make_backend if set, else make_backend() (model.cpp).
 std::unique_ptr<Backend> load_backend(const LoadOptions& options, const LoadHooks& hooks);
+// load_backend for weights of block_type (when set): Device::Auto picks the CPU, a device backend is
+// refused with Error "<what>: q4_0 weights: ... use --device cpu" (no CUDA kernels for them yet).
+std::unique_ptr<Backend> load_backend_for(const LoadOptions& options, const LoadHooks& hooks,
+                                          std::optional<DType> block_type, const std::string& what);
 // Makes every weight matrix resident on m.backend once (a tied head shares the embedding's copy),
 // reporting on_progress(bytes done, bytes total) about every 64 MiB and at both ends; false from it
 // cancels with Error "<what>: load cancelled" (weight_upload.cpp). Host copies made at load

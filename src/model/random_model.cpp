@@ -2,6 +2,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "common/quant.hpp"
 #include "model/family.hpp"
 #include "model/memory_plan.hpp"
 #include "model/model_impl.hpp"
@@ -28,7 +29,8 @@ DType parse_dtype(const std::string& s) {
   if (s == "f32" || s == "F32" || s == "fp32") return DType::F32;
   if (s == "f16" || s == "F16" || s == "fp16") return DType::F16;
   if (s == "bf16" || s == "BF16") return DType::BF16;
-  throw Error("dtype: '" + s + "' is not one of f32, f16, bf16");
+  if (const std::optional<DType> q = quant_type_from_name(s)) return *q;
+  throw Error("dtype: '" + s + "' is not one of f32, f16, bf16, " + quant_type_names());
 }
 
 }  // namespace
@@ -37,8 +39,10 @@ std::unique_ptr<Model::Impl> random_model_impl(const RandomModelSpec& sp, const 
                                                const LoadHooks& hooks, SessionHostBytes session_bytes) {
   auto m = std::make_unique<Model::Impl>();
   ModelConfig& c = m->cfg;
+  // A block type quantizes the projection matrices; the embedding and the head are then BF16, as
+  // `retnet quantize` keeps them by default.
   const DType dt = parse_dtype(sp.dtype);
-  const uint64_t es = uint64_t(dtype_traits(dt).block_bytes);  // parse_dtype: element types (blocks of 1)
+  const DType dt_vocab = dtype_is_block(dt) ? DType::BF16 : dt;
   const ModelFamily* family = find_family(sp.family);
   if (!family) throw Error("family: '" + sp.family + "' is not " + family_names());
   for (auto [v, name] : {std::pair{sp.vocab_size, "vocab_size"}, {sp.hidden_size, "hidden_size"}, {sp.layers, "layers"},
@@ -65,17 +69,33 @@ std::unique_ptr<Model::Impl> random_model_impl(const RandomModelSpec& sp, const 
   apply_conventions(*family, c);
   family->random_defaults(c);
 
-  m->backend = load_backend(options, hooks);
+  // The type of each matrix: a width that is not a multiple of the block stays BF16, as in quantize.
+  auto type_of = [&](int64_t cols, bool vocab) {
+    if (vocab) return dt_vocab;
+    return dtype_is_block(dt) && cols % dtype_traits(dt).block_elems != 0 ? DType::BF16 : dt;
+  };
+  auto matrix_bytes = [&](int64_t rows, int64_t cols, bool vocab) {
+    return sat_mul(uint64_t(rows), dtype_row_bytes(type_of(cols, vocab), cols));
+  };
+  uint64_t all_matrix_bytes = 0;
+  {
+    const int64_t D = c.d_model, KD = c.key_dim(), VD = c.value_dim(), F = c.ffn_dim, V = c.vocab_size;
+    const uint64_t per_layer = sat_add(
+        sat_add(sat_mul(2, matrix_bytes(KD, D, false)), sat_mul(2, matrix_bytes(VD, D, false))),
+        sat_add(sat_add(matrix_bytes(D, VD, false), sat_mul(2, matrix_bytes(F, D, false))), matrix_bytes(D, F, false)));
+    all_matrix_bytes = sat_add(sat_mul(2, matrix_bytes(V, D, true)), sat_mul(uint64_t(c.n_layers), per_layer));
+  }
+
+  m->backend = load_backend_for(options, hooks, dtype_is_block(dt) ? std::optional<DType>(dt) : std::nullopt,
+                                "random model");
   m->angles = angle_mode(options.angles);
 
   // Every matrix is generated into host memory before upload, whatever the backend: check that it
   // (and, on a host backend, the norm vectors, one session and the scratch) fits before allocating.
   {
-    const uint64_t D = uint64_t(c.d_model), KD = uint64_t(c.key_dim()), VD = uint64_t(c.value_dim()),
-                   F = uint64_t(c.ffn_dim), V = uint64_t(c.vocab_size), L = uint64_t(c.n_layers);
-    const uint64_t per_layer = sat_add(sat_add(sat_mul(2 * KD, D), sat_mul(3 * VD, D)), sat_mul(3 * F, D));
+    const uint64_t D = uint64_t(c.d_model), L = uint64_t(c.n_layers);
     MemoryPlan plan;
-    plan.owned = sat_mul(sat_add(sat_mul(2 * V, D), sat_mul(L, per_layer)), es);
+    plan.owned = all_matrix_bytes;
     const Backend& be = *m->backend;
     const uint64_t vectors_per_layer =
         2 * be.host_alloc_bytes(D) + (c.group_norm_weight ? be.host_alloc_bytes(uint64_t(c.head_dv)) : 0);
@@ -87,17 +107,24 @@ std::unique_ptr<Model::Impl> random_model_impl(const RandomModelSpec& sp, const 
   }
 
   Mix rng{sp.seed};
-  uint64_t total = 0, done = 0;
-  {
-    const int64_t D = c.d_model, KD = c.key_dim(), VD = c.value_dim(), F = c.ffn_dim;
-    total = uint64_t(2 * c.vocab_size * D + c.n_layers * (2 * KD * D + 3 * VD * D + 3 * F * D)) * es;
-  }
-  auto matrix = [&](int64_t rows, int64_t cols) {
-    const size_t n = size_t(rows * cols), bytes = size_t(rows) * dtype_row_bytes(dt, cols);
+  const uint64_t total = all_matrix_bytes;
+  uint64_t done = 0;
+  std::vector<float> row;
+  auto matrix = [&](int64_t rows, int64_t cols, bool vocab = false) {
+    const DType mt = type_of(cols, vocab);
+    const size_t n = size_t(rows * cols), rb = size_t(dtype_row_bytes(mt, cols)), bytes = size_t(rows) * rb;
     AlignedBytes buf = alloc_aligned_bytes(bytes);
     const float a = std::sqrt(3.0f / float(cols));  // unit-variance outputs for unit-variance inputs
-    for (size_t i = 0; i < n; ++i) store_from_f32(buf.get(), dt, i, rng.uniform(a));
-    WeightRef w{buf.get(), dt, rows, cols};
+    if (dtype_is_block(mt)) {  // the same random values, quantized a row at a time
+      row.resize(size_t(cols));
+      for (int64_t r = 0; r < rows; ++r) {
+        for (float& v : row) v = rng.uniform(a);
+        quantize_row(mt, row.data(), cols, buf.get() + size_t(r) * rb, "random model");
+      }
+    } else {
+      for (size_t i = 0; i < n; ++i) store_from_f32(buf.get(), mt, i, rng.uniform(a));
+    }
+    WeightRef w{buf.get(), mt, rows, cols};
     hash_weight_bytes(*m, buf.get(), bytes);
     m->owned_bytes.push_back(std::move(buf));
     m->info.n_params += n;
@@ -116,7 +143,7 @@ std::unique_ptr<Model::Impl> random_model_impl(const RandomModelSpec& sp, const 
     return d;
   };
   const int64_t D = c.d_model, KD = c.key_dim(), VD = c.value_dim(), F = c.ffn_dim, V = c.vocab_size;
-  m->embed = matrix(V, D);
+  m->embed = matrix(V, D, true);
   if (c.embed_norm) m->embed_norm = ones(D);
   for (int64_t l = 0; l < c.n_layers; ++l) {
     LayerWeights w;
@@ -134,7 +161,7 @@ std::unique_ptr<Model::Impl> random_model_impl(const RandomModelSpec& sp, const 
     m->layers.push_back(w);
   }
   m->final_norm = ones(D);
-  m->lm_head = matrix(V, D);
+  m->lm_head = matrix(V, D, true);
   upload_weights(*m, nullptr, "random model");  // progress was reported while generating
   finalize_model(*m);
   apply_bf16_activations(*m, options.bf16_activations);
