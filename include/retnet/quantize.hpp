@@ -23,11 +23,11 @@ struct QuantizeOptions {
 };
 
 struct QuantizeResult {
-  int quantized = 0;                // matrices quantized
-  int copied = 0;                   // tensors written as they were stored
-  uint64_t bytes_in = 0;            // weight bytes read
-  uint64_t bytes_out = 0;           // weight bytes written
-  std::vector<std::string> notes;   // matrices left unquantized by their shape, one line each
+  int quantized = 0;               // matrices quantized
+  int copied = 0;                  // tensors written as they were stored
+  uint64_t bytes_in = 0;           // weight bytes read
+  uint64_t bytes_out = 0;          // weight bytes written
+  std::vector<std::string> notes;  // matrices left unquantized by their shape, one line each
 };
 
 // Writes out_dir: in_dir's config.json, generation_config.json and tokenizer files copied, and its

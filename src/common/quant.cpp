@@ -18,7 +18,10 @@ void check_finite(const float* x, int64_t n, const std::string& what) {
   for (int64_t i = 0; i < n; ++i)
     if (!std::isfinite(x[i]))
       throw Error(what + ": element " + std::to_string(i) + " is " +
-                  (std::isnan(x[i]) ? "NaN" : x[i] > 0 ? "+Inf" : "-Inf") + "; cannot quantize it");
+                  (std::isnan(x[i]) ? "NaN"
+                   : x[i] > 0       ? "+Inf"
+                                    : "-Inf") +
+                  "; cannot quantize it");
 }
 
 // The fp16 scale of a block; Error when it does not fit (fp16 tops out at 65504).
@@ -172,12 +175,16 @@ void quantize_row(DType t, const float* x, int64_t n, void* dst, const std::stri
   check_finite(x, n, what);
   const int64_t nb = n / be;
   switch (t) {
-    case DType::Q8_0: return quantize_q8_0(x, nb, static_cast<BlockQ8_0*>(dst), what);
-    case DType::Q4_0: return quantize_q4_0(x, nb, static_cast<BlockQ4_0*>(dst), what);
-    case DType::Q4_K: return quantize_q4_k(x, nb, static_cast<BlockQ4K*>(dst), what);
+    case DType::Q8_0:
+      return quantize_q8_0(x, nb, static_cast<BlockQ8_0*>(dst), what);
+    case DType::Q4_0:
+      return quantize_q4_0(x, nb, static_cast<BlockQ4_0*>(dst), what);
+    case DType::Q4_K:
+      return quantize_q4_k(x, nb, static_cast<BlockQ4K*>(dst), what);
     case DType::F32:
     case DType::F16:
-    case DType::BF16: break;  // refused above
+    case DType::BF16:
+      break;  // refused above
   }
   throw_bad_dtype(t, "quantize_row");
 }

@@ -44,12 +44,8 @@ struct DTypeTraits {
 
 // The table: one row per DType, in enumerator order.
 inline constexpr DTypeTraits kDTypeTraits[kDTypeCount] = {
-    {DType::F32, "F32", 1, 4, 4},
-    {DType::F16, "F16", 1, 2, 2},
-    {DType::BF16, "BF16", 1, 2, 2},
-    {DType::Q8_0, "q8_0", 32, 34, 2},
-    {DType::Q4_0, "q4_0", 32, 18, 2},
-    {DType::Q4_K, "q4_k", 256, 144, 2},
+    {DType::F32, "F32", 1, 4, 4},     {DType::F16, "F16", 1, 2, 2},     {DType::BF16, "BF16", 1, 2, 2},
+    {DType::Q8_0, "q8_0", 32, 34, 2}, {DType::Q4_0, "q4_0", 32, 18, 2}, {DType::Q4_K, "q4_k", 256, 144, 2},
 };
 
 constexpr bool dtype_table_in_order() {

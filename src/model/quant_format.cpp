@@ -12,8 +12,7 @@ using json = nlohmann::json;
 std::map<std::string, QuantEntry> parse_quant_metadata(const std::string& path, const std::string& text,
                                                        const std::string* version) {
   const std::string where = path + ": __metadata__ '" + kQuantMetaKey + "'";
-  if (!version)
-    throw Error(path + ": __metadata__ has '" + kQuantMetaKey + "' but no '" + kQuantVersionKey + "'");
+  if (!version) throw Error(path + ": __metadata__ has '" + kQuantMetaKey + "' but no '" + kQuantVersionKey + "'");
   if (*version != std::to_string(kQuantFormatVersion))
     throw Error(path + ": __metadata__ '" + kQuantVersionKey + "' is '" + *version + "'; this build reads version " +
                 std::to_string(kQuantFormatVersion) + " (a newer retnet wrote it?)");

@@ -19,7 +19,7 @@ inline constexpr const char* kQuantVersionKey = "retnet.quant_version";
 inline constexpr int kQuantFormatVersion = 1;
 
 struct QuantEntry {
-  DType type = DType::Q8_0;  // a block type
+  DType type = DType::Q8_0;    // a block type
   int64_t rows = 0, cols = 0;  // logical shape; cols a multiple of the type's block
 };
 

@@ -36,8 +36,14 @@ QuantPlan plan_quantization(const Model::Impl& m, const std::vector<const Tensor
   // Each weight slot with its role.
   std::vector<std::pair<const WeightRef*, const char*>> slots = {{&m.embed, "embed"}, {&m.lm_head, "head"}};
   for (const LayerWeights& l : m.layers)
-    for (auto [w, role] : {std::pair{&l.q, "q"}, {&l.k, "k"}, {&l.v, "v"}, {&l.g, "g"}, {&l.o, "o"},
-                           {&l.ffn_act, "ffn"}, {&l.ffn_lin, "ffn"}, {&l.ffn_down, "ffn"}})
+    for (auto [w, role] : {std::pair{&l.q, "q"},
+                           {&l.k, "k"},
+                           {&l.v, "v"},
+                           {&l.g, "g"},
+                           {&l.o, "o"},
+                           {&l.ffn_act, "ffn"},
+                           {&l.ffn_lin, "ffn"},
+                           {&l.ffn_down, "ffn"}})
       slots.push_back({w, role});
   QuantPlan plan;
   plan.type = type;

@@ -86,8 +86,8 @@ std::unique_ptr<Model::Impl> random_model_impl(const RandomModelSpec& sp, const 
     all_matrix_bytes = sat_add(sat_mul(2, matrix_bytes(V, D, true)), sat_mul(uint64_t(c.n_layers), per_layer));
   }
 
-  m->backend = load_backend_for(options, hooks, dtype_is_block(dt) ? std::optional<DType>(dt) : std::nullopt,
-                                "random model");
+  m->backend =
+      load_backend_for(options, hooks, dtype_is_block(dt) ? std::optional<DType>(dt) : std::nullopt, "random model");
   m->angles = angle_mode(options.angles);
 
   // Every matrix is generated into host memory before upload, whatever the backend: check that it
@@ -115,7 +115,7 @@ std::unique_ptr<Model::Impl> random_model_impl(const RandomModelSpec& sp, const 
     const size_t n = size_t(rows * cols), rb = size_t(dtype_row_bytes(mt, cols)), bytes = size_t(rows) * rb;
     AlignedBytes buf = alloc_aligned_bytes(bytes);
     const float a = std::sqrt(3.0f / float(cols));  // unit-variance outputs for unit-variance inputs
-    if (dtype_is_block(mt)) {  // the same random values, quantized a row at a time
+    if (dtype_is_block(mt)) {                       // the same random values, quantized a row at a time
       row.resize(size_t(cols));
       for (int64_t r = 0; r < rows; ++r) {
         for (float& v : row) v = rng.uniform(a);

@@ -119,7 +119,8 @@ std::map<std::string, TensorInfo> parse_safetensors_header(const std::string& pa
     const std::string dts = dt->get<std::string>();
     const auto qe = quant.find(name);
     if (qe != quant.end()) {
-      if (dts != "U8") throw Error(where + ": the quantization metadata names it, but its dtype is " + dts + ", not U8");
+      if (dts != "U8")
+        throw Error(where + ": the quantization metadata names it, but its dtype is " + dts + ", not U8");
       t.dtype = qe->second.type;
     } else if (const std::optional<DType> d = dtype_from_name(dts)) {
       t.dtype = *d;
@@ -164,8 +165,8 @@ std::map<std::string, TensorInfo> parse_safetensors_header(const std::string& pa
     const uint64_t cols = t.shape.empty() ? 1 : uint64_t(t.shape.back());
     uint64_t expect = cols ? numel / cols * dtype_traits(t.dtype).row_bytes(int64_t(cols)) : 0;
     if (oe - ob != expect)
-      throw Error(where + ": data_offsets span " + std::to_string(oe - ob) + " bytes but shape " + sh->dump() +
-                  " x " + dts + " needs " + std::to_string(expect) +
+      throw Error(where + ": data_offsets span " + std::to_string(oe - ob) + " bytes but shape " + sh->dump() + " x " +
+                  dts + " needs " + std::to_string(expect) +
                   (qe != quant.end() ? std::string(" (") + dtype_name(t.dtype) + " blocks; wrong block count?)" : ""));
     t.nbytes = size_t(expect);
     t.data = data_base ? data_base + ob : nullptr;

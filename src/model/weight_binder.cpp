@@ -66,8 +66,7 @@ WeightRef WeightBinder::view(const TensorInfo& t, int64_t rows, int64_t cols) {
   WeightRef w{t.data, t.dtype, rows, cols};
   const bool convert = convert_to_ && *convert_to_ != t.dtype && !dtype_is_block(t.dtype);
   if (dry_) {  // count what the real binding below will copy, or use in place
-    if (convert)
-      plan_.owned = sat_add(plan_.owned, sat_mul(uint64_t(rows), dtype_row_bytes(*convert_to_, cols)));
+    if (convert) plan_.owned = sat_add(plan_.owned, sat_mul(uint64_t(rows), dtype_row_bytes(*convert_to_, cols)));
     else if (reinterpret_cast<uintptr_t>(t.data) % dtype_traits(t.dtype).align != 0)
       plan_.owned = sat_add(plan_.owned, t.nbytes);
     else if (mapped_seen_.insert(&t).second) plan_.mapped = sat_add(plan_.mapped, t.nbytes);

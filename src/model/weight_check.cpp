@@ -57,9 +57,12 @@ int64_t first_non_finite(const void* p, DType t, size_t n) {
     case DType::F32: return first_all_ones_exponent<uint32_t, 0x7f800000u>(b, n);
     case DType::F16: return first_all_ones_exponent<uint16_t, 0x7c00u>(b, n);
     case DType::BF16: return first_all_ones_exponent<uint16_t, 0x7f80u>(b, n);
-    case DType::Q8_0: return first_bad_scale<BlockQ8_0>(b, n);
-    case DType::Q4_0: return first_bad_scale<BlockQ4_0>(b, n);
-    case DType::Q4_K: return first_bad_scale<BlockQ4K>(b, n);
+    case DType::Q8_0:
+      return first_bad_scale<BlockQ8_0>(b, n);
+    case DType::Q4_0:
+      return first_bad_scale<BlockQ4_0>(b, n);
+    case DType::Q4_K:
+      return first_bad_scale<BlockQ4K>(b, n);
   }
   throw_bad_dtype(t, "first_non_finite");
 }

@@ -37,8 +37,9 @@ struct OutTensor {
 
 // The files of a model directory that are not weights: configuration and tokenizer.
 bool copied_file(const std::string& name) {
-  static const char* const kNames[] = {"config.json",      "generation_config.json", "special_tokens_map.json",
-                                       "added_tokens.json", "vocab.json",             "merges.txt"};
+  static const char* const kNames[] = {
+      "config.json", "generation_config.json", "special_tokens_map.json", "added_tokens.json", "vocab.json",
+      "merges.txt"};
   for (const char* n : kNames)
     if (name == n) return true;
   return name.rfind("tokenizer", 0) == 0;  // tokenizer.json, tokenizer_config.json, tokenizer.model
@@ -101,7 +102,8 @@ QuantizeResult quantize_model(const std::string& in_dir, const std::string& out_
       throw Error(out_dir + ": is the input directory; write the quantized model somewhere else");
   }
   const fs::path parent = target.parent_path().empty() ? fs::path(".") : target.parent_path();
-  if (!fs::is_directory(parent, ec)) throw Error(out_dir + ": its parent directory " + parent.string() + " does not exist");
+  if (!fs::is_directory(parent, ec))
+    throw Error(out_dir + ": its parent directory " + parent.string() + " does not exist");
 
   // The input, bound in a dry run (names and shapes checked; the slots say which tensor plays which role).
   Model::Impl m;
@@ -190,8 +192,8 @@ QuantizeResult quantize_model(const std::string& in_dir, const std::string& out_
       const std::string name = e.path().filename().string();
       if (!copied_file(name) || !e.is_regular_file()) continue;
       const std::string bytes = read_text_file(e.path().string(), uint64_t(1) << 32);
-      write_file_atomically((tmp / name).string(), std::span(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()),
-                            name);
+      write_file_atomically((tmp / name).string(),
+                            std::span(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()), name);
     }
     if (exists) {  // the old directory moves aside, the new one in, then the old one goes
       const fs::path old = parent / ("." + target.filename().string() + ".old-" + std::to_string(rd()));

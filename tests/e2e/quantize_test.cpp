@@ -215,7 +215,8 @@ QFile good_file() {
 
 std::string parse_error(const QFile& f) {
   const std::string b = f.bytes();
-  return error_of([&] { parse_safetensors_bytes("m.safetensors", reinterpret_cast<const uint8_t*>(b.data()), b.size()); });
+  return error_of(
+      [&] { parse_safetensors_bytes("m.safetensors", reinterpret_cast<const uint8_t*>(b.data()), b.size()); });
 }
 
 TEST(QuantizedFile, GoodFileParsesToLogicalShapes) {
@@ -236,27 +237,44 @@ TEST(QuantizedFile, EveryBadCaseNamesTheFileAndTensor) {
   };
   const std::vector<Case> cases = {
       // a wrong block count: the U8 shape holds 1 block per row where [3, 64] needs 2
-      {[](QFile& f) { f.header["a"]["shape"] = {3, 34}; },
+      {[](QFile& f) {
+         f.header["a"]["shape"] = {3, 34};
+       },
        "m.safetensors: tensor 'a': U8 shape [3, 34] does not hold q8_0 [3, 64], which needs [3, 68] (2 blocks of 34 "
        "bytes per row)"},
-      {[&](QFile& f) { meta(f, {{"a", {"q8_0", 3, 32}}, {"b", {"q8_0", 3, 64}}}); },
+      {[&](QFile& f) {
+         meta(f, {{"a", {"q8_0", 3, 32}}, {"b", {"q8_0", 3, 64}}});
+       },
        "tensor 'a': U8 shape [3, 68] does not hold q8_0 [3, 32]"},
       // a truncated tensor: the data ends before it does
       {[](QFile& f) { f.data.resize(300); },
        "m.safetensors: tensor 'b': data_offsets end 408 is past the data section (300 bytes; file truncated?)"},
-      {[](QFile& f) { f.header["a"]["data_offsets"] = {0, 200}; }, "tensor 'a': data_offsets span 200 bytes"},
-      {[&](QFile& f) { meta(f, {{"a", {"q3_x", 3, 64}}, {"b", {"q8_0", 3, 64}}}); },
+      {[](QFile& f) {
+         f.header["a"]["data_offsets"] = {0, 200};
+       },
+       "tensor 'a': data_offsets span 200 bytes"},
+      {[&](QFile& f) {
+         meta(f, {{"a", {"q3_x", 3, 64}}, {"b", {"q8_0", 3, 64}}});
+       },
        "m.safetensors: __metadata__ 'retnet.quant': tensor 'a': unknown quantized type 'q3_x' (q8_0, q4_0, q4_k are "
        "known)"},
-      {[&](QFile& f) { meta(f, {{"a", {"q8_0", 3, 48}}, {"b", {"q8_0", 3, 64}}}); },
+      {[&](QFile& f) {
+         meta(f, {{"a", {"q8_0", 3, 48}}, {"b", {"q8_0", 3, 64}}});
+       },
        "tensor 'a': type q8_0 does not fit shape [3, 48]: cols must be a multiple of its block of 32"},
-      {[&](QFile& f) { meta(f, {{"a", {"q4_k", 3, 64}}, {"b", {"q8_0", 3, 64}}}); },
+      {[&](QFile& f) {
+         meta(f, {{"a", {"q4_k", 3, 64}}, {"b", {"q8_0", 3, 64}}});
+       },
        "type q4_k does not fit shape [3, 64]"},
-      {[&](QFile& f) { meta(f, {{"a", {"q8_0", 3, 64}}, {"b", {"q8_0", 3, 64}}, {"c", {"q8_0", 1, 32}}}); },
+      {[&](QFile& f) {
+         meta(f, {{"a", {"q8_0", 3, 64}}, {"b", {"q8_0", 3, 64}}, {"c", {"q8_0", 1, 32}}});
+       },
        "m.safetensors: __metadata__ 'retnet.quant' names tensor 'c', which the file lacks"},
       {[](QFile& f) { f.header["__metadata__"]["retnet.quant"] = "{\"a\": [\"q8_0\", 3,"; },
        "m.safetensors: __metadata__ 'retnet.quant' is not valid JSON"},
-      {[&](QFile& f) { meta(f, {{"a", {"q8_0", 3}}, {"b", {"q8_0", 3, 64}}}); },
+      {[&](QFile& f) {
+         meta(f, {{"a", {"q8_0", 3}}, {"b", {"q8_0", 3, 64}}});
+       },
        "tensor 'a': expected [type, rows, cols], got [\"q8_0\",3]"},
       {[](QFile& f) { f.header["__metadata__"].erase("retnet.quant_version"); },
        "__metadata__ has 'retnet.quant' but no 'retnet.quant_version'"},
@@ -265,7 +283,10 @@ TEST(QuantizedFile, EveryBadCaseNamesTheFileAndTensor) {
       {[](QFile& f) { f.header["b"]["dtype"] = "F16"; },
        "tensor 'b': the quantization metadata names it, but its dtype is F16, not U8"},
       // a U8 tensor the metadata does not name is not a weight this engine reads
-      {[&](QFile& f) { meta(f, {{"a", {"q8_0", 3, 64}}}); }, "tensor 'b': dtype U8 is not supported"},
+      {[&](QFile& f) {
+         meta(f, {{"a", {"q8_0", 3, 64}}});
+       },
+       "tensor 'b': dtype U8 is not supported"},
       // block types are not safetensors dtypes of their own
       {[](QFile& f) { f.header["v"]["dtype"] = "q8_0"; }, "tensor 'v': unknown dtype 'q8_0'"},
   };

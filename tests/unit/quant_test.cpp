@@ -135,7 +135,8 @@ TEST(Quant, Q4_KDequantizesAsDoubleReferenceAndBeatsQ4_0) {
         const int scale = s < 4 ? sc[s] & 63 : (sc[s + 4] & 15) | ((sc[s - 4] >> 6) << 4);
         const int mn = s < 4 ? sc[s + 4] & 63 : (sc[s + 4] >> 4) | ((sc[s] >> 6) << 4);
         double lo = 0, hi = -1e30;
-        for (int j = 0; j < 32; ++j) lo = std::min(lo, double(x[k * 256 + s * 32 + j])), hi = std::max(hi, double(x[k * 256 + s * 32 + j]));
+        for (int j = 0; j < 32; ++j)
+          lo = std::min(lo, double(x[k * 256 + s * 32 + j])), hi = std::max(hi, double(x[k * 256 + s * 32 + j]));
         for (int j = 0; j < 32; ++j) {
           const size_t i = k * 256 + size_t(s) * 32 + size_t(j);
           const int c = s % 2 ? qs[32 * (s / 2) + j] >> 4 : qs[32 * (s / 2) + j] & 15;

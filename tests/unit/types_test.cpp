@@ -44,9 +44,9 @@ TEST(WeightTypes, TableHasOneRowPerTypeInEnumeratorOrder) {
     const char* name;
     int64_t elems, bytes, align;
   };
-  for (const Row& r :
-       {Row{DType::F32, "F32", 1, 4, 4}, Row{DType::F16, "F16", 1, 2, 2}, Row{DType::BF16, "BF16", 1, 2, 2},
-        Row{DType::Q8_0, "q8_0", 32, 34, 2}, Row{DType::Q4_0, "q4_0", 32, 18, 2}, Row{DType::Q4_K, "q4_k", 256, 144, 2}}) {
+  for (const Row& r : {Row{DType::F32, "F32", 1, 4, 4}, Row{DType::F16, "F16", 1, 2, 2},
+                       Row{DType::BF16, "BF16", 1, 2, 2}, Row{DType::Q8_0, "q8_0", 32, 34, 2},
+                       Row{DType::Q4_0, "q4_0", 32, 18, 2}, Row{DType::Q4_K, "q4_k", 256, 144, 2}}) {
     const DTypeTraits& tr = dtype_traits(r.t);
     EXPECT_EQ(tr.type, r.t);
     EXPECT_STREQ(tr.name, r.name);

@@ -191,10 +191,8 @@ void gemv_rows(const float* x, int64_t T, int64_t in, const WeightRef& w, int64_
       w.dtype,
       [&](auto d) {
         constexpr DType D = decltype(d)::value;
-        if constexpr (DTypeConst<D>::block_elems > 1)
-          gemv_batch_blocks<D>(x, T, in, base, r0, r1, y, ldy, scratch);
-        else
-          gemv_batch_any<D>(x, T, in, base, r0, r1, y, ldy, scratch);
+        if constexpr (DTypeConst<D>::block_elems > 1) gemv_batch_blocks<D>(x, T, in, base, r0, r1, y, ldy, scratch);
+        else gemv_batch_any<D>(x, T, in, base, r0, r1, y, ldy, scratch);
       },
       [&] { throw_bad_dtype(w.dtype, "gemv_rows"); });
 }
