@@ -74,31 +74,32 @@ inline int code_of(float x, float s, float m) {
   return c < 0 ? 0 : c > 15 ? 15 : c;
 }
 
-// Squared error of a sub-block at (s, m) with each value at its nearest code.
-double sub_error(const float* x, float s, float m) {
+// Weighted squared error of a sub-block at (s, m) with each value at its nearest code.
+double sub_error(const float* x, const float* w, float s, float m) {
   double e = 0;
   for (int j = 0; j < kQ4KSub; ++j) {
     const double r = double(s * float(code_of(x[j], s, m)) - m) - double(x[j]);
-    e += r * r;
+    e += w[j] * r * r;
   }
   return e;
 }
 
 // The best (s, m) of a sub-block before the 6-bit rounding: candidate steps (range / (15 + δ),
-// δ = −1 … +1 by 0.1, the range from min(x, 0) to max(x)), each followed by the least-squares (s, m)
-// of the codes it gives (m kept >= 0); the pair of least squared error wins.
-SubFit fit_sub(const float* x) {
+// δ = −1 … +1 by 0.1, the range from min(x, 0) to max(x)), each followed by the weighted
+// least-squares (s, m) of the codes it gives (m kept >= 0); the pair of least weighted squared error
+// wins. w [32]: each value's weight (quantize_q4_k).
+SubFit fit_sub(const float* x, const float* w) {
   float lo = 0.f, hi = x[0];
   for (int j = 0; j < kQ4KSub; ++j) lo = std::fmin(lo, x[j]), hi = std::fmax(hi, x[j]);
   if (hi <= lo) return {0.f, -lo};  // every value equals lo (<= 0): c = 0 gives it exactly
   SubFit best{(hi - lo) / 15.f, -lo};
-  double best_err = sub_error(x, best.s, best.m);
+  double best_err = sub_error(x, w, best.s, best.m);
   for (int k = -10; k <= 10; ++k) {
     const float s0 = (hi - lo) / (15.f + 0.1f * float(k)), m0 = -lo;
-    double n = kQ4KSub, sc = 0, scc = 0, sx = 0, scx = 0;
+    double n = 0, sc = 0, scc = 0, sx = 0, scx = 0;
     for (int j = 0; j < kQ4KSub; ++j) {
-      const double c = code_of(x[j], s0, m0);
-      sc += c, scc += c * c, sx += x[j], scx += c * x[j];
+      const double c = code_of(x[j], s0, m0), wj = w[j];
+      n += wj, sc += wj * c, scc += wj * c * c, sx += wj * x[j], scx += wj * c * x[j];
     }
     // The refit is at least as good as (s0, m0) on these codes (least squares), and re-rounding
     // the codes to it only lowers the error further: only the refit needs evaluating.
@@ -108,7 +109,7 @@ SubFit fit_sub(const float* x) {
     if (m < 0) m = 0, s = scc > 0 ? scx / scc : 0;
     if (s <= 0) continue;
     const SubFit f{float(s), float(m)};
-    const double e = sub_error(x, f.s, f.m);
+    const double e = sub_error(x, w, f.s, f.m);
     if (e < best_err) best_err = e, best = f;
   }
   return best;
@@ -119,8 +120,21 @@ void quantize_q4_k(const float* x, int64_t nb, BlockQ4K* y, const std::string& w
   for (int64_t b = 0; b < nb; ++b, x += kQ4KBlock) {
     SubFit fit[kSubs];
     float smax = 0.f, mmax = 0.f;
+    // Each value's weight in the squared error: x² (plus 1e-3 of the sub-block's mean square, so
+    // that zeros still count a little). Large weights carry more of a layer's output than small
+    // ones: on the bundled model this weighting cut q4_k's perplexity cost from +0.24% to +0.09%
+    // (embedding and head kept) and from +0.72% to +0.27% (all quantized), against unweighted
+    // errors; |x| and (mean square + x²)^2 weights did less well (README, "Quantized weights").
+    float wt[kQ4KBlock];
     for (int s = 0; s < kSubs; ++s) {
-      fit[s] = fit_sub(x + s * kQ4KSub);
+      const float* xs = x + s * kQ4KSub;
+      double ss = 0;
+      for (int j = 0; j < kQ4KSub; ++j) ss += double(xs[j]) * xs[j];
+      const float eps = float(1e-3 * ss / kQ4KSub);
+      for (int j = 0; j < kQ4KSub; ++j) wt[s * kQ4KSub + j] = xs[j] * xs[j] + eps;
+    }
+    for (int s = 0; s < kSubs; ++s) {
+      fit[s] = fit_sub(x + s * kQ4KSub, wt + s * kQ4KSub);
       smax = std::fmax(smax, fit[s].s), mmax = std::fmax(mmax, fit[s].m);
     }
     BlockQ4K& out = y[b];
@@ -139,7 +153,7 @@ void quantize_q4_k(const float* x, int64_t nb, BlockQ4K* y, const std::string& w
       double best = std::numeric_limits<double>::infinity();
       for (int a = std::max(0, sc0 - 1); a <= std::min(63, sc0 + 1); ++a)
         for (int c = std::max(0, m0 - 1); c <= std::min(63, m0 + 1); ++c) {
-          const double e = sub_error(xs, d * float(a), dmin * float(c));
+          const double e = sub_error(xs, wt + s * kQ4KSub, d * float(a), dmin * float(c));
           if (e < best) best = e, sc[s] = uint8_t(a), mq[s] = uint8_t(c);
         }
     }

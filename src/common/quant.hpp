@@ -21,7 +21,8 @@ namespace retnet {
 //   trunc(x / d + 8.5)).
 //   q4_k: for each sub-block of 32, a search over candidate scales of its range (least-squares refit
 //   of scale and min for each), then 6-bit scales and mins against d = max scale / 63 and dmin = max
-//   min / 63, each rounded and then moved by ±1 to where the block's squared error is least.
+//   min / 63, each rounded and then moved by ±1 to where the block's error is least. Errors are
+//   weighted by x² (+ 1e-3 of the sub-block's mean square): the large weights are kept closest.
 void quantize_row(DType t, const float* x, int64_t n, void* dst, const std::string& what);
 
 // dst [n] = the n values of the blocks at src (n a multiple of t's block; t a block type).
