@@ -59,7 +59,12 @@ QuantPlan plan_quantization(const Model::Impl& m, const std::vector<const Tensor
     bool kept = false;
     for (const std::string& r : roles) kept = kept || keep.count(r);
     if (kept) continue;
-    if (dtype_is_block(t->dtype)) continue;  // already quantized: used as it is
+    if (dtype_is_block(t->dtype)) {  // already quantized: used as it is (quantizing again compounds errors)
+      if (t->dtype != type)
+        plan.notes.push_back("'" + t->name + "' stays " + dtype_name(t->dtype) +
+                             ": it is already quantized (quantize the original model for " + dtype_name(type) + ")");
+      continue;
+    }
     if (t->shape[1] % block != 0) {
       plan.notes.push_back("'" + t->name + "' " + t->shape_str() + " stays " + dtype_name(t->dtype) + ": its width " +
                            std::to_string(t->shape[1]) + " is not a multiple of the " + dtype_name(type) + " block (" +

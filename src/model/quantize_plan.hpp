@@ -31,7 +31,8 @@ struct QuantPlan {
 
 // The plan for m after a dry binding (its weight slots are views into m.store's mapping): every
 // tensor bound as a matrix whose roles are all outside `keep` is quantized to `type`, unless it is
-// already a block type or its width is not a multiple of the block (a note says so).
+// already a block type (a note says so when it is another one) or its width is not a multiple of the
+// block (a note says so).
 QuantPlan plan_quantization(const Model::Impl& m, const std::vector<const TensorInfo*>& used, DType type,
                             const std::set<std::string>& keep);
 

@@ -193,6 +193,27 @@ TEST_F(Quantized, FixturesShardedFusedTiedAndUnfitWidths) {
     }
 }
 
+// A quantized directory as input: its block matrices are copied as they are (not quantized twice),
+// with a note when another type was asked for; the result loads with the same logits.
+TEST_F(Quantized, QuantizedInputIsCopiedNotRequantized) {
+  QuantizeOptions o;
+  o.type = "q8_0";
+  o.keep = "none";
+  const std::string q8 = (dir_ / "q8").string(), again = (dir_ / "again").string();
+  ASSERT_GT(quantize_model(fixture_dir("ts_sharded"), q8, o).quantized, 0);
+  o.type = "q4_0";
+  const QuantizeResult r = quantize_model(q8, again, o);
+  EXPECT_EQ(r.quantized, 0);
+  ASSERT_FALSE(r.notes.empty());
+  int already = 0;
+  for (const std::string& n : r.notes)
+    already += Contains(n, "stays q8_0: it is already quantized (quantize the original model for q4_0)");
+  EXPECT_GT(already, 0) << r.notes[0];
+  const auto a = run_logits(load(q8), {1, 2, 3}, Mode::Chunkwise), b = run_logits(load(again), {1, 2, 3}, Mode::Chunkwise);
+  ASSERT_EQ(a.size(), b.size());
+  for (size_t i = 0; i < a.size(); ++i) ASSERT_EQ(a[i], b[i]) << i;
+}
+
 // ---- bad files: a quantized tensor's header entry and its metadata, one fault each.
 struct QFile {
   json header;
