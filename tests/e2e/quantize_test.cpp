@@ -209,7 +209,8 @@ TEST_F(Quantized, QuantizedInputIsCopiedNotRequantized) {
   for (const std::string& n : r.notes)
     already += Contains(n, "stays q8_0: it is already quantized (quantize the original model for q4_0)");
   EXPECT_GT(already, 0) << r.notes[0];
-  const auto a = run_logits(load(q8), {1, 2, 3}, Mode::Chunkwise), b = run_logits(load(again), {1, 2, 3}, Mode::Chunkwise);
+  const auto a = run_logits(load(q8), {1, 2, 3}, Mode::Chunkwise),
+             b = run_logits(load(again), {1, 2, 3}, Mode::Chunkwise);
   ASSERT_EQ(a.size(), b.size());
   for (size_t i = 0; i < a.size(); ++i) ASSERT_EQ(a[i], b[i]) << i;
 }
