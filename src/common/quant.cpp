@@ -4,6 +4,9 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#if defined(__AVX2__)
+#include <immintrin.h>
+#endif
 
 #include "common/dtype.hpp"
 #include "common/quant_blocks.hpp"
@@ -218,10 +221,24 @@ void dequantize_row(DType t, const void* src, int64_t n, float* dst) {
           const auto* b = static_cast<const BlockQ4_0*>(src);
           for (int64_t k = 0; k < n / kQ4_0Block; ++k, dst += kQ4_0Block) {
             const float s = f16_to_f32(b[k].d);
+#if defined(__AVX2__)
+            // GCC leaves the scalar loop below scalar (about 1.3 GB/s of blocks against q8_0's 12):
+            // the same values, (float(c) − 8) · s, eight at a time.
+            const __m128i bytes = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b[k].qs));
+            const __m128i lo = _mm_and_si128(bytes, _mm_set1_epi8(0x0F));
+            const __m128i hi = _mm_and_si128(_mm_srli_epi16(bytes, 4), _mm_set1_epi8(0x0F));
+            const __m256 vs = _mm256_set1_ps(s), v8 = _mm256_set1_ps(8.f);
+            const __m128i part[4] = {lo, _mm_srli_si128(lo, 8), hi, _mm_srli_si128(hi, 8)};  // elements 8·i ..
+            for (int i = 0; i < 4; ++i) {
+              const __m256 c = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(part[i]));
+              _mm256_storeu_ps(dst + 8 * i, _mm256_mul_ps(_mm256_sub_ps(c, v8), vs));
+            }
+#else
             for (int j = 0; j < kQ4_0Block / 2; ++j) {
               dst[j] = s * float(int(b[k].qs[j] & 0x0F) - 8);
               dst[j + kQ4_0Block / 2] = s * float(int(b[k].qs[j] >> 4) - 8);
             }
+#endif
           }
         } else if constexpr (D == DType::Q4_K) {
           const auto* b = static_cast<const BlockQ4K*>(src);
