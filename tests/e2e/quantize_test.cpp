@@ -166,6 +166,14 @@ TEST_F(Quantized, CliQuantizeInfoGenerateAndOverwriteRules) {
   }
   r = cli({"generate", "-m", out, "-p", "x", "--quantize", "q2", "-q"});
   EXPECT_TRUE(Contains(r.err, "error: --quantize: 'q2' is not one of q8_0, q4_0, q4_k"));
+  // bench: --quantize is --dtype TYPE (rows typed q4_0); both together are refused.
+  r = cli({"bench", "-m", bundled_dir(), "--quantize", "q4_0", "-p", "0", "-n", "2", "-r", "1", "--no-warmup",
+           "--bandwidth-mib", "16", "-t", "1", "-o", "json", "-q"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_TRUE(Contains(r.out, "\"type\": \"q4_0\""));
+  r = cli({"bench", "-m", bundled_dir(), "--quantize", "q4_0", "--dtype", "f16", "-q"});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_TRUE(Contains(r.err, "error: --quantize: give it or --dtype, not both"));
   EXPECT_FALSE(fs::exists(dir_ / "x"));
 }
 

@@ -169,7 +169,7 @@ std::string now_iso() {
 
 struct BenchArgs {
   std::string models, shapes, prompts = "512", gens = "128", pgs, depths = "0", batches = "1", threads, dtypes = "bf16",
-                              chunks = "0", output = "md", device = "auto", angles = "reference";
+                              chunks = "0", output = "md", device = "auto", angles = "reference", quantize;
   int reps = 5;
   bool no_warmup = false, check_weights = false, bf16_activations = false;
   double bw_mib = 1024;
@@ -605,9 +605,16 @@ Runner add_bench_command(CLI::App& app) {
   c->add_option("-o,--output", a->output, "md, csv, json or jsonl")->capture_default_str();
   c->add_option("--device", a->device, "auto, cpu or cuda")->capture_default_str();
   add_angles_option(c, a->angles);
+  add_quantize_option(c, a->quantize);
   c->add_option("--bandwidth-mib", a->bw_mib, "Buffer size for the bandwidth measurement")->capture_default_str();
   return [a, c]() -> int {
     if (!c->parsed()) return -1;
+    // --quantize TYPE, as on the other commands, is --dtype TYPE here (which also takes a list).
+    check_quantize(a->quantize);
+    if (!a->quantize.empty()) {
+      if (c->count("--dtype")) throw Error("--quantize: give it or --dtype, not both (--dtype also takes q8_0, q4_0, q4_k)");
+      a->dtypes = a->quantize;
+    }
     BenchPlan plan = parse_bench_args(*a);
     if (global_flags().dry_run) return 0;
     check_plan_memory(plan);

@@ -35,7 +35,7 @@ void add_check_weights_flag(CLI::App* c, bool& flag);
 // --bf16-activations on generate/perplexity/logits/bench: LoadOptions::bf16_activations (common.cpp).
 void add_bf16_activations_flag(CLI::App* c, bool& flag);
 
-// --quantize TYPE on generate/perplexity/logits/info: LoadOptions::quantize (common.cpp); check_quantize
+// --quantize TYPE on generate/perplexity/logits/info/bench: LoadOptions::quantize (common.cpp); check_quantize
 // throws Error "--quantize: ..." unless the value is empty or q8_0, q4_0, q4_k.
 void add_quantize_option(CLI::App* c, std::string& value);
 void check_quantize(const std::string& value);
