@@ -612,7 +612,8 @@ Runner add_bench_command(CLI::App& app) {
     // --quantize TYPE, as on the other commands, is --dtype TYPE here (which also takes a list).
     check_quantize(a->quantize);
     if (!a->quantize.empty()) {
-      if (c->count("--dtype")) throw Error("--quantize: give it or --dtype, not both (--dtype also takes q8_0, q4_0, q4_k)");
+      if (c->count("--dtype"))
+        throw Error("--quantize: give it or --dtype, not both (--dtype also takes q8_0, q4_0, q4_k)");
       a->dtypes = a->quantize;
     }
     BenchPlan plan = parse_bench_args(*a);
