@@ -11,9 +11,14 @@ cudaError_t launch_embed(const void* table, DType t, const int32_t* ids, int64_t
   return visit_dtype(
       t,
       [&](auto d) {
-        const auto kernel = &dev::embed_kernel<decltype(d)::value>;
-        RETNET_LAUNCH(kernel, grid, block, 0, stream, table, ids, D, scale, out);
-        return cudaGetLastError();
+        constexpr DType W = decltype(d)::value;
+        if constexpr (DTypeConst<W>::block_elems > 1) {
+          return cudaErrorNotSupported;  // no CUDA kernels for block types yet: loads refuse them (model.cpp)
+        } else {
+          const auto kernel = &dev::embed_kernel<W>;
+          RETNET_LAUNCH(kernel, grid, block, 0, stream, table, ids, D, scale, out);
+          return cudaGetLastError();
+        }
       },
       [] { return cudaErrorInvalidValue; });
 }
@@ -24,9 +29,14 @@ cudaError_t launch_widen(const void* src, DType t, size_t n, float* dst, cudaStr
   return visit_dtype(
       t,
       [&](auto d) {
-        const auto kernel = &dev::widen_kernel<decltype(d)::value>;
-        RETNET_LAUNCH(kernel, grid, block, 0, stream, src, n, dst);
-        return cudaGetLastError();
+        constexpr DType W = decltype(d)::value;
+        if constexpr (DTypeConst<W>::block_elems > 1) {
+          return cudaErrorNotSupported;  // no CUDA kernels for block types yet: loads refuse them (model.cpp)
+        } else {
+          const auto kernel = &dev::widen_kernel<W>;
+          RETNET_LAUNCH(kernel, grid, block, 0, stream, src, n, dst);
+          return cudaGetLastError();
+        }
       },
       [] { return cudaErrorInvalidValue; });
 }

@@ -25,6 +25,7 @@
 #include "retnet/error.hpp"
 #include "retnet/export.h"
 #include "retnet/log.hpp"
+#include "retnet/quantize.hpp"
 #include "retnet/sampler.hpp"
 #include "retnet/tokenizer.hpp"
 
@@ -48,8 +49,14 @@ struct LoadOptions {
   int threads = 0;  // 0 = all hardware threads
   Angles angles = Angles::Reference;
   // Storage of the weight matrices: "" keeps the checkpoint's dtypes; "f32", "f16" or "bf16"
-  // converts every matrix at load (norm vectors are always fp32).
+  // converts every matrix at load (norm vectors are always fp32; quantized matrices stay quantized).
   std::string dtype;
+  // "q8_0", "q4_0" or "q4_k": quantizes the projection matrices (q, k, v, g, o, FFN) at load, for a
+  // one-off run, exactly as quantize_model() with its default keep list would (the same bytes, so
+  // the same logits as loading its output): the embedding and the head keep their precision.
+  // "" (default): none. Quantized weights run on the CPU only for now: Device::Auto then picks the
+  // CPU, Device::Cuda throws Error.
+  std::string quantize;
   // Called while the weights are paged in / uploaded, with bytes done and total; return false to
   // cancel (load() then throws Error). Called on the loading thread.
   std::function<bool(uint64_t done, uint64_t total)> on_progress;
@@ -105,7 +112,10 @@ struct ModelInfo {
   // Elements of the layers' projection matrices (q, k, v, g, o, FFN): each costs 2 FLOPs per token.
   // The head adds 2·vocab·hidden per token that needs logits (a prefill: only its last, by default).
   uint64_t layer_matrix_params = 0;
-  std::string weight_dtype;   // dtype of the projection matrices: "F32", "F16", "BF16" or "mixed"
+  // dtype of the projection matrices: "F32", "F16", "BF16", "q8_0", "q4_0", "q4_k" or "mixed"
+  std::string weight_dtype;
+  std::string embedding_dtype;  // dtype of the embedding table, and of the LM head (the same
+  std::string head_dtype;       // table when tied)
   std::string device;         // backend that runs it: "cpu" or "cuda (<GPU name>)"
   int threads = 1;
   bool bf16_activations = false;  // LoadOptions::bf16_activations was asked for and applies
@@ -130,7 +140,9 @@ struct RandomModelSpec {
   int64_t heads = 3;
   int64_t value_dim = 0;  // 0: 2 × hidden_size (dv = 512 at dk = 256, as the paper's shapes)
   int64_t ffn_dim = 0;    // 0: 2 × hidden_size
-  std::string dtype = "bf16";  // "f32", "f16" or "bf16": storage of the matrices
+  // "f32", "f16" or "bf16": storage of the matrices; "q8_0", "q4_0" or "q4_k": the projection
+  // matrices quantized (from fp32 random values), the embedding and head in bf16
+  std::string dtype = "bf16";
   uint64_t seed = 1;
 };
 

@@ -55,6 +55,7 @@ retnet_status retnet_model_load(const char* dir, const retnet_load_options* opti
       lo.bf16_activations = options->bf16_activations != 0;
       if (options->angles < 0 || options->angles > 1) throw retnet::Error("angles must be 0 (reference) or 1 (exact)");
       lo.angles = options->angles == 1 ? retnet::Angles::Exact : retnet::Angles::Reference;
+      if (options->quantize) lo.quantize = options->quantize;
     }
     *out = new retnet_model{retnet::Model::load(dir, lo)};
   });

@@ -37,15 +37,21 @@ void throw_bad_dtype(DType t, const char* where) {
   throw Error(std::string(where) + ": weight type code " + std::to_string(int(t)) + " is not a known type");
 }
 
+void throw_block_store(DType t) {
+  throw Error(std::string("store_from_f32: ") + dtype_name(t) +
+              " is a block type: its rows are quantized whole (quantize_row), not element by element");
+}
+
 std::optional<DType> dtype_from_name(std::string_view name) {
   for (const DTypeTraits& t : kDTypeTraits)
-    if (name == t.name) return t.type;
+    if (!dtype_is_block(t.type) && name == t.name) return t.type;
   return std::nullopt;
 }
 
 std::string dtype_name_list() {
   std::string s;
-  for (const DTypeTraits& t : kDTypeTraits) s += (s.empty() ? "" : ", ") + std::string(t.name);
+  for (const DTypeTraits& t : kDTypeTraits)
+    if (!dtype_is_block(t.type)) s += (s.empty() ? "" : ", ") + std::string(t.name);
   return s;
 }
 

@@ -6,6 +6,7 @@
 #include <string>
 #include <string_view>
 
+#include "common/quant_blocks.hpp"
 #include "common/types.hpp"
 
 namespace retnet {
@@ -55,7 +56,14 @@ inline float f16_to_f32(uint16_t h) {
 
 uint16_t f32_to_f16(float f);  // round-to-nearest-even (dtype.cpp)
 
-// Element i of a weight array of type D, widened to fp32 (exact for every type).
+// Throws Error naming `where` and the value: t is not a DType enumerator (a bad cast).
+[[noreturn]] void throw_bad_dtype(DType t, const char* where);
+// Throws Error: block type t has no element writer (rows are quantized whole, by quantize_row).
+[[noreturn]] void throw_block_store(DType t);
+
+// Element i of a weight array of type D, widened to fp32 (exact for every type but q4_k, whose
+// (d·sc)·c − dmin·m rounds once; the same value as dequantize_row, common/quant.hpp). A block type's
+// array is whole blocks (rows of a multiple of the block), so element i is in block i / block_elems.
 template <DType D>
 inline float load_elem(const void* p, size_t i) {
   if constexpr (D == DType::F32) {
@@ -66,13 +74,31 @@ inline float load_elem(const void* p, size_t i) {
     uint16_t h;
     std::memcpy(&h, static_cast<const char*>(p) + 2 * i, 2);
     return D == DType::F16 ? f16_to_f32(h) : bf16_to_f32(h);
+  } else if constexpr (D == DType::Q8_0) {
+    BlockQ8_0 b;  // copied: checkpoint data need not be aligned
+    std::memcpy(&b, static_cast<const char*>(p) + sizeof b * (i / kQ8_0Block), sizeof b);
+    return f16_to_f32(b.d) * float(b.q[i % kQ8_0Block]);
+  } else if constexpr (D == DType::Q4_0) {
+    BlockQ4_0 b;
+    std::memcpy(&b, static_cast<const char*>(p) + sizeof b * (i / kQ4_0Block), sizeof b);
+    const size_t j = i % kQ4_0Block;
+    const int c = j < kQ4_0Block / 2 ? b.qs[j] & 0x0F : b.qs[j - kQ4_0Block / 2] >> 4;
+    return f16_to_f32(b.d) * float(c - 8);
+  } else if constexpr (D == DType::Q4_K) {
+    BlockQ4K b;
+    std::memcpy(&b, static_cast<const char*>(p) + sizeof b * (i / kQ4KBlock), sizeof b);
+    const int k = int(i % kQ4KBlock), s = k / kQ4KSub, j = k % kQ4KSub;
+    const Q4KScaleMin sm = kq4k_scale_min(b.scales, s);
+    const uint8_t q = b.qs[kQ4KSub * (s / 2) + j];
+    const float ds = f16_to_f32(b.d) * float(sm.scale), ms = f16_to_f32(b.dmin) * float(sm.min);
+    return ds * float(s % 2 ? q >> 4 : q & 0x0F) - ms;
   } else {
     static_assert(kNoKernelFor<D>, "load_elem: no element reader for this weight type");
   }
 }
 
-// Element i of a weight array of type D = v rounded to nearest even. (A block type needs a whole-row
-// quantizer instead, and fails to compile here.)
+// Element i of a weight array of type D = v rounded to nearest even. A block type is written by
+// whole rows (quantize_row, common/quant.hpp): here it throws Error (throw_block_store).
 template <DType D>
 inline void store_elem(void* p, size_t i, float v) {
   if constexpr (D == DType::F32) {
@@ -80,13 +106,12 @@ inline void store_elem(void* p, size_t i, float v) {
   } else if constexpr (D == DType::F16 || D == DType::BF16) {
     const uint16_t h = D == DType::F16 ? f32_to_f16(v) : f32_to_bf16(v);
     std::memcpy(static_cast<char*>(p) + 2 * i, &h, 2);
+  } else if constexpr (DTypeConst<D>::block_elems > 1) {
+    throw_block_store(D);
   } else {
     static_assert(kNoKernelFor<D>, "store_elem: no element writer for this weight type");
   }
 }
-
-// Throws Error naming `where` and the value: t is not a DType enumerator (a bad cast).
-[[noreturn]] void throw_bad_dtype(DType t, const char* where);
 
 // load_elem / store_elem for a weight type known at run time.
 inline float load_as_f32(const void* p, DType t, size_t i) {
@@ -99,9 +124,11 @@ inline void store_from_f32(void* p, DType t, size_t i, float v) {
       t, [&](auto d) { store_elem<decltype(d)::value>(p, i, v); }, [&] { throw_bad_dtype(t, "store_from_f32"); });
 }
 
-// The weight type named `name` in kDTypeTraits (safetensors' spelling, e.g. "BF16"), or nullopt.
+// The element type named `name` in kDTypeTraits (safetensors' spelling, e.g. "BF16"), or nullopt.
+// Block types are not safetensors dtypes (they are stored as U8: model/quant_format.hpp):
+// quant_type_from_name (common/quant.hpp) names them.
 std::optional<DType> dtype_from_name(std::string_view name);
-// Every name in kDTypeTraits, in table order: "F32, F16, BF16".
+// Every element type's name in kDTypeTraits, in table order: "F32, F16, BF16".
 std::string dtype_name_list();
 
 }  // namespace retnet

@@ -17,15 +17,18 @@ namespace retnet {
 // ---- weights ------------------------------------------------------------------------------------
 
 // Storage type of a weight array (the values are an index into kDTypeTraits).
-enum class DType : uint8_t { F32, F16, BF16 };
-inline constexpr int kDTypeCount = 3;
+// F32..BF16 are element types; Q8_0, Q4_0, Q4_K are block-quantized (layouts in quant_blocks.hpp).
+enum class DType : uint8_t { F32, F16, BF16, Q8_0, Q4_0, Q4_K };
+inline constexpr int kDTypeCount = 6;
 
 // How a weight type lays out a row: whole blocks of block_elems elements, block_bytes bytes each (a
 // plain element type is a block of 1). Rows hold whole blocks, so a [rows, cols] matrix is rows ·
 // row_bytes(cols) bytes with row r at r · row_bytes(cols).
 struct DTypeTraits {
   DType type;
-  const char* name;     // safetensors' dtype string; also what info strings and messages print
+  // safetensors' dtype string for element types; for block types the name in the quantization
+  // metadata (model/quant_format.hpp: stored as U8 bytes); also what info strings and messages print
+  const char* name;
   int64_t block_elems;  // elements per block
   int64_t block_bytes;  // bytes per block
   int64_t align;        // byte alignment the kernels assume for a row's start
@@ -41,9 +44,8 @@ struct DTypeTraits {
 
 // The table: one row per DType, in enumerator order.
 inline constexpr DTypeTraits kDTypeTraits[kDTypeCount] = {
-    {DType::F32, "F32", 1, 4, 4},
-    {DType::F16, "F16", 1, 2, 2},
-    {DType::BF16, "BF16", 1, 2, 2},
+    {DType::F32, "F32", 1, 4, 4},     {DType::F16, "F16", 1, 2, 2},     {DType::BF16, "BF16", 1, 2, 2},
+    {DType::Q8_0, "q8_0", 32, 34, 2}, {DType::Q4_0, "q4_0", 32, 18, 2}, {DType::Q4_K, "q4_k", 256, 144, 2},
 };
 
 constexpr bool dtype_table_in_order() {
@@ -58,6 +60,8 @@ static_assert(dtype_table_in_order(), "kDTypeTraits: one row per DType, in enume
 constexpr const DTypeTraits& dtype_traits(DType t) { return kDTypeTraits[static_cast<size_t>(t)]; }
 constexpr const char* dtype_name(DType t) { return dtype_traits(t).name; }
 constexpr uint64_t dtype_row_bytes(DType t, int64_t cols) { return dtype_traits(t).row_bytes(cols); }
+// A block-quantized type (more than one element per block): read and written by whole blocks.
+constexpr bool dtype_is_block(DType t) { return dtype_traits(t).block_elems > 1; }
 
 // A weight type as a compile-time value, with its traits as scalar constants (usable in device code,
 // which cannot read the table itself).
@@ -77,7 +81,7 @@ inline constexpr bool kNoKernelFor = false;
 // cast can make.
 template <class F, class Bad>
 decltype(auto) visit_dtype(DType t, F&& f, Bad&& bad) {
-  static_assert(kDTypeCount == 3, "visit_dtype: a new DType needs its case here");
+  static_assert(kDTypeCount == 6, "visit_dtype: a new DType needs its case here");
   switch (t) {
     case DType::F32:
       return f(DTypeConst<DType::F32>{});
@@ -85,6 +89,12 @@ decltype(auto) visit_dtype(DType t, F&& f, Bad&& bad) {
       return f(DTypeConst<DType::F16>{});
     case DType::BF16:
       return f(DTypeConst<DType::BF16>{});
+    case DType::Q8_0:
+      return f(DTypeConst<DType::Q8_0>{});
+    case DType::Q4_0:
+      return f(DTypeConst<DType::Q4_0>{});
+    case DType::Q4_K:
+      return f(DTypeConst<DType::Q4_K>{});
   }
   return bad();
 }

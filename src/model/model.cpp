@@ -6,8 +6,12 @@
 #include <set>
 
 #include "common/hash_words.hpp"
+#include "common/logger.hpp"
+#include "common/quant.hpp"
+#include "common/saturating.hpp"
 #include "model/family.hpp"
 #include "model/model_desc.hpp"
+#include "model/quantize_plan.hpp"
 #include "model/weight_binder.hpp"
 #include "retnet/error.hpp"
 
@@ -72,6 +76,8 @@ void finalize_model(ModelDesc& m) {
   i.default_chunk_size = c.default_chunk_size;
   i.state_bytes = uint64_t(c.n_layers * c.n_heads * c.head_dk * c.head_dv) * 4;
   i.weight_dtype = matrix_dtype(m);
+  i.embedding_dtype = dtype_name(m.weights.embed.dtype);
+  i.head_dtype = dtype_name(m.weights.lm_head.dtype);
   i.eos_token_ids = c.eos_token_ids;
   i.bos_token_id = c.bos_token_id;
   i.fingerprint = m.fingerprint;
@@ -88,7 +94,7 @@ void finalize_model(ModelDesc& m) {
   }
 }
 
-ModelDesc open_model_desc(const std::string& dir, const std::string& dtype) {
+ModelDesc open_model_desc(const std::string& dir, const std::string& dtype, const std::string& quantize) {
   ModelDesc m;
   m.cfg = load_config(dir);
   m.store = TensorStore::open_dir(dir);
@@ -98,6 +104,10 @@ ModelDesc open_model_desc(const std::string& dir, const std::string& dtype) {
     else if (d == "f16" || d == "F16") m.convert_to = DType::F16;
     else if (d == "bf16" || d == "BF16") m.convert_to = DType::BF16;
     else throw Error("dtype: '" + d + "' is not one of f32, f16, bf16");
+  }
+  if (!quantize.empty()) {
+    m.quantize = quant_type_from_name(quantize);
+    if (!m.quantize) throw Error("quantize: '" + quantize + "' is not one of " + quant_type_names());
   }
   return m;
 }
@@ -111,6 +121,12 @@ std::vector<const TensorInfo*> plan_binding(ModelDesc& m, const std::string& dir
   dry.dry_ = true;
   bind_weights(m, dry);
   m.needs = ModelNeeds{dry.plan_.mapped, dry.plan_.owned, dry.vectors_};
+  if (m.quantize) {  // LoadOptions::quantize: the plan reads the dry binding's slots (which tensor plays which role)
+    QuantPlan qp = plan_quantization(m, dry.used_tensors(), *m.quantize, parse_quant_keep(kDefaultQuantKeep, "keep"));
+    for (const std::string& note : qp.notes) lib_log().info("quantize: {}", note);
+    m.needs.owned = sat_add(m.needs.owned, qp.quantized_bytes());
+    m.quant_plan = std::move(qp.quantize);
+  }
   // Back to unbound: the real binding starts from an empty model (the config changes a binding
   // makes — stored rotation buffers, the fused fla MLP — are the same when made twice).
   m.weights = ModelWeights{};
@@ -122,6 +138,7 @@ void bind_model(ModelDesc& m, const std::string& dir) {
   // Binding checks names and shapes and leaves host views (placement makes them resident).
   WeightBinder b(m, dir);
   b.convert_to_ = m.convert_to;
+  b.quantize_ = m.quant_plan;
   bind_weights(m, b);
   b.warn_unused();
   finalize_model(m);

@@ -7,6 +7,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <new>
 #include <optional>
@@ -70,6 +71,8 @@ struct ModelDesc {
   ModelInfo info;  // all but what placement adds (device, threads, bf16_activations, load_ms)
   TensorStore store;
   std::optional<DType> convert_to;  // LoadOptions::dtype: every matrix converted to it at binding
+  std::optional<DType> quantize;    // LoadOptions::quantize: the block type matrices are quantized to at binding
+  std::map<const TensorInfo*, DType> quant_plan;  // which tensors, from the dry binding (quantize_plan.hpp)
 
   // Host views: into the mapping, owned_bytes (matrices) or owned_vectors (norm vectors widened to
   // fp32). Placement's input: it clears them once the backend holds its copies (runtime/model_placement.cpp).
@@ -86,8 +89,9 @@ struct ModelDesc {
 // ---- model.cpp: a checkpoint directory, in the order Model::load runs the steps (runtime/model_entry.cpp)
 
 // Reads config.json (family, keys), maps the weight files and validates their headers; `dtype` is
-// LoadOptions::dtype ("" keeps the stored types). Nothing is bound yet.
-ModelDesc open_model_desc(const std::string& dir, const std::string& dtype);
+// LoadOptions::dtype ("" keeps the stored types), `quantize` LoadOptions::quantize ("" quantizes nothing).
+// Nothing is bound yet.
+ModelDesc open_model_desc(const std::string& dir, const std::string& dtype, const std::string& quantize);
 // The dry binding: every name and shape is checked and m.needs filled, before anything large is
 // allocated; m is left unbound. Returns every tensor the binding uses (for LoadOptions::check_weights).
 std::vector<const TensorInfo*> plan_binding(ModelDesc& m, const std::string& dir);

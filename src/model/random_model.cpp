@@ -2,6 +2,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "common/quant.hpp"
 #include "model/family.hpp"
 #include "common/saturating.hpp"
 #include "model/model_desc.hpp"
@@ -28,7 +29,30 @@ DType parse_dtype(const std::string& s) {
   if (s == "f32" || s == "F32" || s == "fp32") return DType::F32;
   if (s == "f16" || s == "F16" || s == "fp16") return DType::F16;
   if (s == "bf16" || s == "BF16") return DType::BF16;
-  throw Error("dtype: '" + s + "' is not one of f32, f16, bf16");
+  if (const std::optional<DType> q = quant_type_from_name(s)) return *q;
+  throw Error("dtype: '" + s + "' is not one of f32, f16, bf16, " + quant_type_names());
+}
+
+// The type of each matrix of a random model of dtype dt: a block type quantizes the projection
+// matrices, while the embedding and the head are then BF16 (as `retnet quantize` keeps them by
+// default), and so is a matrix whose width is not a multiple of the block (as quantize leaves it).
+DType random_matrix_type(DType dt, int64_t cols, bool vocab) {
+  if (!dtype_is_block(dt)) return dt;
+  if (vocab || cols % dtype_traits(dt).block_elems != 0) return DType::BF16;
+  return dt;
+}
+
+uint64_t random_matrix_bytes(DType dt, int64_t rows, int64_t cols, bool vocab) {
+  return sat_mul(uint64_t(rows), dtype_row_bytes(random_matrix_type(dt, cols, vocab), cols));
+}
+
+// Bytes of every matrix of the model, as generate_random_weights makes them.
+uint64_t random_all_matrix_bytes(const ModelConfig& c, DType dt) {
+  const int64_t D = c.d_model, KD = c.key_dim(), VD = c.value_dim(), F = c.ffn_dim, V = c.vocab_size;
+  auto mb = [&](int64_t rows, int64_t cols) { return random_matrix_bytes(dt, rows, cols, false); };
+  const uint64_t per_layer = sat_add(sat_add(sat_mul(2, mb(KD, D)), sat_mul(2, mb(VD, D))),
+                                     sat_add(sat_add(mb(D, VD), sat_mul(2, mb(F, D))), mb(D, F)));
+  return sat_add(sat_mul(2, random_matrix_bytes(dt, V, D, true)), sat_mul(uint64_t(c.n_layers), per_layer));
 }
 
 }  // namespace
@@ -37,7 +61,7 @@ ModelDesc random_model_desc(const RandomModelSpec& sp) {
   ModelDesc m;
   ModelConfig& c = m.cfg;
   const DType dt = parse_dtype(sp.dtype);
-  const uint64_t es = uint64_t(dtype_traits(dt).block_bytes);  // parse_dtype: element types (blocks of 1)
+  if (dtype_is_block(dt)) m.quantize = dt;  // the backend is chosen for it (runtime/model_placement.cpp)
   const ModelFamily* family = find_family(sp.family);
   if (!family) throw Error("family: '" + sp.family + "' is not " + family_names());
   for (auto [v, name] : {std::pair{sp.vocab_size, "vocab_size"}, {sp.hidden_size, "hidden_size"}, {sp.layers, "layers"},
@@ -68,10 +92,8 @@ ModelDesc random_model_desc(const RandomModelSpec& sp) {
   // checks fits before generating anything (with, on a host backend, the norm vectors, one session and
   // the scratch: runtime/model_placement.cpp).
   {
-    const uint64_t D = uint64_t(c.d_model), KD = uint64_t(c.key_dim()), VD = uint64_t(c.value_dim()),
-                   F = uint64_t(c.ffn_dim), V = uint64_t(c.vocab_size), L = uint64_t(c.n_layers);
-    const uint64_t per_layer = sat_add(sat_add(sat_mul(2 * KD, D), sat_mul(3 * VD, D)), sat_mul(3 * F, D));
-    m.needs.owned = sat_mul(sat_add(sat_mul(2 * V, D), sat_mul(L, per_layer)), es);
+    const uint64_t D = uint64_t(c.d_model), L = uint64_t(c.n_layers);
+    m.needs.owned = random_all_matrix_bytes(c, dt);
     // Per layer its two block norms and the group norm's weight; then the embedding's and the final
     // norm (the embedding's counted even where the family has none: the figure is a bound).
     m.needs.vectors = {{D, 2 * L}, {D, 2}};
@@ -84,19 +106,25 @@ void generate_random_weights(ModelDesc& m, const RandomModelSpec& sp,
                              const std::function<bool(uint64_t, uint64_t)>& on_progress) {
   const ModelConfig& c = m.cfg;
   const DType dt = parse_dtype(sp.dtype);
-  const uint64_t es = uint64_t(dtype_traits(dt).block_bytes);
   Mix rng{sp.seed};
-  uint64_t total = 0, done = 0;
-  {
-    const int64_t D = c.d_model, KD = c.key_dim(), VD = c.value_dim(), F = c.ffn_dim;
-    total = uint64_t(2 * c.vocab_size * D + c.n_layers * (2 * KD * D + 3 * VD * D + 3 * F * D)) * es;
-  }
-  auto matrix = [&](int64_t rows, int64_t cols) {
-    const size_t n = size_t(rows * cols), bytes = size_t(rows) * dtype_row_bytes(dt, cols);
+  const uint64_t total = random_all_matrix_bytes(c, dt);
+  uint64_t done = 0;
+  std::vector<float> row;
+  auto matrix = [&](int64_t rows, int64_t cols, bool vocab = false) {
+    const DType mt = random_matrix_type(dt, cols, vocab);
+    const size_t n = size_t(rows * cols), rb = size_t(dtype_row_bytes(mt, cols)), bytes = size_t(rows) * rb;
     AlignedBytes buf = alloc_aligned_bytes(bytes);
     const float a = std::sqrt(3.0f / float(cols));  // unit-variance outputs for unit-variance inputs
-    for (size_t i = 0; i < n; ++i) store_from_f32(buf.get(), dt, i, rng.uniform(a));
-    WeightRef w{buf.get(), dt, rows, cols};
+    if (dtype_is_block(mt)) {                       // the same random values, quantized a row at a time
+      row.resize(size_t(cols));
+      for (int64_t r = 0; r < rows; ++r) {
+        for (float& v : row) v = rng.uniform(a);
+        quantize_row(mt, row.data(), cols, buf.get() + size_t(r) * rb, "random model");
+      }
+    } else {
+      for (size_t i = 0; i < n; ++i) store_from_f32(buf.get(), mt, i, rng.uniform(a));
+    }
+    WeightRef w{buf.get(), mt, rows, cols};
     hash_weight_bytes(m, buf.get(), bytes);
     m.owned_bytes.push_back(std::move(buf));
     m.info.n_params += n;
@@ -113,7 +141,7 @@ void generate_random_weights(ModelDesc& m, const RandomModelSpec& sp,
   };
   const int64_t D = c.d_model, KD = c.key_dim(), VD = c.value_dim(), F = c.ffn_dim, V = c.vocab_size;
   ModelWeights& mw = m.weights;
-  mw.embed = matrix(V, D);
+  mw.embed = matrix(V, D, true);
   if (c.embed_norm) mw.embed_norm = ones(D);
   for (int64_t l = 0; l < c.n_layers; ++l) {
     LayerWeights w;
@@ -131,7 +159,7 @@ void generate_random_weights(ModelDesc& m, const RandomModelSpec& sp,
     mw.layers.push_back(w);
   }
   mw.final_norm = ones(D);
-  mw.lm_head = matrix(V, D);
+  mw.lm_head = matrix(V, D, true);
   finalize_model(m);
 }
 

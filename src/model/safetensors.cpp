@@ -7,6 +7,7 @@
 #include <set>
 
 #include "common/json_file.hpp"
+#include "model/quant_format.hpp"
 #include "retnet/error.hpp"
 
 namespace retnet {
@@ -82,6 +83,21 @@ std::map<std::string, TensorInfo> parse_safetensors_header(const std::string& pa
     const std::string* name;
   };
   std::vector<Span> spans;
+  // Block-quantized matrices: U8 tensors whose type and logical shape the metadata gives.
+  std::map<std::string, QuantEntry> quant;
+  if (auto meta = j.find("__metadata__"); meta != j.end() && meta->is_object()) {
+    auto q = meta->find(kQuantMetaKey);
+    if (q != meta->end()) {
+      if (!q->is_string()) throw Error(path + ": __metadata__ '" + kQuantMetaKey + "' is not a string");
+      auto v = meta->find(kQuantVersionKey);
+      std::string version;
+      if (v != meta->end()) {
+        if (!v->is_string()) throw Error(path + ": __metadata__ '" + kQuantVersionKey + "' is not a string");
+        version = v->get<std::string>();
+      }
+      quant = parse_quant_metadata(path, q->get<std::string>(), v != meta->end() ? &version : nullptr);
+    }
+  }
   for (auto it = j.begin(); it != j.end(); ++it) {
     const std::string& name = it.key();
     if (name == "__metadata__") {
@@ -101,7 +117,12 @@ std::map<std::string, TensorInfo> parse_safetensors_header(const std::string& pa
     t.name = name;
     t.file = path;
     const std::string dts = dt->get<std::string>();
-    if (const std::optional<DType> d = dtype_from_name(dts)) {
+    const auto qe = quant.find(name);
+    if (qe != quant.end()) {
+      if (dts != "U8")
+        throw Error(where + ": the quantization metadata names it, but its dtype is " + dts + ", not U8");
+      t.dtype = qe->second.type;
+    } else if (const std::optional<DType> d = dtype_from_name(dts)) {
       t.dtype = *d;
     } else {
       if (known_unsupported_dtype(dts))
@@ -118,6 +139,19 @@ std::map<std::string, TensorInfo> parse_safetensors_header(const std::string& pa
       numel *= v;
       t.shape.push_back(int64_t(v));
     }
+    if (qe != quant.end()) {
+      // Stored as [rows, row_bytes] bytes; from here on the tensor is its logical [rows, cols] of blocks.
+      const QuantEntry& q = qe->second;
+      const uint64_t row_bytes = dtype_row_bytes(q.type, q.cols);
+      if (t.shape != std::vector<int64_t>{q.rows, int64_t(row_bytes)})
+        throw Error(where + ": U8 shape " + t.shape_str() + " does not hold " + dtype_name(q.type) + " [" +
+                    std::to_string(q.rows) + ", " + std::to_string(q.cols) + "], which needs [" +
+                    std::to_string(q.rows) + ", " + std::to_string(row_bytes) + "] (" +
+                    std::to_string(q.cols / dtype_traits(q.type).block_elems) + " blocks of " +
+                    std::to_string(dtype_traits(q.type).block_bytes) + " bytes per row)");
+      t.shape = {q.rows, q.cols};
+      numel = uint64_t(q.rows) * uint64_t(q.cols);
+    }
     const json& b = (*off)[0];
     const json& en = (*off)[1];
     if (!b.is_number_unsigned() || !en.is_number_unsigned())
@@ -131,13 +165,17 @@ std::map<std::string, TensorInfo> parse_safetensors_header(const std::string& pa
     const uint64_t cols = t.shape.empty() ? 1 : uint64_t(t.shape.back());
     uint64_t expect = cols ? numel / cols * dtype_traits(t.dtype).row_bytes(int64_t(cols)) : 0;
     if (oe - ob != expect)
-      throw Error(where + ": data_offsets span " + std::to_string(oe - ob) + " bytes but shape " + sh->dump() +
-                  " x " + dts + " needs " + std::to_string(expect));
+      throw Error(where + ": data_offsets span " + std::to_string(oe - ob) + " bytes but shape " + sh->dump() + " x " +
+                  dts + " needs " + std::to_string(expect) +
+                  (qe != quant.end() ? std::string(" (") + dtype_name(t.dtype) + " blocks; wrong block count?)" : ""));
     t.nbytes = size_t(expect);
     t.data = data_base ? data_base + ob : nullptr;
     auto [pos, inserted] = out.emplace(name, std::move(t));
     spans.push_back({ob, oe, &pos->first});
   }
+  for (const auto& [name, q] : quant)
+    if (!out.count(name))
+      throw Error(path + ": __metadata__ '" + kQuantMetaKey + "' names tensor '" + name + "', which the file lacks");
   // Zero-sized tensors hold no bytes and cannot overlap anything; every other span is checked
   // against the earlier span that reaches furthest (not only its sorted neighbour).
   spans.erase(std::remove_if(spans.begin(), spans.end(), [](const Span& s) { return s.e == s.b; }), spans.end());

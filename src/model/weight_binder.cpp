@@ -3,6 +3,7 @@
 #include <cstring>
 
 #include "common/logger.hpp"
+#include "common/quant.hpp"
 #include "retnet/error.hpp"
 
 namespace retnet {
@@ -61,16 +62,37 @@ void WeightBinder::warn_unused() const {
 
 WeightRef WeightBinder::view(const TensorInfo& t, int64_t rows, int64_t cols) {
   WeightRef w{t.data, t.dtype, rows, cols};
+  const bool convert = convert_to_ && *convert_to_ != t.dtype && !dtype_is_block(t.dtype);
   if (dry_) {  // count what the real binding below will copy, or use in place
-    if (convert_to_ && *convert_to_ != t.dtype)
-      plan_.owned = sat_add(plan_.owned, sat_mul(uint64_t(rows), dtype_row_bytes(*convert_to_, cols)));
+    if (convert) plan_.owned = sat_add(plan_.owned, sat_mul(uint64_t(rows), dtype_row_bytes(*convert_to_, cols)));
     else if (reinterpret_cast<uintptr_t>(t.data) % dtype_traits(t.dtype).align != 0)
       plan_.owned = sat_add(plan_.owned, t.nbytes);
     else if (mapped_seen_.insert(&t).second) plan_.mapped = sat_add(plan_.mapped, t.nbytes);
     return w;
   }
+  if (const auto q = quantize_.find(&t); q != quantize_.end()) {
+    if (const auto c = quantized_.find(&t); c != quantized_.end()) return c->second;
+    // Quantized from the stored values (not from a LoadOptions::dtype conversion of them): the same
+    // bytes `retnet quantize` writes. The quantized bytes join the identity: other values, another model.
+    hash_weight_bytes(m_, t.data, t.nbytes);
+    const size_t rb = size_t(dtype_row_bytes(q->second, cols));
+    AlignedBytes buf = alloc_aligned_bytes(size_t(rows) * rb);
+    std::vector<float> row(static_cast<size_t>(cols));
+    const size_t src_rb = size_t(dtype_row_bytes(t.dtype, cols));
+    for (int64_t r = 0; r < rows; ++r) {
+      load_row_f32(t.dtype, t.data + size_t(r) * src_rb, cols, row.data());
+      quantize_row(q->second, row.data(), cols, buf.get() + size_t(r) * rb,
+                   t.file + ": tensor '" + t.name + "' row " + std::to_string(r));
+    }
+    hash_weight_bytes(m_, buf.get(), size_t(rows) * rb);
+    w.data = buf.get();
+    w.dtype = q->second;
+    m_.owned_bytes.push_back(std::move(buf));
+    quantized_[&t] = w;
+    return w;
+  }
   hash_weight_bytes(m_, t.data, t.nbytes);  // as stored: a conversion below does not change the identity
-  if (convert_to_ && *convert_to_ != t.dtype) {
+  if (convert) {
     // Requested storage dtype differs: convert once at load into an owned buffer.
     const size_t n = size_t(rows * cols), bytes = size_t(rows) * dtype_row_bytes(*convert_to_, cols);
     AlignedBytes buf = alloc_aligned_bytes(bytes);

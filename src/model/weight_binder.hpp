@@ -2,6 +2,7 @@
 // model's weight slots: every name looked up, every shape checked, every tensor counted once.
 #pragma once
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <set>
 #include <string>
@@ -50,9 +51,13 @@ class WeightBinder {
   std::set<std::string> used_, ignored_;
   std::vector<const TensorInfo*> used_tensors_;
   std::set<const TensorInfo*> mapped_seen_;
+  std::map<const TensorInfo*, WeightRef> quantized_;  // a tensor bound twice (fused rows) is quantized once
 
  public:
-  std::optional<DType> convert_to_;
+  std::optional<DType> convert_to_;  // element-typed matrices only (block types stay as they are)
+  // LoadOptions::quantize: these tensors are quantized to their block type into owned buffers
+  // (quantize_plan.hpp says which, from a dry binding; a dry binding itself ignores it).
+  std::map<const TensorInfo*, DType> quantize_;
   // Dry binding: names and shapes are checked and plan_ adds up what the real binding will allocate
   // (conversions, realigned copies) and use in place (plan_: mapped and owned) and the length of each
   // norm vector (vectors_), but nothing is allocated, converted or hashed; the weight slots get

@@ -109,6 +109,15 @@ int main(int argc, char** argv) {
   CHECK(retnet_model_load(argv[1], &lx, &exact) == RETNET_ERROR && exact == NULL);
   CHECK(strstr(retnet_last_error(), "angles") != NULL);
 
+  /* Quantize at load: a known type loads on the CPU, an unknown one is refused by name. */
+  retnet_load_options lq = {1, 1, 0, 0, 0, "q8_0"};
+  retnet_model* quant = NULL;
+  CHECK(retnet_model_load(argv[1], &lq, &quant) == RETNET_OK && quant != NULL);
+  retnet_model_free(quant);
+  lq.quantize = "q3";
+  CHECK(retnet_model_load(argv[1], &lq, &quant) == RETNET_ERROR && quant == NULL);
+  CHECK(strstr(retnet_last_error(), "quantize: 'q3' is not one of q8_0, q4_0, q4_k") != NULL);
+
   /* A prefill cancelled from its progress callback: whole blocks absorbed, then the rest continues
    * exactly as one uncancelled prefill. */
   {

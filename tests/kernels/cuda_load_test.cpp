@@ -92,3 +92,24 @@ KTEST(CudaLoad, ModelLoadReportsProgressAndCancelLeaksNothing) {
 }
 
 }  // namespace
+
+namespace {
+
+// Block-typed weights have no CUDA kernels yet: a load onto the CUDA backend (here through the load
+// hook, emulated or real) is refused with the type and the way out, before anything is uploaded.
+KTEST(CudaLoad, QuantizedWeightsRefusedWithTheWayOut) {
+  KTEST_REQUIRE_DEVICE();
+  retnet::LoadOptions lo;
+  lo.device = retnet::Device::Cuda;
+  lo.threads = 1;
+  lo.quantize = "q8_0";
+  try {
+    retnet::Model::Impl::load(retnet::test::fixture_dir("fla_fused_mlp"), lo, cuda_hooks(test_cuda_options()));
+    ADD_FAILURE() << "loaded";
+  } catch (const retnet::Error& e) {
+    EXPECT_TRUE(retnet::test::Contains(e.what(), "q8_0 weights: the cuda"));
+    EXPECT_TRUE(retnet::test::Contains(e.what(), "load it with --device cpu"));
+  }
+}
+
+}  // namespace

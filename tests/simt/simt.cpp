@@ -76,6 +76,8 @@ const char* cudaGetErrorString(cudaError_t e) {
     case cudaErrorMemoryAllocation: return "out of memory";
     case cudaErrorLaunchFailure: return "unspecified launch failure";
     case cudaErrorInvalidConfiguration: return "invalid configuration argument";
+    case cudaErrorNotSupported:
+      return "operation not supported";
   }
   return "unknown error";
 }

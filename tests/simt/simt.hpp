@@ -116,6 +116,7 @@ enum cudaError_t : int {
   cudaErrorMemoryAllocation = 2,
   cudaErrorLaunchFailure = 4,
   cudaErrorInvalidConfiguration = 9,
+  cudaErrorNotSupported = 801,  // launchers asked for a weight type they have no kernel for
 };
 const char* cudaGetErrorString(cudaError_t e);
 cudaError_t cudaGetLastError();   // returns and clears the last launch error

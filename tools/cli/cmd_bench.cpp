@@ -23,6 +23,8 @@ namespace retnet::cli {
 
 namespace {
 
+bool is_quant_type(const std::string& d) { return d == "q8_0" || d == "q4_0" || d == "q4_k"; }
+
 using clk = std::chrono::steady_clock;
 
 struct Shape {
@@ -167,7 +169,7 @@ std::string now_iso() {
 
 struct BenchArgs {
   std::string models, shapes, prompts = "512", gens = "128", pgs, depths = "0", batches = "1", threads, dtypes = "bf16",
-                              chunks = "0", output = "md", device = "auto", angles = "reference";
+                              chunks = "0", output = "md", device = "auto", angles = "reference", quantize;
   int reps = 5;
   bool no_warmup = false, check_weights = false, bf16_activations = false;
   double bw_mib = 1024;
@@ -211,7 +213,8 @@ BenchPlan parse_bench_args(const BenchArgs& a) {
   }
   p.dtypes = split(a.dtypes);
   for (const auto& d : p.dtypes)
-    if (d != "f32" && d != "f16" && d != "bf16") throw Error("--dtype: '" + d + "' is not f32, f16 or bf16");
+    if (d != "f32" && d != "f16" && d != "bf16" && !is_quant_type(d))
+      throw Error("--dtype: '" + d + "' is not f32, f16, bf16, q8_0, q4_0 or q4_k");
   for (const auto& s : split(a.models.empty() && a.shapes.empty() ? std::string("125m") : a.shapes))
     p.shapes.push_back(parse_shape(s));
   p.dirs = split(a.models);
@@ -538,7 +541,8 @@ std::vector<Row> run_all(const BenchPlan& p, Machine& machine, bool quiet) {
       }
       for (const auto& d : p.dirs) {
         LoadOptions dlo = lo;
-        dlo.dtype = dtype;
+        // Block types quantize the projections at load (embedding and head as stored).
+        (is_quant_type(dtype) ? dlo.quantize : dlo.dtype) = dtype;
         dlo.check_weights = p.check_weights;
         run(d, "checkpoint", dtype, t, Model::load(d, dlo));
       }
@@ -589,7 +593,9 @@ Runner add_bench_command(CLI::App& app) {
   c->add_option("-d,--n-depth", a->depths, "Tokens already in the state before each test")->capture_default_str();
   c->add_option("-b,--batch", a->batches, "Sequences decoded together in tg tests")->capture_default_str();
   c->add_option("-t,--threads", a->threads, "Thread counts (default: all)");
-  c->add_option("--dtype", a->dtypes, "Weight dtypes f32,f16,bf16 (random models; checkpoints are converted)")
+  c->add_option("--dtype", a->dtypes,
+                "Weight dtypes f32,f16,bf16,q8_0,q4_0,q4_k (random models; checkpoints are converted, or quantized "
+                "as by --quantize)")
       ->capture_default_str();
   c->add_option("--chunk-size", a->chunks, "Chunk sizes for prefill (0 = the model's)")->capture_default_str();
   c->add_option("-r,--repetitions", a->reps, "Timed repetitions per test")->capture_default_str();
@@ -599,9 +605,17 @@ Runner add_bench_command(CLI::App& app) {
   c->add_option("-o,--output", a->output, "md, csv, json or jsonl")->capture_default_str();
   c->add_option("--device", a->device, "auto, cpu or cuda")->capture_default_str();
   add_angles_option(c, a->angles);
+  add_quantize_option(c, a->quantize);
   c->add_option("--bandwidth-mib", a->bw_mib, "Buffer size for the bandwidth measurement")->capture_default_str();
   return [a, c]() -> int {
     if (!c->parsed()) return -1;
+    // --quantize TYPE, as on the other commands, is --dtype TYPE here (which also takes a list).
+    check_quantize(a->quantize);
+    if (!a->quantize.empty()) {
+      if (c->count("--dtype"))
+        throw Error("--quantize: give it or --dtype, not both (--dtype also takes q8_0, q4_0, q4_k)");
+      a->dtypes = a->quantize;
+    }
     BenchPlan plan = parse_bench_args(*a);
     if (global_flags().dry_run) return 0;
     check_plan_memory(plan);

@@ -21,7 +21,7 @@ namespace retnet::cli {
 namespace {
 
 struct GenerateArgs {
-  std::string model, prompt, file, device = "auto", samplers, angles = "reference", prompt_cache;
+  std::string model, prompt, file, device = "auto", samplers, angles = "reference", prompt_cache, quantize;
   int64_t n_predict = 128;
   int64_t seed = -1;
   int threads = 0;
@@ -68,6 +68,7 @@ Runner add_generate_command(CLI::App& app) {
                 "is saved there after generating");
   add_check_weights_flag(c, a->check_weights);
   add_bf16_activations_flag(c, a->bf16_activations);
+  add_quantize_option(c, a->quantize);
   return [a, c]() -> int {
     if (!c->parsed()) return -1;
     const bool quiet = global_flags().quiet;
@@ -78,6 +79,7 @@ Runner add_generate_command(CLI::App& app) {
     if (!a->samplers.empty()) a->sp.order = parse_sampler_order(a->samplers);
     const Device device = parse_device(a->device);
     const Angles angles = parse_angles(a->angles);
+    check_quantize(a->quantize);
     check_prompt_source(c->count("--prompt") > 0, a->file);
     if (c->count("--prompt-cache") && a->prompt_cache.empty()) throw Error("--prompt-cache: the path is empty");
     if (global_flags().dry_run) {
@@ -99,6 +101,7 @@ Runner add_generate_command(CLI::App& app) {
     lo.angles = angles;
     lo.check_weights = a->check_weights;
     lo.bf16_activations = a->bf16_activations;
+    lo.quantize = a->quantize;
     if (!quiet) lo.on_progress = progress_bar("loading");
     auto model = Model::load(dir, lo);
     const Tokenizer tok = Tokenizer::load(dir);

@@ -29,7 +29,7 @@ void write_npy(const std::string& path, const std::vector<float>& data, int64_t 
 }
 
 struct LogitsArgs {
-  std::string model, ids, mode = "chunkwise", out, device = "auto", angles = "reference";
+  std::string model, ids, mode = "chunkwise", out, device = "auto", angles = "reference", quantize;
   int64_t chunk_size = 0;
   int64_t prefill = -1;
   int threads = 0;
@@ -53,6 +53,7 @@ Runner add_logits_command(CLI::App& app) {
   add_angles_option(c, a->angles);
   add_check_weights_flag(c, a->check_weights);
   add_bf16_activations_flag(c, a->bf16_activations);
+  add_quantize_option(c, a->quantize);
   return [a, c]() -> int {
     if (!c->parsed()) return -1;
     const std::vector<int32_t> ids = parse_id_list(a->ids);
@@ -66,6 +67,7 @@ Runner add_logits_command(CLI::App& app) {
       throw Error("--prefill: " + std::to_string(a->prefill) + " is not in [0, " + std::to_string(T) + "]");
     const Device device = parse_device(a->device);
     const Angles angles = parse_angles(a->angles);
+    check_quantize(a->quantize);
     if (global_flags().dry_run) return 0;
     LoadOptions lo;
     lo.device = device;
@@ -73,6 +75,7 @@ Runner add_logits_command(CLI::App& app) {
     lo.angles = angles;
     lo.check_weights = a->check_weights;
     lo.bf16_activations = a->bf16_activations;
+    lo.quantize = a->quantize;
     auto model = Model::load(a->model, lo);
     const int64_t V = model->info().vocab_size;
     Session s(model);
@@ -98,18 +101,22 @@ Runner add_info_command(CLI::App& app) {
   auto dir = std::make_shared<std::string>();
   auto device = std::make_shared<std::string>("auto");
   auto check_weights = std::make_shared<bool>(false);
+  auto quantize = std::make_shared<std::string>();
   CLI::App* c = app.add_subcommand("info", "Print what a model directory holds and the device it runs on");
   c->add_option("-m,--model", *dir, "Model directory")->required();
   c->add_option("--device", *device, "auto, cpu or cuda")->capture_default_str();
   add_check_weights_flag(c, *check_weights);
-  return [dir, device, check_weights, c]() -> int {
+  add_quantize_option(c, *quantize);
+  return [dir, device, check_weights, quantize, c]() -> int {
     if (!c->parsed()) return -1;
     const Device dev = parse_device(*device);
+    check_quantize(*quantize);
     if (global_flags().dry_run) return 0;
     LoadOptions lo;
     lo.threads = 1;
     lo.device = dev;
     lo.check_weights = *check_weights;
+    lo.quantize = *quantize;
     auto model = Model::load(*dir, lo);
     const ModelInfo& i = model->info();
     outf("family          %s\n", i.family.c_str());
@@ -121,6 +128,9 @@ Runner add_info_command(CLI::App& app) {
     outf("ffn_dim         %lld\n", (long long)i.ffn_dim);
     outf("parameters      %llu\n", (unsigned long long)i.n_params);
     outf("weights         %llu bytes (%s)\n", (unsigned long long)i.weight_bytes, i.weight_dtype.c_str());
+    outf("weight types    projections %s, embedding %s, head %s\n", i.weight_dtype.c_str(), i.embedding_dtype.c_str(),
+         i.head_dtype.c_str());
+    outf("bytes per token %llu (weights one decode step reads)\n", (unsigned long long)i.decode_weight_bytes);
     outf("state           %llu bytes per session\n", (unsigned long long)i.state_bytes);
     outf("chunk size      %lld (default)\n", (long long)i.default_chunk_size);
     outf("device          %s\n", i.device.c_str());

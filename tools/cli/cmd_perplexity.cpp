@@ -14,7 +14,7 @@ namespace retnet::cli {
 namespace {
 
 struct PplArgs {
-  std::string model, file, device = "auto", angles = "reference";
+  std::string model, file, device = "auto", angles = "reference", quantize;
   int64_t ctx = 0, chunk_size = 0;
   int threads = 0;
   bool check_weights = false, bf16_activations = false;
@@ -72,6 +72,7 @@ Runner add_perplexity_command(CLI::App& app) {
   add_angles_option(c, a->angles);
   add_check_weights_flag(c, a->check_weights);
   add_bf16_activations_flag(c, a->bf16_activations);
+  add_quantize_option(c, a->quantize);
   return [a, c]() -> int {
     if (!c->parsed()) return -1;
     if (c->count("--ctx") && a->ctx < 2) throw Error("--ctx: must be at least 2 tokens, got " + std::to_string(a->ctx));
@@ -80,6 +81,7 @@ Runner add_perplexity_command(CLI::App& app) {
     if (a->threads < 0) throw Error("--threads: must be >= 0, got " + std::to_string(a->threads));
     const Device device = parse_device(a->device);
     const Angles angles = parse_angles(a->angles);
+    check_quantize(a->quantize);
     if (global_flags().dry_run) return 0;
     install_sigint_handler();
     const std::string dir = resolve_model_dir(a->model);
@@ -90,6 +92,7 @@ Runner add_perplexity_command(CLI::App& app) {
     lo.angles = angles;
     lo.check_weights = a->check_weights;
     lo.bf16_activations = a->bf16_activations;
+    lo.quantize = a->quantize;
     if (!global_flags().quiet) lo.on_progress = progress_bar("loading");
     auto model = Model::load(dir, lo);
     const Tokenizer tok = Tokenizer::load(dir);

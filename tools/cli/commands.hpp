@@ -19,6 +19,7 @@ Runner add_generate_command(CLI::App& app);
 Runner add_perplexity_command(CLI::App& app);
 Runner add_tokenize_command(CLI::App& app);
 Runner add_bench_command(CLI::App& app);
+Runner add_quantize_command(CLI::App& app);
 
 struct GlobalFlags {
   bool verbose = false;
@@ -33,6 +34,11 @@ GlobalFlags& global_flags();
 void add_check_weights_flag(CLI::App* c, bool& flag);
 // --bf16-activations on generate/perplexity/logits/bench: LoadOptions::bf16_activations (common.cpp).
 void add_bf16_activations_flag(CLI::App* c, bool& flag);
+
+// --quantize TYPE on generate/perplexity/logits/info/bench: LoadOptions::quantize (common.cpp); check_quantize
+// throws Error "--quantize: ..." unless the value is empty or q8_0, q4_0, q4_k.
+void add_quantize_option(CLI::App* c, std::string& value);
+void check_quantize(const std::string& value);
 
 // --angles on generate/perplexity/logits/bench, default reference: LoadOptions::angles (common.cpp).
 void add_angles_option(CLI::App* c, std::string& value);

@@ -53,6 +53,17 @@ void add_bf16_activations_flag(CLI::App* c, bool& flag) {
               "prefill, logits no longer exact; like PyTorch bf16). Ignored, with an info log, where it does not apply");
 }
 
+void add_quantize_option(CLI::App* c, std::string& value) {
+  c->add_option("--quantize", value,
+                "Quantize the projection matrices at load for this run: q8_0, q4_0 or q4_k (as `retnet quantize` "
+                "would; CPU only)");
+}
+
+void check_quantize(const std::string& value) {
+  if (!value.empty() && value != "q8_0" && value != "q4_0" && value != "q4_k")
+    throw Error("--quantize: '" + value + "' is not one of q8_0, q4_0, q4_k");
+}
+
 void add_angles_option(CLI::App* c, std::string& value) {
   c->add_option("--angles", value,
                 "Rotation angles: reference (fp32, as the reference implementations; logits drift at positions past "

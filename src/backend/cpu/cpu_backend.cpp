@@ -24,6 +24,9 @@ namespace retnet {
 namespace {
 // Below this many rows a product streams the weights once per row (GEMV); above it, sgemm panels.
 constexpr int64_t kGemvMaxRows = 8;
+// The quantized activations' buffer start (quant_gemv.hpp: 64 keeps the 32-byte code loads within
+// cache lines).
+constexpr size_t kQuantActsAlign = 64;
 // Output rows per work item. GEMV: about kGemvPanelBytes of weights, small enough for load balance
 // (weights stream once either way) and long enough for the prefetchers (short panels of short rows
 // stream measurably slower; docs/benchmarks.md). GEMM: large, because every sgemm
@@ -82,8 +85,12 @@ uint64_t CpuBackend::host_scratch_bytes(const ScratchShape& s) const {
       std::max({sat_mul(uint64_t(kGemmPanelRows), u(s.widest_input)),
                 uint64_t(cpu::retention_chunk_scratch_floats(C, std::max<int64_t>(0, s.head_dv))), u(s.head_dk)});
   // Each thread's scratch is a std::vector grown by resize(), whose capacity can reach twice the
-  // largest request (libstdc++ doubles when the new size is under twice the old one).
-  return sat_mul(sat_mul(uint64_t(pool_.size()), floats), 2 * sizeof(float));
+  // largest request (libstdc++ doubles when the new size is under twice the old one). Plus the
+  // quantized activations of a decode matmul on block-typed weights (one buffer, all threads).
+  const uint64_t qacts = s.widest_input > 0 && s.widest_input % cpu::kQActBlock == 0
+                             ? uint64_t(cpu::quant_acts_bytes(kGemvMaxRows, s.widest_input) + kQuantActsAlign)
+                             : 0;
+  return sat_add(sat_mul(sat_mul(uint64_t(pool_.size()), floats), 2 * sizeof(float)), sat_mul(2, qacts));
 }
 
 WeightRef CpuBackend::upload(const WeightRef& host, FnRef<void(uint64_t)> on_bytes) {
@@ -129,6 +136,14 @@ void CpuBackend::matmul(const float* x, int64_t T, int64_t in, std::span<const M
     if (xb_.size() < size_t(T * kp)) xb_.resize(size_t(T * kp));
     pool_.parallel_for(T, [&](int64_t b, int64_t e, int) { cpu::round_rows_bf16(x + b * in, e - b, in, xb_.data() + b * kp); });
   }
+  // Block-typed weights (decode): x quantized to int8 blocks once here, shared by every panel and job.
+  cpu::QuantActs qa;
+  if (gemv && std::any_of(jobs.begin(), jobs.end(), [](const MatmulJob& j) { return dtype_is_block(j.w->dtype); })) {
+    const size_t need = cpu::quant_acts_bytes(T, in) + kQuantActsAlign;
+    if (qacts_.size() < need) qacts_.resize(need);
+    const auto at = reinterpret_cast<uintptr_t>(qacts_.data());
+    qa = cpu::quantize_acts(x, T, in, qacts_.data() + ((kQuantActsAlign - at % kQuantActsAlign) % kQuantActsAlign));
+  }
   int64_t kPanelRows = bf16 ? kBf16PanelRows : kGemmPanelRows;
   if (gemv) {
     size_t row_bytes = 1;
@@ -158,7 +173,9 @@ void CpuBackend::matmul(const float* x, int64_t T, int64_t in, std::span<const M
       const int64_t r0 = (p - first_panel[j]) * kPanelRows;
       const int64_t r1 = std::min(w.rows, r0 + kPanelRows);
       float* y = jobs[j].y + r0;
-      if (gemv)
+      if (gemv && dtype_is_block(w.dtype))
+        cpu::gemv_rows_quant(qa, w, r0, r1, y, w.rows);
+      else if (gemv)
         cpu::gemv_rows(x, T, in, w, r0, r1, y, w.rows, scratch_[size_t(tid)]);
       else if (bf16 && w.dtype == DType::BF16)
         cpu::gemm_bf16_rows(xb_.data(), T, in, w, r0, r1, y, w.rows, pack_[size_t(tid)]);

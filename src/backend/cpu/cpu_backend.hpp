@@ -49,6 +49,8 @@ class CpuBackend final : public Backend {
   // matmul into xb_ [T, (in+1)/2] bf16 pairs, weight panels packed into pack_ (one per pool thread).
   bool bf16_act_ = false;
   std::vector<uint32_t> xb_;
+  // matmul's activations quantized for block-typed weights (cpu::quantize_acts; aligned in place).
+  std::vector<uint8_t> qacts_;
   std::vector<std::vector<uint32_t>> pack_;
 };
 

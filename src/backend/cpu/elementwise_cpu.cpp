@@ -4,6 +4,7 @@
 
 #include "backend/cpu/kernels_cpu.hpp"
 #include "backend/cpu/weights_cpu.hpp"
+#include "common/quant.hpp"
 
 namespace retnet::cpu {
 
@@ -14,6 +15,8 @@ void widen_row(const void* src, DType t, int64_t n, float* dst) {
         constexpr DType D = decltype(d)::value;
         if constexpr (D == DType::F32) {
           std::memcpy(dst, src, size_t(n) * 4);
+        } else if constexpr (DTypeConst<D>::block_elems > 1) {
+          dequantize_row(D, src, n, dst);  // n: whole blocks (a row of a block-typed matrix)
         } else {
           int64_t i = 0;
 #ifdef RETNET_AVX2

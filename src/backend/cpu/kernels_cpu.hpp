@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "backend/backend.hpp"
+#include "backend/cpu/quant_gemv.hpp"
 #include "common/dtype.hpp"
 
 namespace retnet::cpu {
@@ -32,7 +33,7 @@ void theta_shift_row(float* q, float* k, int64_t H, int64_t dk, int64_t pos, con
                      const double* theta64, Pairing pairing, AngleMode angles, float q_scale, float k_scale, float* cs);
 
 // ---- elementwise_cpu.cpp
-// Widens n elements of a weight row to fp32.
+// Widens n elements of a weight row to fp32 (a block type: n a multiple of its block, dequantized).
 void widen_row(const void* src, DType t, int64_t n, float* dst);
 // out [D] = scale · table[id, :]                              table [V, D]
 void embed_row(const WeightRef& table, int32_t id, float scale, float* out);
@@ -48,6 +49,10 @@ void residual(float* x, const float* y, float alpha, size_t n);
 // activations de-interleaved for the BF16 kernel (T·in floats).
 void gemv_rows(const float* x, int64_t T, int64_t in, const WeightRef& w, int64_t r0, int64_t r1, float* y,
                int64_t ldy, std::vector<float>& scratch);
+// The same for block-typed weights (q8_0, q4_0, q4_k), on activations [a.T, in] quantized once per
+// matmul by quantize_acts (quant_gemv.hpp): one kernel per block type, bit-identical on every path.
+// gemv_rows refuses block types (they need the quantized activations).
+void gemv_rows_quant(const QuantActs& a, const WeightRef& w, int64_t r0, int64_t r1, float* y, int64_t ldy);
 // Same contract for large T: panels of W widened to fp32 into scratch, then sgemm (single-threaded).
 void gemm_rows(const float* x, int64_t T, int64_t in, const WeightRef& w, int64_t r0, int64_t r1, float* y,
                int64_t ldy, std::vector<float>& scratch);

@@ -1,4 +1,7 @@
-// Matrix products against weights stored as F32/F16/BF16 [rows, in], used in place from the mapping.
+// Matrix products against weights stored as F32/F16/BF16 [rows, in], used in place from the mapping,
+// and against block-quantized weights (q8_0, q4_0, q4_k): decode rows through the integer kernels of
+// quant_gemv.hpp on activations quantized once per matmul (CpuBackend::matmul), prefill panels
+// dequantized to fp32 for sgemm (gemm_rows: widen_row).
 #include <cblas.h>
 #include <immintrin.h>
 
@@ -7,6 +10,7 @@
 
 #include "backend/cpu/kernels_cpu.hpp"
 #include "backend/cpu/weights_cpu.hpp"
+#include "retnet/error.hpp"
 
 namespace retnet::cpu {
 
@@ -162,8 +166,30 @@ void gemv_rows(const float* x, int64_t T, int64_t in, const WeightRef& w, int64_
                int64_t ldy, std::vector<float>& scratch) {
   const auto* base = static_cast<const uint8_t*>(w.data);
   visit_dtype(
-      w.dtype, [&](auto d) { gemv_batch_any<decltype(d)::value>(x, T, in, base, r0, r1, y, ldy, scratch); },
+      w.dtype,
+      [&](auto d) {
+        constexpr DType D = decltype(d)::value;
+        if constexpr (DTypeConst<D>::block_elems > 1)
+          throw Error(std::string("gemv_rows: ") + dtype_name(D) + " weights take quantized activations (gemv_rows_quant)");
+        else gemv_batch_any<D>(x, T, in, base, r0, r1, y, ldy, scratch);
+      },
       [&] { throw_bad_dtype(w.dtype, "gemv_rows"); });
+}
+
+void gemv_rows_quant(const QuantActs& a, const WeightRef& w, int64_t r0, int64_t r1, float* y, int64_t ldy) {
+  visit_dtype(
+      w.dtype,
+      [&](auto d) {
+        constexpr DType D = decltype(d)::value;
+        if constexpr (D == DType::Q8_0) QuantKernel<BlockQ8_0>::gemv(a, w.data, r0, r1, y, ldy);
+        else if constexpr (D == DType::Q4_0) QuantKernel<BlockQ4_0>::gemv(a, w.data, r0, r1, y, ldy);
+        else if constexpr (D == DType::Q4_K) QuantKernel<BlockQ4K>::gemv(a, w.data, r0, r1, y, ldy);
+        else {
+          static_assert(DTypeConst<D>::block_elems == 1, "gemv_rows_quant: a block type without its kernel");
+          throw Error(std::string("gemv_rows_quant: ") + dtype_name(D) + " is not a block type (gemv_rows)");
+        }
+      },
+      [&] { throw_bad_dtype(w.dtype, "gemv_rows_quant"); });
 }
 
 void gemm_rows(const float* x, int64_t T, int64_t in, const WeightRef& w, int64_t r0, int64_t r1, float* y,

@@ -22,6 +22,8 @@ inline __m256 load8(const void* base, int64_t i) {
     __m256i w = _mm256_cvtepu16_epi32(
         _mm_loadu_si128(reinterpret_cast<const __m128i*>(static_cast<const uint16_t*>(base) + i)));
     return _mm256_castsi256_ps(_mm256_slli_epi32(w, 16));
+  } else if constexpr (DTypeConst<D>::block_elems > 1) {
+    static_assert(kNoKernelFor<D>, "cpu::load8: block types are read by whole blocks (dequantize_row)");
   } else {
     static_assert(kNoKernelFor<D>, "cpu::load8: no 8-element reader for this weight type");
   }
