@@ -12,6 +12,7 @@
 
 #include "retnet/atomic_write.hpp"
 #include "retnet/error.hpp"
+#include "retnet/system.hpp"
 
 namespace retnet::cli {
 
@@ -114,6 +115,11 @@ int64_t kl_scored_positions(int64_t n_tokens, int64_t ctx) {
 KlSaver::KlSaver(std::string path, int64_t vocab, int64_t n_positions)
     : path_(std::move(path)), vocab_(vocab), n_positions_(n_positions) {
   const double bytes = double(vocab) * double(n_positions) * 4.0;
+  // The rows are held until the end (write_file_atomically takes the whole file): checked against the
+  // memory available now, after the model loaded, so that a text too long is refused before the run
+  // rather than killed by the OOM killer halfway (resize() touches every page).
+  check_host_memory(uint64_t(bytes), "--kl-save: the fp32 log-probabilities of " + std::to_string(n_positions) +
+                                         " positions x " + std::to_string(vocab));
   try {
     logp_.resize(size_t(vocab) * size_t(n_positions));
   } catch (const std::bad_alloc&) {

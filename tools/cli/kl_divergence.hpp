@@ -21,7 +21,8 @@
 // fp32, not fp16: the KL of a q8_0 model is of the order of 1e-4 to 1e-3 nats, while fp16 rounds a
 // log-probability near -8 by up to 4e-3, which would bias the mean by as much as the value measured;
 // fp32 rounds it by 5e-7, and a model compared against its own file gives exactly 0. The price is
-// 4·V bytes per position (the bundled model's validation text: 16 k positions × 4096 ≈ 256 MiB).
+// 4·V bytes per position (the bundled model's validation text: 14 233 positions × 4096 = 222 MiB).
+// Measured: --bf16-activations against the f32 base there has a KL of 2.5e-6, which fp16 could not resolve.
 #pragma once
 #include <cstdint>
 #include <fstream>
