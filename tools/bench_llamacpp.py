@@ -24,8 +24,8 @@ What it does, each step cached so that a second run only measures:
        every type's blocks, Q4_K's 256 included, fit each row): 125m: F = 2560, exactly 14·D² per layer;
        1.3b: F = 6912, 4·D² + 3·D·F = 59.25 M vs 58.72 M per layer (+0.9%);
      * both have untied embedding and head [32000, D] and two norm vectors per layer (retnet has a
-       layernorm after the embedding as well: D more). The script prints both totals (125m: 148.3 M
-       retnet vs 148.2 M llama; 1.3b: 1.4 G both within 1%).
+       layernorm after the embedding as well: D more). The script prints both totals (125m: 148.262 M
+       retnet vs 148.262 M llama, 768 apart; 1.3b: 1540.5 M retnet vs 1553.0 M llama, +0.8%).
    Weights are uniform(±sqrt(3/in)) like the engine's random models, stored in BF16 (norms F32), with
    a dummy 32000-token SentencePiece vocabulary (llama-bench draws random token ids from it). They
    differ from retnet's: this measures speed only.
@@ -355,7 +355,10 @@ def parse_json_rows(out):
     start = min([i for i in (out.find("["), out.find("{")) if i >= 0], default=-1)
     if start < 0:
         return None
-    rows = json.loads(out[start:])
+    try:
+        rows = json.loads(out[start:])
+    except ValueError:
+        return None  # the caller reports the output as unreadable
     return [rows] if isinstance(rows, dict) else rows
 
 
@@ -380,7 +383,10 @@ def run_retnet(a, exe, dtype):
         if r.returncode != 0:
             err = [l for l in r.stderr.splitlines() if l.startswith("error:")]
             return None, (err[-1] if err else "exit %d: %s" % (r.returncode, r.stderr.strip()[-300:]))
-        for row in parse_json_rows(r.stdout) or []:
+        parsed = parse_json_rows(r.stdout)
+        if not parsed:
+            return None, "retnet bench printed no JSON rows: %s" % r.stdout.strip()[-200:]
+        for row in parsed:
             rows.append({"test": row["test"], "depth": row.get("n_depth", 0), "samples": row.get("samples_ts") or
                          [row["avg_ts"]], "avg_ts": row["avg_ts"], "model_n_params": row.get("model_n_params"),
                          "model_size": row.get("model_size"), "build_commit": row.get("build_commit")})
@@ -396,7 +402,10 @@ def run_llama(a, tools, gguf_path):
         r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         if r.returncode != 0:
             return None, "llama-bench exit %d: %s" % (r.returncode, (r.stderr.strip().splitlines() or [""])[-1])
-        for row in parse_json_rows(r.stdout) or []:
+        parsed = parse_json_rows(r.stdout)
+        if not parsed:
+            return None, "llama-bench printed no JSON rows: %s" % r.stdout.strip()[-200:]
+        for row in parsed:
             test = "pp%d" % row["n_prompt"] if row["n_prompt"] > 0 else "tg%d" % row["n_gen"]
             rows.append({"test": test, "depth": row.get("n_depth", 0), "samples": row.get("samples_ts") or
                          [row["avg_ts"]], "avg_ts": row["avg_ts"], "model_n_params": row.get("model_n_params"),
@@ -488,7 +497,7 @@ def main():
             l = results.get(("llama.cpp", t, test, depth))
             em = stats(e) if e else None
             lm = stats(l) if l else None
-            table.append({"type": t, "llama_type": (meta["llama.cpp"].get(t) or {}).get("type") or LLAMA_TYPES.get(t),
+            table.append({"type": t, "llama_type": (meta["llama.cpp"].get(t) or {}).get("type") or LLAMA_TYPES.get(t) or ("BF16" if t == "bf16" else "-"),
                           "test": test, "depth": depth, "retnet_avg_ts": em[0] if em else None,
                           "retnet_stddev_ts": em[1] if em else None, "llama_avg_ts": lm[0] if lm else None,
                           "llama_stddev_ts": lm[1] if lm else None,
