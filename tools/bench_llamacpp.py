@@ -529,6 +529,18 @@ def main():
     lines.append("")
     for (eng, t), why in sorted(skipped.items()):
         lines.append("skipped: %s %s: %s" % (eng, t, why))
+    # The load average lags by a minute, so noise is judged from the samples themselves. Measured on the
+    # 2-core VM: when other jobs started mid-run, llama-bench's spin-waiting threads lost up to 50x (tg32
+    # 114 -> 2 t/s) while retnet lost 3x, so a ratio from a busy machine means little.
+    noisy = ["%s %s %s@%d" % (eng, t, test, depth) for (eng, t, test, depth), v in sorted(results.items())
+             if len(sum(v, [])) > 1 and statistics.stdev(sum(v, [])) > 0.15 * statistics.fmean(sum(v, []))]
+    if noisy:
+        try:
+            load_end = "%.1f" % os.getloadavg()[0]
+        except OSError:
+            load_end = "?"
+        lines.append("note: samples vary by more than 15%% (%s; load average %s at the end): the machine was busy, "
+                     "rerun on an idle one to compare" % (", ".join(noisy), load_end))
     lines.append("wall time %.0f s" % (time.perf_counter() - t_start))
     print("\n".join(lines))
     if a.json:
