@@ -78,6 +78,24 @@ if(RETNET_BUILD_TOOLS)
   add_library(retnet_cli_lib OBJECT ${RETNET_CLI_SOURCES})
   target_include_directories(retnet_cli_lib PUBLIC ${PROJECT_SOURCE_DIR}/tools/cli PRIVATE ${PROJECT_SOURCE_DIR}/include)
   target_link_libraries(retnet_cli_lib PUBLIC CLI11::CLI11 PRIVATE nlohmann_json::nlohmann_json)
+  # `retnet serve` (tools/serve/) needs cpp-httplib: Debian's libcpp-httplib-dev, a header plus a
+  # compiled library found through pkg-config (cpp-httplib.pc). Without it the command is built as a
+  # stub (tools/serve/unavailable.cpp) that says what is missing.
+  find_package(PkgConfig QUIET)
+  if(PkgConfig_FOUND)
+    pkg_check_modules(RETNET_HTTPLIB QUIET IMPORTED_TARGET cpp-httplib)
+  endif()
+  if(RETNET_HTTPLIB_FOUND)
+    file(GLOB RETNET_SERVE_SOURCES CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/tools/serve/*.cpp)
+    list(REMOVE_ITEM RETNET_SERVE_SOURCES ${PROJECT_SOURCE_DIR}/tools/serve/unavailable.cpp)
+    target_link_libraries(retnet_cli_lib PUBLIC PkgConfig::RETNET_HTTPLIB)
+    message(STATUS "retnet: serve ON (cpp-httplib ${RETNET_HTTPLIB_VERSION})")
+  else()
+    set(RETNET_SERVE_SOURCES ${PROJECT_SOURCE_DIR}/tools/serve/unavailable.cpp)
+    message(WARNING "cpp-httplib not found (tools/install-deps.sh installs libcpp-httplib-dev): `retnet serve` "
+                    "is built as a stub that refuses to run")
+  endif()
+  target_sources(retnet_cli_lib PRIVATE ${RETNET_SERVE_SOURCES})
   # The commit `retnet bench` reports (build_commit): refreshed at every build, not at configure time.
   set(RETNET_BUILD_COMMIT_HEADER ${PROJECT_BINARY_DIR}/generated/retnet_build_commit.hpp)
   add_custom_target(retnet_build_commit

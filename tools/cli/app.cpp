@@ -27,7 +27,8 @@ struct CliApp {
     app.add_flag("-q,--quiet", global_flags().quiet, "Only errors on stderr");
     app.fallthrough();  // -v/-q may also follow the subcommand
     runners = {add_generate_command(app), add_perplexity_command(app), add_tokenize_command(app),
-               add_bench_command(app),    add_logits_command(app),     add_info_command(app)};
+               add_bench_command(app),    add_logits_command(app),     add_info_command(app),
+               add_serve_command(app)};
   }
 
   // The runner of the parsed subcommand (the others return -1).
