@@ -1,8 +1,8 @@
 // retnet serve: an OpenAI-compatible HTTP server with continuous batching and a prefix-state cache
 // (the server itself: tools/serve/). This file only turns the command line into ServeOptions.
-#include "../serve/serve.hpp"
 #include "cli_util.hpp"
 #include "commands.hpp"
+#include "serve/serve.hpp"
 
 namespace retnet::cli {
 

@@ -100,7 +100,8 @@ void Scheduler::loop() {
         if (queue_.empty()) break;
         admitted.emplace_back(s.get(), std::move(queue_.front()));
         queue_.pop_front();
-        s->phase = Slot::Phase::Prefill;  // claimed under the lock
+        s->phase = Slot::Phase::Prefill;  // claimed under the lock, so that submit() counts it busy
+        active_++;
       }
     }
     for (auto& [s, job] : admitted) start(*s, std::move(job));
@@ -162,7 +163,6 @@ void Scheduler::loop() {
 }
 
 void Scheduler::start(Slot& s, std::shared_ptr<Job> job) {
-  active_++;
   s.job = std::move(job);
   s.order = admitted_++;
   const JobParams& p = s.job->params;
