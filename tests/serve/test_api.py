@@ -146,3 +146,24 @@ def test_openai_errors(client):
     bad = openai.OpenAI(base_url=client.base_url, api_key="wrong", max_retries=0)
     with pytest.raises(openai.AuthenticationError):
         bad.models.list()
+
+
+def test_metrics_in_prometheus_text_format(server, client):
+    client.completions.create(model="kjv-retnet", prompt=PROMPT, max_tokens=6, temperature=0)
+    status, text = server.request("GET", "/metrics")
+    assert status == 200 and isinstance(text, str)
+    values = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, value = line.rsplit(" ", 1)
+            values[name] = float(value)
+    assert values['retnet_requests_total{route="/v1/completions",status="200"}'] >= 1
+    assert values["retnet_completion_tokens_total"] >= 6
+    assert values["retnet_slots_total"] == 4
+    assert values["retnet_decode_tokens_total"] >= values["retnet_decode_steps_total"] > 0
+    for h in ("retnet_time_to_first_token_seconds", "retnet_inter_token_latency_seconds"):
+        buckets = [v for k, v in values.items() if k.startswith(h + "_bucket")]
+        assert buckets == sorted(buckets) and buckets[-1] == values[h + "_count"] > 0
+    # Like every route but /health, it needs the key.
+    status, _ = server.request("GET", "/metrics", headers={"Authorization": ""})
+    assert status == 401

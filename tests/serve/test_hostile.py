@@ -19,6 +19,16 @@ def alive(server):
     assert body["choices"][0]["text"] == generate("In the beginning", 4)
 
 
+def read_until(sock, marker):
+    """Bytes from sock up to and including marker (fails if the server closes first)."""
+    got = b""
+    while marker not in got:
+        b = sock.recv(4096)
+        assert b, got
+        got += b
+    return got
+
+
 def raw(server, data, timeout=10):
     """Sends raw bytes, returns what comes back until the server closes (or the timeout)."""
     s = socket.create_connection(("127.0.0.1", server.port), timeout=timeout)
@@ -131,9 +141,7 @@ def test_client_disconnect_mid_stream_frees_the_slot(server):
     body = json.dumps({"prompt": "In the beginning", "max_tokens": 256, "stream": True, "ignore_eos": True})
     s.sendall((f"POST /v1/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {API_KEY}\r\n"
                f"Content-Length: {len(body)}\r\n\r\n{body}").encode())
-    got = b""
-    while b"data: " not in got:
-        got += s.recv(4096)
+    read_until(s, b"data: ")
     s.close()
     deadline = time.time() + 10
     while time.time() < deadline:
@@ -152,9 +160,7 @@ def test_queue_full_is_503_and_shutdown_is_clean():
         c = socket.create_connection(("127.0.0.1", s.port), timeout=30)
         c.sendall((f"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Length: {len(body)}\r\n\r\n"
                    f"{body}").encode())
-        got = b""
-        while b"data: " not in got:  # the stream has started: the only slot is busy
-            got += c.recv(4096)
+        got = read_until(c, b"data: ")  # the stream has started: the only slot is busy
         status, r = s.request("POST", "/v1/completions", {"prompt": "x", "max_tokens": 1})
         assert status == 503 and r["error"]["type"] == "server_error"
         # SIGTERM: the running stream ends with an error event, [DONE] and the last chunk; exit status 0.
@@ -165,5 +171,36 @@ def test_queue_full_is_503_and_shutdown_is_clean():
                 break
             got += b
         assert b"shutting down" in got and got.endswith(b"data: [DONE]\n\n\r\n0\r\n\r\n"), got[-300:]
+    finally:
+        s.stop()
+
+
+def test_client_leaving_while_queued_is_never_run():
+    # One slot, held by a long stream; a second stream waits in the queue, its client leaves: the
+    # keep-alive comments sent while it waits notice that, and its job never runs.
+    s = Server("--parallel", "1", "--queue", "2", "--cache-ram", "0")
+    try:
+        def stream(max_tokens):
+            body = json.dumps({"prompt": "In the beginning", "max_tokens": max_tokens, "ignore_eos": True,
+                               "stream": True})
+            c = socket.create_connection(("127.0.0.1", s.port), timeout=30)
+            c.sendall(f"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Length: {len(body)}\r\n\r\n{body}".encode())
+            return c
+        first = stream(4000)
+        read_until(first, b"data: ")
+        second = stream(5)
+        time.sleep(0.3)
+        second.close()
+        time.sleep(3)  # a keep-alive every second: the second write after the close fails
+        first.close()
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            status, h = s.request("GET", "/health")
+            if h["slots_busy"] == 0 and h["queued"] == 0:
+                break
+            time.sleep(0.05)
+        status, text = s.request("GET", "/metrics")
+        assert "retnet_time_to_first_token_seconds_count 1\n" in text, text
+        assert s.stop() == 0
     finally:
         s.stop()

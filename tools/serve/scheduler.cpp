@@ -2,6 +2,7 @@
 #include "scheduler.hpp"
 
 #include <algorithm>
+#include <chrono>
 #include <optional>
 
 namespace retnet::serve {
@@ -22,6 +23,7 @@ struct Scheduler::Slot {
   std::optional<Sampler> sampler;
   std::optional<Tokenizer::StreamDecoder> decoder;
   std::string held;              // text held back while it may be the start of a stop string
+  std::chrono::steady_clock::time_point last_token;  // when the previous token was emitted
 };
 
 Scheduler::Scheduler(std::shared_ptr<const Model> model, Tokenizer tok, SchedulerOptions opt)
@@ -69,6 +71,10 @@ void Scheduler::shutdown() {
 
 SchedulerStats Scheduler::stats() const {
   SchedulerStats s;
+  {
+    std::lock_guard lk(metrics_mu_);
+    s = metrics_;
+  }
   {
     std::lock_guard lk(mu_);
     s.queued = queue_.size();
@@ -261,6 +267,13 @@ void Scheduler::on_logits(Slot& s, std::span<const float> logits) {
     return;
   }
   ++s.generated;
+  {
+    const auto now = std::chrono::steady_clock::now();
+    std::lock_guard lk(metrics_mu_);
+    if (s.generated == 1) metrics_.ttft.observe(std::chrono::duration<double>(now - s.job->queued_at).count());
+    else metrics_.itl.observe(std::chrono::duration<double>(now - s.last_token).count());
+    s.last_token = now;
+  }
   if (emit(s, s.decoder->push(next))) {
     release(s);
     return;
@@ -320,6 +333,10 @@ void Scheduler::finish(Slot& s, const std::string& reason) {
     }
   }
   s.job->finish(reason, JobUsage{s.prompt_len, s.generated, s.cached});
+  std::lock_guard lk(metrics_mu_);
+  metrics_.jobs_done++;
+  metrics_.prompt_tokens += uint64_t(s.prompt_len);
+  metrics_.completion_tokens += uint64_t(s.generated);
 }
 
 void Scheduler::release(Slot& s) {

@@ -28,10 +28,29 @@ struct SchedulerOptions {
   uint64_t cache_bytes = 256ull << 20;  // prefix-state cache budget (0: off)
 };
 
+// A latency histogram in seconds with fixed bucket bounds (Prometheus' cumulative form is made when
+// it is printed).
+struct Histogram {
+  std::vector<double> bounds;  // upper bounds, ascending; +Inf is implicit
+  std::vector<uint64_t> counts = std::vector<uint64_t>(bounds.size() + 1, 0);  // per bucket, not cumulative
+  double sum = 0;
+  uint64_t count = 0;
+  void observe(double seconds) {
+    size_t i = 0;
+    while (i < bounds.size() && seconds > bounds[i]) ++i;
+    ++counts[i];
+    sum += seconds;
+    ++count;
+  }
+};
+
 struct SchedulerStats {
   size_t queued = 0, active = 0;
   uint64_t cache_bytes = 0, cache_entries = 0, cache_hits = 0, cache_hit_tokens = 0;
   uint64_t steps = 0, decoded_tokens = 0, prefilled_tokens = 0;
+  uint64_t jobs_done = 0, prompt_tokens = 0, completion_tokens = 0;
+  Histogram ttft{{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30}};  // queued → first token
+  Histogram itl{{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1}};    // between tokens of a job
 };
 
 class Scheduler {
@@ -74,6 +93,8 @@ class Scheduler {
   std::atomic<uint64_t> steps_{0}, decoded_{0}, prefilled_{0};
   std::atomic<uint64_t> cache_bytes_{0}, cache_entries_{0}, cache_hits_{0}, cache_hit_tokens_{0};
   uint64_t admitted_ = 0;
+  mutable std::mutex metrics_mu_;  // guards metrics_ (written by the scheduler thread, read by /metrics)
+  SchedulerStats metrics_;         // its job counters and histograms
   std::thread thread_;
 };
 
