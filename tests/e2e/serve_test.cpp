@@ -333,8 +333,8 @@ TEST_F(ServeApi, RefusesBadTypesAndBoundsNamingTheField) {
 
 TEST_F(ServeApi, BodyParsingRefusesNestingBadUtf8AndNonObjects) {
   const std::string deep = R"({"prompt": )" + std::string(100000, '[') + std::string(100000, ']') + "}";
-  for (const std::string& body : {deep, std::string("{\"prompt\": \"\xff\"}"), std::string("[1]"),
-                                  std::string(""), std::string("{\"prompt\": \"x\"")}) {
+  for (const std::string& body : {deep, std::string("{\"prompt\": \"\xff\"}"), std::string("[1]"), std::string(""),
+                                  std::string("{\"prompt\": \"x\"")}) {
     try {
       parse_body(body, 64);
       ADD_FAILURE() << body.substr(0, 40);
@@ -349,9 +349,9 @@ TEST_F(ServeApi, BodyParsingRefusesNestingBadUtf8AndNonObjects) {
 // The command's own argument errors: one "error:" line, exit status 1, before any model is loaded.
 TEST(CliServe, BadArgumentsAreOneErrorLine) {
   const std::vector<std::string> cases[] = {
-      {"--port", "70000"}, {"--port", "-1"},         {"--parallel", "0"}, {"--queue", "-1"},
+      {"--port", "70000"},   {"--port", "-1"},     {"--parallel", "0"},   {"--queue", "-1"},
       {"--cache-ram", "-5"}, {"--max-body", "10"}, {"--max-tokens", "0"}, {"--timeout", "0"},
-      {"--api-key", ""},    {"--device", "tpu"},   {"--port", "x"},
+      {"--api-key", ""},     {"--device", "tpu"},  {"--port", "x"},
   };
   const std::filesystem::path err = std::filesystem::temp_directory_path() / ("serve_err_" + std::to_string(getpid()));
   for (const auto& args : cases) {

@@ -32,7 +32,8 @@ bool get_number(const json& b, const char* key, T& out) {
       out = T(v);
     } else {
       const int64_t v = it->get<int64_t>();
-      if (v < int64_t(std::numeric_limits<T>::min()) || (v > 0 && uint64_t(v) > uint64_t(std::numeric_limits<T>::max())))
+      if (v < int64_t(std::numeric_limits<T>::min()) ||
+          (v > 0 && uint64_t(v) > uint64_t(std::numeric_limits<T>::max())))
         throw bad(key, "out of range");
       out = T(v);
     }
@@ -58,7 +59,9 @@ std::vector<int32_t> token_array(const json& a, const std::string& param, int64_
   for (const auto& v : a) {
     if (!v.is_number_integer()) throw bad(param, "expected an array of token ids");
     const int64_t id = v.get<int64_t>();
-    if (id < 0 || id >= vocab) throw bad(param, "token id " + std::to_string(id) + " is outside the vocabulary [0, " + std::to_string(vocab) + ")");
+    if (id < 0 || id >= vocab)
+      throw bad(param,
+                "token id " + std::to_string(id) + " is outside the vocabulary [0, " + std::to_string(vocab) + ")");
     ids.push_back(int32_t(id));
   }
   return ids;
@@ -73,7 +76,8 @@ std::string message_content(const json& m, size_t i) {
     // The parts form: [{"type": "text", "text": "..."}]; only text parts exist for this server.
     std::string s;
     for (const auto& part : *it) {
-      if (!part.is_object() || part.value("type", json()) != "text" || !part.contains("text") || !part["text"].is_string())
+      if (!part.is_object() || part.value("type", json()) != "text" || !part.contains("text") ||
+          !part["text"].is_string())
         throw bad(param, "only text parts ({\"type\": \"text\", \"text\": ...}) are supported");
       s += part["text"].get<std::string>();
     }
@@ -138,14 +142,16 @@ CompletionRequest parse_completion(const json& b, bool chat, const ApiContext& c
       e.type = "invalid_request_error";
       e.code = "model_not_found";
       e.param = "model";
-      e.message = "The model '" + it->get<std::string>() + "' does not exist (this server has '" + ctx.model_name + "')";
+      e.message =
+          "The model '" + it->get<std::string>() + "' does not exist (this server has '" + ctx.model_name + "')";
       throw e;
     }
   }
   for (const char* unsupported : {"logprobs", "top_logprobs", "echo", "suffix", "best_of", "logit_bias", "tools",
                                   "functions", "response_format"}) {
     auto it = b.find(unsupported);
-    if (it == b.end() || it->is_null() || (it->is_boolean() && !it->get<bool>()) || (it->is_number() && it->get<double>() == 0))
+    if (it == b.end() || it->is_null() || (it->is_boolean() && !it->get<bool>()) ||
+        (it->is_number() && it->get<double>() == 0))
       continue;
     if (std::string(unsupported) == "logprobs" && chat && it->is_boolean() && !it->get<bool>()) continue;
     throw bad(unsupported, "not supported by this server yet");
@@ -250,15 +256,38 @@ ApiError error_for_status(int status) {
   ApiError e;
   e.status = status;
   switch (status) {
-    case 400: e.message = "malformed request"; break;
-    case 401: e.message = "invalid or missing API key (Authorization: Bearer <key>)"; e.type = "authentication_error"; e.code = "invalid_api_key"; break;
-    case 404: e.message = "no such route"; e.type = "not_found_error"; break;
-    case 405: e.message = "method not allowed"; break;
-    case 408: e.message = "the request was not received in time"; break;
-    case 413: e.message = "the request body is larger than this server's limit"; e.code = "request_too_large"; break;
-    case 414: e.message = "the request URI is too long"; break;
-    case 503: e.message = "the server is busy: too many requests queued"; e.type = "server_error"; break;
-    default: e.message = "HTTP status " + std::to_string(status); e.type = status >= 500 ? "server_error" : "invalid_request_error";
+    case 400:
+      e.message = "malformed request";
+      break;
+    case 401:
+      e.message = "invalid or missing API key (Authorization: Bearer <key>)";
+      e.type = "authentication_error";
+      e.code = "invalid_api_key";
+      break;
+    case 404:
+      e.message = "no such route";
+      e.type = "not_found_error";
+      break;
+    case 405:
+      e.message = "method not allowed";
+      break;
+    case 408:
+      e.message = "the request was not received in time";
+      break;
+    case 413:
+      e.message = "the request body is larger than this server's limit";
+      e.code = "request_too_large";
+      break;
+    case 414:
+      e.message = "the request URI is too long";
+      break;
+    case 503:
+      e.message = "the server is busy: too many requests queued";
+      e.type = "server_error";
+      break;
+    default:
+      e.message = "HTTP status " + std::to_string(status);
+      e.type = status >= 500 ? "server_error" : "invalid_request_error";
   }
   return e;
 }

@@ -13,16 +13,16 @@ struct Scheduler::Slot {
   Session session;
   Phase phase = Phase::Idle;
   std::shared_ptr<Job> job;
-  uint64_t order = 0;            // admission order: the oldest prompt is prefilled first
-  std::vector<int32_t> tokens;   // everything absorbed or about to be: prompt, then generated ids
+  uint64_t order = 0;           // admission order: the oldest prompt is prefilled first
+  std::vector<int32_t> tokens;  // everything absorbed or about to be: prompt, then generated ids
   int64_t prompt_len = 0;
-  int64_t cached = 0;            // prompt tokens resumed from the prefix cache
+  int64_t cached = 0;  // prompt tokens resumed from the prefix cache
   int64_t generated = 0;
-  int32_t pending = -1;          // sampled, emitted, to be decoded at the next step
-  std::vector<int32_t> stop;     // sorted ids that end generation
+  int32_t pending = -1;       // sampled, emitted, to be decoded at the next step
+  std::vector<int32_t> stop;  // sorted ids that end generation
   std::optional<Sampler> sampler;
   std::optional<Tokenizer::StreamDecoder> decoder;
-  std::string held;              // text held back while it may be the start of a stop string
+  std::string held;                                  // text held back while it may be the start of a stop string
   std::chrono::steady_clock::time_point last_token;  // when the previous token was emitted
 };
 
@@ -219,7 +219,8 @@ void Scheduler::prefill_block(Slot& s) {
   po.on_progress = [](int64_t done, int64_t) { return done == 0; };
   const int64_t pos = s.session.position();
   try {
-    const std::span<const int32_t> rest = std::span<const int32_t>(s.tokens).subspan(size_t(pos), size_t(s.prompt_len - pos));
+    const std::span<const int32_t> rest =
+        std::span<const int32_t>(s.tokens).subspan(size_t(pos), size_t(s.prompt_len - pos));
     const std::span<const float> logits = s.session.prefill(rest, po);
     prefilled_ += uint64_t(s.session.position() - pos);
     if (logits.empty()) {

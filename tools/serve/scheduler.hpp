@@ -23,8 +23,8 @@
 namespace retnet::serve {
 
 struct SchedulerOptions {
-  int parallel = 4;               // slots: streams decoded together
-  size_t queue_limit = 64;        // jobs waiting for a slot; more are refused (HTTP 503)
+  int parallel = 4;                     // slots: streams decoded together
+  size_t queue_limit = 64;              // jobs waiting for a slot; more are refused (HTTP 503)
   uint64_t cache_bytes = 256ull << 20;  // prefix-state cache budget (0: off)
 };
 

@@ -47,7 +47,9 @@ void send_error(httplib::Response& res, const ApiError& e) {
 class Server {
  public:
   Server(const ServeOptions& opt, std::shared_ptr<const Model> model, Tokenizer tok)
-      : opt_(opt), model_(std::move(model)), tok_(std::move(tok)),
+      : opt_(opt),
+        model_(std::move(model)),
+        tok_(std::move(tok)),
         sched_(model_, tok_,
                SchedulerOptions{opt.parallel, size_t(opt.queue_limit), uint64_t(opt.cache_ram_mib) << 20}) {
     ctx_.tok = &tok_;
@@ -89,12 +91,11 @@ class Server {
       return httplib::Server::HandlerResponse::Handled;
     });
     // Statuses httplib sets itself (404 unknown route, 413, 400 malformed HTTP) get OpenAI's JSON.
-    http_.set_error_handler(
-        httplib::Server::HandlerWithResponse([](const httplib::Request&, httplib::Response& res) {
-          if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
-          send_error(res, error_for_status(res.status));
-          return httplib::Server::HandlerResponse::Handled;
-        }));
+    http_.set_error_handler(httplib::Server::HandlerWithResponse([](const httplib::Request&, httplib::Response& res) {
+      if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
+      send_error(res, error_for_status(res.status));
+      return httplib::Server::HandlerResponse::Handled;
+    }));
     http_.set_exception_handler([](const httplib::Request&, httplib::Response& res, std::exception_ptr ep) {
       ApiError e;
       e.status = 500;
@@ -116,8 +117,11 @@ class Server {
                                 {"slots_total", opt_.parallel},
                                 {"slots_busy", s.active},
                                 {"queued", s.queued},
-                                {"cache", {{"bytes", s.cache_bytes}, {"entries", s.cache_entries},
-                                           {"hits", s.cache_hits}, {"hit_tokens", s.cache_hit_tokens}}}}),
+                                {"cache",
+                                 {{"bytes", s.cache_bytes},
+                                  {"entries", s.cache_entries},
+                                  {"hits", s.cache_hits},
+                                  {"hit_tokens", s.cache_hit_tokens}}}}),
                       "application/json");
     });
     http_.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
@@ -147,20 +151,20 @@ class Server {
       }
       res.set_content(dump(model_json()), "application/json");
     });
-    http_.Post("/v1/completions", [this](const httplib::Request& req, httplib::Response& res) {
-      completion(req, res, false);
-    });
-    http_.Post("/v1/chat/completions", [this](const httplib::Request& req, httplib::Response& res) {
-      completion(req, res, true);
-    });
+    http_.Post("/v1/completions",
+               [this](const httplib::Request& req, httplib::Response& res) { completion(req, res, false); });
+    http_.Post("/v1/chat/completions",
+               [this](const httplib::Request& req, httplib::Response& res) { completion(req, res, true); });
     http_.Post("/tokenize", [this](const httplib::Request& req, httplib::Response& res) {
       try {
         const json b = parse_body(req.body, ctx_.limits.max_json_depth);
         auto it = b.find("content");
-        if (it == b.end() || !it->is_string()) throw ApiError{400, "content: expected a string", "invalid_request_error", "content", ""};
+        if (it == b.end() || !it->is_string())
+          throw ApiError{400, "content: expected a string", "invalid_request_error", "content", ""};
         bool add_special = false;
         if (auto a = b.find("add_special"); a != b.end() && !a->is_null()) {
-          if (!a->is_boolean()) throw ApiError{400, "add_special: expected a boolean", "invalid_request_error", "add_special", ""};
+          if (!a->is_boolean())
+            throw ApiError{400, "add_special: expected a boolean", "invalid_request_error", "add_special", ""};
           add_special = a->get<bool>();
         }
         res.set_content(dump(json{{"tokens", tok_.encode(it->get<std::string>(), add_special)}}), "application/json");
@@ -172,7 +176,8 @@ class Server {
       try {
         const json b = parse_body(req.body, ctx_.limits.max_json_depth);
         auto it = b.find("tokens");
-        if (it == b.end() || !it->is_array()) throw ApiError{400, "tokens: expected an array of token ids", "invalid_request_error", "tokens", ""};
+        if (it == b.end() || !it->is_array())
+          throw ApiError{400, "tokens: expected an array of token ids", "invalid_request_error", "tokens", ""};
         std::vector<int32_t> ids;
         for (const auto& v : *it) {
           if (!v.is_number_integer() || v.get<int64_t>() < 0 || v.get<int64_t>() >= ctx_.info->vocab_size)
@@ -193,8 +198,12 @@ class Server {
                 {"object", "model"},
                 {"created", created_},
                 {"owned_by", "retnet"},
-                {"meta", {{"family", i.family}, {"n_params", i.n_params}, {"vocab_size", i.vocab_size},
-                          {"state_bytes", i.state_bytes}, {"device", i.device}}}};
+                {"meta",
+                 {{"family", i.family},
+                  {"n_params", i.n_params},
+                  {"vocab_size", i.vocab_size},
+                  {"state_bytes", i.state_bytes},
+                  {"device", i.device}}}};
   }
 
   // The JSON of one choice's delta or whole result.
@@ -227,8 +236,10 @@ class Server {
       jobs.push_back(std::make_shared<Job>(std::move(p)));
     }
     switch (sched_.submit(jobs)) {
-      case Scheduler::Submit::Ok: break;
-      case Scheduler::Submit::QueueFull: return send_error(res, error_for_status(503));
+      case Scheduler::Submit::Ok:
+        break;
+      case Scheduler::Submit::QueueFull:
+        return send_error(res, error_for_status(503));
       case Scheduler::Submit::ShuttingDown: {
         ApiError e = error_for_status(503);
         e.message = "the server is shutting down";
@@ -301,8 +312,10 @@ class Server {
             if (chat)
               for (size_t i = 0; i < st->jobs.size(); ++i) {
                 json j = base;
-                j["choices"] = json::array({json{{"index", i}, {"delta", {{"role", "assistant"}, {"content", ""}}},
-                                                 {"logprobs", nullptr}, {"finish_reason", nullptr}}});
+                j["choices"] = json::array({json{{"index", i},
+                                                 {"delta", {{"role", "assistant"}, {"content", ""}}},
+                                                 {"logprobs", nullptr},
+                                                 {"finish_reason", nullptr}}});
                 if (!event(j)) return false;
               }
           }
@@ -363,7 +376,8 @@ class Server {
     const auto metric = [&](const char* name, const char* type, const char* help, double v) {
       char buf[64];
       std::snprintf(buf, sizeof buf, "%.17g", v);
-      out += std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " " + type + "\n" + name + " " + buf + "\n";
+      out +=
+          std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " " + type + "\n" + name + " " + buf + "\n";
     };
     const auto histogram = [&](const char* name, const char* help, const Histogram& h) {
       out += std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " histogram\n";
@@ -371,14 +385,16 @@ class Server {
       char buf[160];
       for (size_t i = 0; i <= h.bounds.size(); ++i) {
         cum += h.counts[i];
-        if (i < h.bounds.size()) std::snprintf(buf, sizeof buf, "%s_bucket{le=\"%g\"} %llu\n", name, h.bounds[i], (unsigned long long)cum);
+        if (i < h.bounds.size())
+          std::snprintf(buf, sizeof buf, "%s_bucket{le=\"%g\"} %llu\n", name, h.bounds[i], (unsigned long long)cum);
         else std::snprintf(buf, sizeof buf, "%s_bucket{le=\"+Inf\"} %llu\n", name, (unsigned long long)cum);
         out += buf;
       }
       std::snprintf(buf, sizeof buf, "%s_sum %.17g\n%s_count %llu\n", name, h.sum, name, (unsigned long long)h.count);
       out += buf;
     };
-    out += "# HELP retnet_requests_total HTTP requests answered, by route and status.\n# TYPE retnet_requests_total counter\n";
+    out +=
+        "# HELP retnet_requests_total HTTP requests answered, by route and status.\n# TYPE retnet_requests_total counter\n";
     {
       std::lock_guard lk(requests_mu_);
       for (const auto& [k, n] : requests_)
@@ -386,16 +402,20 @@ class Server {
                std::to_string(n) + "\n";
     }
     metric("retnet_prompt_tokens_total", "counter", "Prompt tokens of finished generations.", double(st.prompt_tokens));
-    metric("retnet_completion_tokens_total", "counter", "Tokens generated by finished generations.", double(st.completion_tokens));
+    metric("retnet_completion_tokens_total", "counter", "Tokens generated by finished generations.",
+           double(st.completion_tokens));
     metric("retnet_generations_total", "counter", "Generations (choices) finished.", double(st.jobs_done));
-    metric("retnet_prefilled_tokens_total", "counter", "Prompt tokens actually prefilled (not resumed from the cache).", double(st.prefilled_tokens));
+    metric("retnet_prefilled_tokens_total", "counter", "Prompt tokens actually prefilled (not resumed from the cache).",
+           double(st.prefilled_tokens));
     metric("retnet_decode_steps_total", "counter", "Batched decode steps.", double(st.steps));
-    metric("retnet_decode_tokens_total", "counter", "Tokens decoded by those steps (over steps: the mean batch occupancy).", double(st.decoded_tokens));
+    metric("retnet_decode_tokens_total", "counter",
+           "Tokens decoded by those steps (over steps: the mean batch occupancy).", double(st.decoded_tokens));
     metric("retnet_queue_depth", "gauge", "Generations waiting for a slot.", double(st.queued));
     metric("retnet_slots_busy", "gauge", "Slots running a generation.", double(st.active));
     metric("retnet_slots_total", "gauge", "Slots (--parallel).", double(opt_.parallel));
     metric("retnet_cache_hits_total", "counter", "Prompts resumed from the prefix-state cache.", double(st.cache_hits));
-    metric("retnet_cache_hit_tokens_total", "counter", "Prompt tokens those resumptions skipped.", double(st.cache_hit_tokens));
+    metric("retnet_cache_hit_tokens_total", "counter", "Prompt tokens those resumptions skipped.",
+           double(st.cache_hit_tokens));
     metric("retnet_cache_bytes", "gauge", "Bytes held by the prefix-state cache.", double(st.cache_bytes));
     metric("retnet_cache_entries", "gauge", "Snapshots in the prefix-state cache.", double(st.cache_entries));
     histogram("retnet_time_to_first_token_seconds", "From a generation's arrival to its first token.", st.ttft);
@@ -447,7 +467,8 @@ int run_serve(const ServeOptions& opt_in) {
   std::atomic<bool> done{false};
   std::thread watcher([&] {
     while (!done && !g_signal) std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    if (g_signal && !opt.quiet) std::fprintf(stderr, "retnet serve: %s: shutting down\n", g_signal == SIGINT ? "SIGINT" : "SIGTERM");
+    if (g_signal && !opt.quiet)
+      std::fprintf(stderr, "retnet serve: %s: shutting down\n", g_signal == SIGINT ? "SIGINT" : "SIGTERM");
     server.stop();
   });
   const ModelInfo& info = model->info();
