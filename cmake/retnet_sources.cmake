@@ -76,8 +76,28 @@ if(RETNET_BUILD_TOOLS)
   # link the library themselves: the program that uses them does (retnet_cli: libretnet; a test that
   # also reaches internals: retnet_internal), so that it holds one copy of the library.
   add_library(retnet_cli_lib OBJECT ${RETNET_CLI_SOURCES})
-  target_include_directories(retnet_cli_lib PUBLIC ${PROJECT_SOURCE_DIR}/tools/cli PRIVATE ${PROJECT_SOURCE_DIR}/include)
+  target_include_directories(retnet_cli_lib PUBLIC ${PROJECT_SOURCE_DIR}/tools/cli ${PROJECT_SOURCE_DIR}/tools
+                                            PRIVATE ${PROJECT_SOURCE_DIR}/include)
   target_link_libraries(retnet_cli_lib PUBLIC CLI11::CLI11 PRIVATE nlohmann_json::nlohmann_json)
+  # `retnet serve` (tools/serve/): its HTTP side (server.cpp) needs cpp-httplib, Debian's
+  # libcpp-httplib-dev (a header plus a compiled library, found through pkg-config: cpp-httplib.pc);
+  # without it unavailable.cpp stands in and the command says what is missing. The rest (scheduler,
+  # prefix cache, request parsing) is always built, and unit-tested either way.
+  find_package(PkgConfig QUIET)
+  if(PkgConfig_FOUND)
+    pkg_check_modules(RETNET_HTTPLIB QUIET IMPORTED_TARGET cpp-httplib)
+  endif()
+  file(GLOB RETNET_SERVE_SOURCES CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/tools/serve/*.cpp)
+  if(RETNET_HTTPLIB_FOUND)
+    list(REMOVE_ITEM RETNET_SERVE_SOURCES ${PROJECT_SOURCE_DIR}/tools/serve/unavailable.cpp)
+    target_link_libraries(retnet_cli_lib PUBLIC PkgConfig::RETNET_HTTPLIB)
+    message(STATUS "retnet: serve ON (cpp-httplib ${RETNET_HTTPLIB_VERSION})")
+  else()
+    list(REMOVE_ITEM RETNET_SERVE_SOURCES ${PROJECT_SOURCE_DIR}/tools/serve/server.cpp)
+    message(WARNING "cpp-httplib not found (tools/install-deps.sh installs libcpp-httplib-dev): `retnet serve` "
+                    "is built as a stub that refuses to run")
+  endif()
+  target_sources(retnet_cli_lib PRIVATE ${RETNET_SERVE_SOURCES})
   # The commit `retnet bench` reports (build_commit): refreshed at every build, not at configure time.
   set(RETNET_BUILD_COMMIT_HEADER ${PROJECT_BINARY_DIR}/generated/retnet_build_commit.hpp)
   add_custom_target(retnet_build_commit

@@ -25,6 +25,9 @@
 #      label python                the Python package (tests/python/run.sh): pip would build an ASan-
 #                                  instrumented extension, which an uninstrumented python cannot load;
 #                                  the library code it calls is what the rest of this run covers.
+#      label serve                 the openai-client test of `retnet serve` (tests/serve/run.sh): a pip
+#                                  venv and timing-bound cases (read timeouts, a slow-loris client); the
+#                                  server's scheduler, cache and parsing run here in the serve_* gtests.
 #  The long-run test (label `long`) runs, over 10,000 instead of 100,000 tokens when built with ASan
 #  (tests/long/long_run_test.cpp): the full length took 878 s here under ASan (vs ~1 min normally).
 set -euo pipefail
@@ -47,5 +50,5 @@ cmake --build "$dir" -j "$jobs"
 built=$(date +%s)
 echo "sanitize: built in $((built - start)) s" >&2
 # Sanitized code runs several times slower: the per-test timeout is raised accordingly.
-ctest --test-dir "$dir" --output-on-failure -j "$jobs" --timeout 900 -E '^(kernel_resources|add_subdirectory_consumer)$' -LE python
+ctest --test-dir "$dir" --output-on-failure -j "$jobs" --timeout 900 -E '^(kernel_resources|add_subdirectory_consumer)$' -LE 'python|serve'
 echo "sanitize: whole suite passed under ASan+UBSan in $(($(date +%s) - built)) s (build $((built - start)) s)" >&2

@@ -20,6 +20,7 @@ Runner add_perplexity_command(CLI::App& app);
 Runner add_tokenize_command(CLI::App& app);
 Runner add_bench_command(CLI::App& app);
 Runner add_quantize_command(CLI::App& app);
+Runner add_serve_command(CLI::App& app);  // cmd_serve.cpp (the server: tools/serve/)
 
 struct GlobalFlags {
   bool verbose = false;

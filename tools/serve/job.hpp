@@ -1,0 +1,109 @@
+// One generation request as the scheduler runs it (one choice of an OpenAI request: n > 1 makes n
+// jobs). The HTTP thread that made it waits on it; the scheduler thread fills it. Thread-safe.
+#pragma once
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "retnet/sampler.hpp"
+
+namespace retnet::serve {
+
+struct JobParams {
+  std::vector<int32_t> prompt;  // tokens, BOS included as Tokenizer::encode(text, true) gives them
+  int64_t max_tokens = 16;      // >= 0
+  SamplerParams sampler;
+  std::vector<std::string> stop_strings;  // end the text before the first match (not included)
+  std::vector<int32_t> stop_ids;          // end generation (not emitted), besides the model's EOS
+  bool ignore_eos = false;
+};
+
+struct JobUsage {
+  int64_t prompt_tokens = 0, completion_tokens = 0, cached_tokens = 0;
+};
+
+class Job {
+ public:
+  explicit Job(JobParams p) : params(std::move(p)) {}
+  const JobParams params;
+
+  // ---- HTTP side
+  // Set when the client went away or the request is abandoned: the scheduler frees the slot at its
+  // next step.
+  std::atomic<bool> cancelled{false};
+  struct Update {
+    std::string text;  // new text since the last call (whole UTF-8 characters)
+    bool finished = false;
+    std::string finish_reason;  // "stop" or "length" when finished without error
+    int error_status = 0;       // non-zero: failed with this HTTP status and message
+    std::string error;
+    JobUsage usage;
+  };
+  // Waits up to `timeout` for news, then returns what there is (possibly nothing).
+  Update next(std::chrono::milliseconds timeout) {
+    std::unique_lock lk(mu_);
+    cv_.wait_for(lk, timeout, [&] { return !text_.empty() || finished_; });
+    Update u;
+    u.text = std::move(text_);
+    text_.clear();
+    u.finished = finished_;
+    u.finish_reason = reason_;
+    u.error_status = error_status_;
+    u.error = error_;
+    u.usage = usage_;
+    return u;
+  }
+
+  // ---- scheduler side
+  void push_text(const std::string& s) {
+    if (s.empty()) return;
+    {
+      std::lock_guard lk(mu_);
+      text_ += s;
+    }
+    cv_.notify_all();
+  }
+  void finish(const std::string& reason, const JobUsage& usage) {
+    {
+      std::lock_guard lk(mu_);
+      if (finished_) return;
+      finished_ = true;
+      reason_ = reason;
+      usage_ = usage;
+    }
+    cv_.notify_all();
+  }
+  void fail(int status, const std::string& message) {
+    {
+      std::lock_guard lk(mu_);
+      if (finished_) return;
+      finished_ = true;
+      error_status_ = status;
+      error_ = message;
+    }
+    cv_.notify_all();
+  }
+  bool finished() const {
+    std::lock_guard lk(mu_);
+    return finished_;
+  }
+
+  // Timings (scheduler thread writes, read after finish).
+  std::chrono::steady_clock::time_point queued_at = std::chrono::steady_clock::now();
+
+ private:
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::string text_;
+  bool finished_ = false;
+  std::string reason_;
+  int error_status_ = 0;
+  std::string error_;
+  JobUsage usage_;
+};
+
+}  // namespace retnet::serve

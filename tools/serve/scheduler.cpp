@@ -1,0 +1,352 @@
+// Continuous batching (scheduler.hpp).
+#include "scheduler.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <optional>
+
+namespace retnet::serve {
+
+struct Scheduler::Slot {
+  explicit Slot(std::shared_ptr<const Model> m) : session(std::move(m)) {}
+  enum class Phase { Idle, Prefill, Decode, Closing };
+  Session session;
+  Phase phase = Phase::Idle;
+  std::shared_ptr<Job> job;
+  uint64_t order = 0;           // admission order: the oldest prompt is prefilled first
+  std::vector<int32_t> tokens;  // everything absorbed or about to be: prompt, then generated ids
+  int64_t prompt_len = 0;
+  int64_t cached = 0;  // prompt tokens resumed from the prefix cache
+  int64_t generated = 0;
+  int32_t pending = -1;       // sampled, emitted, to be decoded at the next step
+  std::vector<int32_t> stop;  // sorted ids that end generation
+  std::optional<Sampler> sampler;
+  std::optional<Tokenizer::StreamDecoder> decoder;
+  std::string held;                                  // text held back while it may be the start of a stop string
+  std::chrono::steady_clock::time_point last_token;  // when the previous token was emitted
+};
+
+Scheduler::Scheduler(std::shared_ptr<const Model> model, Tokenizer tok, SchedulerOptions opt)
+    : model_(std::move(model)), tok_(std::move(tok)), opt_(opt), cache_(opt.cache_bytes) {
+  if (opt_.parallel < 1) throw Error("--parallel: must be >= 1, got " + std::to_string(opt_.parallel));
+  const ModelInfo& info = model_->info();
+  if (tok_.vocab_size() > info.vocab_size)
+    throw Error("serve: the tokenizer has " + std::to_string(tok_.vocab_size()) + " tokens but the model only " +
+                std::to_string(info.vocab_size));
+  // The ids that end generation, as Session::generate picks them.
+  for (int64_t e : info.eos_token_ids) eos_.push_back(int32_t(e));
+  if (eos_.empty() && tok_.eos_id() >= 0) eos_.push_back(tok_.eos_id());
+  for (int i = 0; i < opt_.parallel; ++i) slots_.push_back(std::make_unique<Slot>(model_));
+  thread_ = std::thread([this] { loop(); });
+}
+
+Scheduler::~Scheduler() { shutdown(); }
+
+Scheduler::Submit Scheduler::submit(const std::vector<std::shared_ptr<Job>>& jobs) {
+  {
+    std::lock_guard lk(mu_);
+    if (stop_) return Submit::ShuttingDown;
+    // Jobs beyond the free slots wait; the queue limit counts those.
+    const size_t free_slots = size_t(opt_.parallel) - std::min(size_t(opt_.parallel), active_.load());
+    const size_t waiting = queue_.size() + jobs.size();
+    if (waiting > free_slots + opt_.queue_limit) return Submit::QueueFull;
+    for (const auto& j : jobs) queue_.push_back(j);
+  }
+  cv_.notify_all();
+  return Submit::Ok;
+}
+
+void Scheduler::shutdown() {
+  {
+    std::lock_guard lk(mu_);
+    if (stop_ && !thread_.joinable()) return;
+    stop_ = true;
+  }
+  cv_.notify_all();
+  if (thread_.joinable()) thread_.join();
+  std::lock_guard lk(mu_);
+  for (auto& j : queue_) j->fail(503, "the server is shutting down");
+  queue_.clear();
+}
+
+SchedulerStats Scheduler::stats() const {
+  SchedulerStats s;
+  {
+    std::lock_guard lk(metrics_mu_);
+    s = metrics_;
+  }
+  {
+    std::lock_guard lk(mu_);
+    s.queued = queue_.size();
+  }
+  s.active = active_.load();
+  s.steps = steps_.load();
+  s.decoded_tokens = decoded_.load();
+  s.prefilled_tokens = prefilled_.load();
+  s.cache_bytes = cache_bytes_.load();
+  s.cache_entries = cache_entries_.load();
+  s.cache_hits = cache_hits_.load();
+  s.cache_hit_tokens = cache_hit_tokens_.load();
+  return s;
+}
+
+void Scheduler::loop() {
+  for (;;) {
+    std::vector<std::pair<Slot*, std::shared_ptr<Job>>> admitted;
+    {
+      std::unique_lock lk(mu_);
+      const auto busy = [&] {
+        return std::any_of(slots_.begin(), slots_.end(), [](const auto& s) { return s->phase != Slot::Phase::Idle; });
+      };
+      cv_.wait(lk, [&] { return stop_ || !queue_.empty() || busy(); });
+      if (stop_) break;
+      for (auto& s : slots_) {
+        if (s->phase != Slot::Phase::Idle) continue;
+        while (!queue_.empty() && queue_.front()->cancelled) queue_.pop_front();
+        if (queue_.empty()) break;
+        admitted.emplace_back(s.get(), std::move(queue_.front()));
+        queue_.pop_front();
+        s->phase = Slot::Phase::Prefill;  // claimed under the lock, so that submit() counts it busy
+        active_++;
+      }
+    }
+    for (auto& [s, job] : admitted) start(*s, std::move(job));
+
+    // A client that went away frees its slot now.
+    for (auto& s : slots_)
+      if (s->phase != Slot::Phase::Idle && s->phase != Slot::Phase::Closing && s->job && s->job->cancelled) release(*s);
+
+    // One block of the oldest prompt being prefilled.
+    Slot* pre = nullptr;
+    for (auto& s : slots_)
+      if (s->phase == Slot::Phase::Prefill && (!pre || s->order < pre->order)) pre = s.get();
+    if (pre) prefill_block(*pre);
+
+    // One token for every decoding stream, in one batched step.
+    std::vector<Slot*> step;
+    std::vector<Session*> sessions;
+    std::vector<int32_t> ids;
+    for (auto& s : slots_)
+      if (s->phase == Slot::Phase::Decode || s->phase == Slot::Phase::Closing) {
+        step.push_back(s.get());
+        sessions.push_back(&s->session);
+        ids.push_back(s->pending);
+      }
+    if (step.empty()) continue;
+    try {
+      Session::decode_batch(sessions, ids);
+    } catch (const std::exception& e) {
+      for (Slot* s : step) {
+        if (s->job) s->job->fail(500, std::string("decode: ") + e.what());
+        release(*s);
+      }
+      continue;
+    }
+    steps_++;
+    decoded_ += step.size();
+    for (Slot* s : step) {
+      s->tokens.push_back(s->pending);
+      s->pending = -1;
+      try {
+        if (s->phase == Slot::Phase::Closing) {
+          // The reply is complete (its job already answered): keep its state for the next turn.
+          snapshot(*s, s->session.logits());
+          release(*s);
+        } else {
+          on_logits(*s, s->session.logits());
+        }
+      } catch (const std::exception& e) {
+        if (s->job) s->job->fail(500, e.what());
+        release(*s);
+      }
+    }
+  }
+  // Shutting down: running jobs are cancelled cleanly (their HTTP threads answer 503).
+  for (auto& s : slots_) {
+    if (s->job) s->job->fail(503, "the server is shutting down");
+    release(*s);
+  }
+}
+
+void Scheduler::start(Slot& s, std::shared_ptr<Job> job) {
+  s.job = std::move(job);
+  s.order = admitted_++;
+  const JobParams& p = s.job->params;
+  s.tokens = p.prompt;
+  s.prompt_len = int64_t(p.prompt.size());
+  s.cached = 0;
+  s.generated = 0;
+  s.pending = -1;
+  s.held.clear();
+  s.stop = p.stop_ids;
+  if (!p.ignore_eos) s.stop.insert(s.stop.end(), eos_.begin(), eos_.end());
+  std::sort(s.stop.begin(), s.stop.end());
+  try {
+    s.sampler.emplace(p.sampler, int32_t(model_->info().vocab_size));
+    for (int32_t id : p.prompt) s.sampler->accept(id);  // the penalties see the prompt, as generate's do
+    s.decoder.emplace(tok_.stream_decoder());
+    s.session.reset();
+    if (const PrefixCache::Entry* e = cache_.lookup(p.prompt)) {
+      try {
+        s.session.load_state(e->state);
+        if (!s.session.history_matches(std::span<const int32_t>(p.prompt).first(size_t(e->tokens))))
+          throw Error("history mismatch");
+        s.cached = e->tokens;
+      } catch (const Error&) {
+        s.session.reset();  // a bad snapshot only costs the prefill
+      }
+      cache_hits_ = cache_.hits();
+      cache_hit_tokens_ = cache_.hit_tokens();
+      if (s.cached == s.prompt_len) {
+        // The whole prompt was absorbed before: its logits came with the snapshot.
+        const std::vector<float> logits = e->logits;
+        s.phase = Slot::Phase::Decode;
+        on_logits(s, logits);
+        return;
+      }
+    }
+    s.phase = Slot::Phase::Prefill;
+  } catch (const std::exception& e) {
+    s.job->fail(400, e.what());
+    release(s);
+  }
+}
+
+void Scheduler::prefill_block(Slot& s) {
+  PrefillOptions po;
+  // Stop after the first block: the rest of the prompt follows between later decode steps, and
+  // continues exactly as one uninterrupted prefill would (PrefillOptions::on_progress).
+  po.on_progress = [](int64_t done, int64_t) { return done == 0; };
+  const int64_t pos = s.session.position();
+  try {
+    const std::span<const int32_t> rest =
+        std::span<const int32_t>(s.tokens).subspan(size_t(pos), size_t(s.prompt_len - pos));
+    const std::span<const float> logits = s.session.prefill(rest, po);
+    prefilled_ += uint64_t(s.session.position() - pos);
+    if (logits.empty()) {
+      // A block boundary: resuming here later is exact.
+      if (cache_.enabled()) {
+        cache_.put(std::span<const int32_t>(s.tokens).first(size_t(s.session.position())), s.session.save_state(), {});
+        cache_bytes_ = cache_.bytes();
+        cache_entries_ = cache_.entries();
+      }
+      return;
+    }
+    snapshot(s, logits);  // the whole prompt, with its logits: an identical prompt needs no prefill
+    s.phase = Slot::Phase::Decode;
+    on_logits(s, logits);
+  } catch (const std::exception& e) {
+    s.job->fail(500, std::string("prefill: ") + e.what());
+    release(s);
+  }
+}
+
+void Scheduler::snapshot(Slot& s, std::span<const float> logits) {
+  if (!cache_.enabled()) return;
+  const size_t n = size_t(s.session.position());
+  cache_.put(std::span<const int32_t>(s.tokens).first(n), s.session.save_state(),
+             std::vector<float>(logits.begin(), logits.end()));
+  cache_bytes_ = cache_.bytes();
+  cache_entries_ = cache_.entries();
+}
+
+// The body of Session::generate's loop for one token: sample, stop or emit.
+void Scheduler::on_logits(Slot& s, std::span<const float> logits) {
+  const JobParams& p = s.job->params;
+  if (s.generated >= p.max_tokens) {  // max_tokens = 0: the prompt only
+    finish(s, "length");
+    release(s);
+    return;
+  }
+  const int32_t next = s.sampler->sample(logits);
+  s.sampler->accept(next);
+  if (std::binary_search(s.stop.begin(), s.stop.end(), next)) {
+    // The state holds the prompt and the reply: what the next chat turn starts with.
+    snapshot(s, logits);
+    finish(s, "stop");
+    release(s);
+    return;
+  }
+  ++s.generated;
+  {
+    const auto now = std::chrono::steady_clock::now();
+    std::lock_guard lk(metrics_mu_);
+    if (s.generated == 1) metrics_.ttft.observe(std::chrono::duration<double>(now - s.job->queued_at).count());
+    else metrics_.itl.observe(std::chrono::duration<double>(now - s.last_token).count());
+    s.last_token = now;
+  }
+  if (emit(s, s.decoder->push(next))) {
+    release(s);
+    return;
+  }
+  s.pending = next;
+  if (s.generated >= p.max_tokens) {
+    finish(s, "length");
+    // Decode the last token too, so that the snapshot holds the whole reply (no client waits on it).
+    s.phase = cache_.enabled() ? Slot::Phase::Closing : Slot::Phase::Idle;
+    if (s.phase == Slot::Phase::Idle) release(s);
+    return;
+  }
+  s.phase = Slot::Phase::Decode;
+}
+
+bool Scheduler::emit(Slot& s, const std::string& piece) {
+  const auto& stops = s.job->params.stop_strings;
+  if (stops.empty()) {
+    s.job->push_text(piece);
+    return false;
+  }
+  s.held += piece;
+  size_t first = std::string::npos;
+  for (const auto& st : stops) first = std::min(first, s.held.find(st));
+  if (first != std::string::npos) {
+    s.job->push_text(s.held.substr(0, first));
+    s.held.clear();
+    finish(s, "stop");
+    return true;
+  }
+  // Hold back the longest tail that may begin a stop string (it starts on a character boundary: a
+  // stop string is valid UTF-8, so it starts with a lead byte).
+  size_t keep = 0;
+  for (const auto& st : stops)
+    for (size_t k = std::min(st.size() - 1, s.held.size()); k > keep; --k)
+      if (s.held.compare(s.held.size() - k, k, st, 0, k) == 0) {
+        keep = k;
+        break;
+      }
+  s.job->push_text(s.held.substr(0, s.held.size() - keep));
+  s.held.erase(0, s.held.size() - keep);
+  return false;
+}
+
+void Scheduler::finish(Slot& s, const std::string& reason) {
+  // What the stream decoder held back (an incomplete character, as U+FFFD) ends the text.
+  std::string rest = s.held + s.decoder->flush();
+  s.held.clear();
+  if (!rest.empty()) {
+    if (reason == "length" || s.job->params.stop_strings.empty()) {
+      s.job->push_text(rest);
+    } else {
+      const auto& stops = s.job->params.stop_strings;
+      size_t first = std::string::npos;
+      for (const auto& st : stops) first = std::min(first, rest.find(st));
+      s.job->push_text(rest.substr(0, first));
+    }
+  }
+  s.job->finish(reason, JobUsage{s.prompt_len, s.generated, s.cached});
+  std::lock_guard lk(metrics_mu_);
+  metrics_.jobs_done++;
+  metrics_.prompt_tokens += uint64_t(s.prompt_len);
+  metrics_.completion_tokens += uint64_t(s.generated);
+}
+
+void Scheduler::release(Slot& s) {
+  if (s.job) {
+    s.job.reset();
+    active_--;
+  }
+  s.phase = Slot::Phase::Idle;
+  s.pending = -1;
+}
+
+}  // namespace retnet::serve

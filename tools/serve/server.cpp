@@ -1,0 +1,489 @@
+// The HTTP side of `retnet serve` (serve.hpp): routes, authentication, limits, streaming, shutdown.
+// HTTP threads only parse, queue and stream; the scheduler thread (scheduler.hpp) owns the model.
+#include <httplib.h>
+
+#include <atomic>
+#include <chrono>
+#include <csignal>
+#include <cstdio>
+#include <ctime>
+#include <filesystem>
+#include <map>
+#include <mutex>
+#include <thread>
+
+#include "api.hpp"
+#include "scheduler.hpp"
+#include "serve.hpp"
+
+namespace retnet::serve {
+
+using nlohmann::json;
+
+namespace {
+
+volatile std::sig_atomic_t g_signal = 0;
+extern "C" void on_stop_signal(int sig) { g_signal = sig; }
+
+// Compares in time independent of where the strings differ (the length may leak; the key may not).
+bool constant_time_equal(const std::string& a, const std::string& b) {
+  unsigned char diff = a.size() == b.size() ? 0 : 1;
+  const size_t n = std::max(a.size(), b.size());
+  for (size_t i = 0; i < n; ++i) {
+    const unsigned char x = i < a.size() ? static_cast<unsigned char>(a[i]) : 0;
+    const unsigned char y = i < b.size() ? static_cast<unsigned char>(b[i]) : 0;
+    diff |= static_cast<unsigned char>(x ^ y);
+  }
+  return diff == 0;
+}
+
+std::string dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
+
+void send_error(httplib::Response& res, const ApiError& e) {
+  res.status = e.status;
+  res.set_content(dump(error_json(e)), "application/json");
+}
+
+class Server {
+ public:
+  Server(const ServeOptions& opt, std::shared_ptr<const Model> model, Tokenizer tok)
+      : opt_(opt),
+        model_(std::move(model)),
+        tok_(std::move(tok)),
+        sched_(model_, tok_,
+               SchedulerOptions{opt.parallel, size_t(opt.queue_limit), uint64_t(opt.cache_ram_mib) << 20}) {
+    ctx_.tok = &tok_;
+    ctx_.info = &model_->info();
+    ctx_.model_name = opt.model_name;
+    ctx_.limits.max_prompt_tokens = opt.max_prompt_tokens;
+    ctx_.limits.max_tokens = opt.max_tokens;
+    ctx_.limits.max_n = opt.max_n;
+    created_ = int64_t(std::time(nullptr));
+    routes();
+  }
+
+  int bind() {
+    if (opt_.port == 0) return http_.bind_to_any_port(opt_.host);
+    return http_.bind_to_port(opt_.host, opt_.port) ? opt_.port : -1;
+  }
+  bool listen() { return http_.listen_after_bind(); }
+  void stop() {
+    stopping_ = true;
+    sched_.shutdown();  // running and queued jobs fail with 503: their HTTP threads answer and return
+    http_.stop();
+  }
+
+ private:
+  void routes() {
+    const int n_threads = opt_.max_connections;
+    http_.new_task_queue = [n_threads] { return new httplib::ThreadPool(size_t(n_threads)); };
+    http_.set_payload_max_length(size_t(opt_.max_body_bytes));
+    http_.set_read_timeout(opt_.timeout_s, 0);
+    http_.set_write_timeout(opt_.timeout_s, 0);
+    http_.set_keep_alive_timeout(2);  // idle connections go, so that a stop is prompt
+    http_.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
+      if (opt_.verbose) std::fprintf(stderr, "serve: %s %s\n", req.method.c_str(), req.path.c_str());
+      if (opt_.api_key.empty() || req.path == "/health") return httplib::Server::HandlerResponse::Unhandled;
+      const std::string want = "Bearer " + opt_.api_key;
+      if (constant_time_equal(req.get_header_value("Authorization"), want))
+        return httplib::Server::HandlerResponse::Unhandled;
+      send_error(res, error_for_status(401));
+      return httplib::Server::HandlerResponse::Handled;
+    });
+    // Statuses httplib sets itself (404 unknown route, 413, 400 malformed HTTP) get OpenAI's JSON.
+    http_.set_error_handler(httplib::Server::HandlerWithResponse([](const httplib::Request&, httplib::Response& res) {
+      if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
+      send_error(res, error_for_status(res.status));
+      return httplib::Server::HandlerResponse::Handled;
+    }));
+    http_.set_exception_handler([](const httplib::Request&, httplib::Response& res, std::exception_ptr ep) {
+      ApiError e;
+      e.status = 500;
+      e.type = "server_error";
+      try {
+        std::rethrow_exception(ep);
+      } catch (const std::exception& x) {
+        e.message = x.what();
+      } catch (...) {
+        e.message = "unknown error";
+      }
+      send_error(res, e);
+    });
+
+    http_.Get("/health", [this](const httplib::Request&, httplib::Response& res) {
+      const SchedulerStats s = sched_.stats();
+      res.status = stopping_ ? 503 : 200;
+      res.set_content(dump(json{{"status", stopping_ ? "shutting down" : "ok"},
+                                {"slots_total", opt_.parallel},
+                                {"slots_busy", s.active},
+                                {"queued", s.queued},
+                                {"cache",
+                                 {{"bytes", s.cache_bytes},
+                                  {"entries", s.cache_entries},
+                                  {"hits", s.cache_hits},
+                                  {"hit_tokens", s.cache_hit_tokens}}}}),
+                      "application/json");
+    });
+    http_.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
+      res.set_content(metrics(), "text/plain; version=0.0.4");
+    });
+    // Every answered request, by route and status, for /metrics (routes outside the API count as "other",
+    // so that hostile paths cannot grow the table).
+    http_.set_logger([this](const httplib::Request& req, const httplib::Response& res) {
+      static const char* const known[] = {"/v1/completions", "/v1/chat/completions", "/v1/models", "/health",
+                                          "/tokenize",       "/detokenize",          "/metrics"};
+      std::string route = "other";
+      for (const char* k : known)
+        if (req.path == k) route = k;
+      if (req.path.rfind("/v1/models/", 0) == 0) route = "/v1/models/{id}";
+      std::lock_guard lk(requests_mu_);
+      requests_[{route, res.status}]++;
+    });
+    http_.Get("/v1/models", [this](const httplib::Request&, httplib::Response& res) {
+      res.set_content(dump(json{{"object", "list"}, {"data", json::array({model_json()})}}), "application/json");
+    });
+    http_.Get(R"(/v1/models/(.+))", [this](const httplib::Request& req, httplib::Response& res) {
+      if (req.matches[1] != opt_.model_name) {
+        ApiError e = error_for_status(404);
+        e.code = "model_not_found";
+        e.message = "The model '" + std::string(req.matches[1]) + "' does not exist";
+        return send_error(res, e);
+      }
+      res.set_content(dump(model_json()), "application/json");
+    });
+    http_.Post("/v1/completions",
+               [this](const httplib::Request& req, httplib::Response& res) { completion(req, res, false); });
+    http_.Post("/v1/chat/completions",
+               [this](const httplib::Request& req, httplib::Response& res) { completion(req, res, true); });
+    http_.Post("/tokenize", [this](const httplib::Request& req, httplib::Response& res) {
+      try {
+        const json b = parse_body(req.body, ctx_.limits.max_json_depth);
+        auto it = b.find("content");
+        if (it == b.end() || !it->is_string())
+          throw ApiError{400, "content: expected a string", "invalid_request_error", "content", ""};
+        bool add_special = false;
+        if (auto a = b.find("add_special"); a != b.end() && !a->is_null()) {
+          if (!a->is_boolean())
+            throw ApiError{400, "add_special: expected a boolean", "invalid_request_error", "add_special", ""};
+          add_special = a->get<bool>();
+        }
+        res.set_content(dump(json{{"tokens", tok_.encode(it->get<std::string>(), add_special)}}), "application/json");
+      } catch (const ApiError& e) {
+        send_error(res, e);
+      }
+    });
+    http_.Post("/detokenize", [this](const httplib::Request& req, httplib::Response& res) {
+      try {
+        const json b = parse_body(req.body, ctx_.limits.max_json_depth);
+        auto it = b.find("tokens");
+        if (it == b.end() || !it->is_array())
+          throw ApiError{400, "tokens: expected an array of token ids", "invalid_request_error", "tokens", ""};
+        std::vector<int32_t> ids;
+        for (const auto& v : *it) {
+          if (!v.is_number_integer() || v.get<int64_t>() < 0 || v.get<int64_t>() >= ctx_.info->vocab_size)
+            throw ApiError{400, "tokens: expected token ids in [0, " + std::to_string(ctx_.info->vocab_size) + ")",
+                           "invalid_request_error", "tokens", ""};
+          ids.push_back(v.get<int32_t>());
+        }
+        res.set_content(dump(json{{"content", tok_.decode(ids)}}), "application/json");
+      } catch (const ApiError& e) {
+        send_error(res, e);
+      }
+    });
+  }
+
+  json model_json() const {
+    const ModelInfo& i = model_->info();
+    return json{{"id", opt_.model_name},
+                {"object", "model"},
+                {"created", created_},
+                {"owned_by", "retnet"},
+                {"meta",
+                 {{"family", i.family},
+                  {"n_params", i.n_params},
+                  {"vocab_size", i.vocab_size},
+                  {"state_bytes", i.state_bytes},
+                  {"device", i.device}}}};
+  }
+
+  // The JSON of one choice's delta or whole result.
+  json choice_json(bool chat, bool stream, int64_t index, const std::string& text, const json& finish) const {
+    json c{{"index", index}, {"logprobs", nullptr}, {"finish_reason", finish}};
+    if (!chat) c["text"] = text;
+    else if (stream) c["delta"] = text.empty() && !finish.is_null() ? json::object() : json{{"content", text}};
+    else c["message"] = {{"role", "assistant"}, {"content", text}};
+    return c;
+  }
+
+  static json usage_json(const JobUsage& u) {
+    return json{{"prompt_tokens", u.prompt_tokens},
+                {"completion_tokens", u.completion_tokens},
+                {"total_tokens", u.prompt_tokens + u.completion_tokens},
+                {"prompt_tokens_details", {{"cached_tokens", u.cached_tokens}}}};
+  }
+
+  void completion(const httplib::Request& req, httplib::Response& res, bool chat) {
+    CompletionRequest r;
+    try {
+      r = parse_completion(parse_body(req.body, ctx_.limits.max_json_depth), chat, ctx_);
+    } catch (const ApiError& e) {
+      return send_error(res, e);
+    }
+    std::vector<std::shared_ptr<Job>> jobs;
+    for (int64_t i = 0; i < r.n; ++i) {
+      JobParams p = r.job;
+      p.sampler.seed += uint64_t(i);  // choice i samples with seed + i
+      jobs.push_back(std::make_shared<Job>(std::move(p)));
+    }
+    switch (sched_.submit(jobs)) {
+      case Scheduler::Submit::Ok:
+        break;
+      case Scheduler::Submit::QueueFull:
+        return send_error(res, error_for_status(503));
+      case Scheduler::Submit::ShuttingDown: {
+        ApiError e = error_for_status(503);
+        e.message = "the server is shutting down";
+        return send_error(res, e);
+      }
+    }
+    const std::string id = (chat ? "chatcmpl-" : "cmpl-") + std::to_string(next_id_++);
+    const json base{{"id", id},
+                    {"object", chat ? (r.stream ? "chat.completion.chunk" : "chat.completion") : "text_completion"},
+                    {"created", int64_t(std::time(nullptr))},
+                    {"model", opt_.model_name},
+                    {"system_fingerprint", fingerprint()}};
+    if (r.stream) return stream(res, r, jobs, base);
+
+    std::vector<std::string> texts(jobs.size());
+    JobUsage total;
+    json choices = json::array();
+    for (size_t i = 0; i < jobs.size(); ++i) {
+      Job::Update u;
+      do {
+        u = jobs[i]->next(std::chrono::milliseconds(500));
+        texts[i] += u.text;
+      } while (!u.finished);
+      if (u.error_status) {
+        for (auto& j : jobs) j->cancelled = true;
+        ApiError e = error_for_status(u.error_status);
+        e.message = u.error;
+        return send_error(res, e);
+      }
+      if (i == 0) total = u.usage;
+      else total.completion_tokens += u.usage.completion_tokens;
+      choices.push_back(choice_json(chat, false, int64_t(i), texts[i], u.finish_reason));
+    }
+    json out = base;
+    out["choices"] = choices;
+    out["usage"] = usage_json(total);
+    res.set_content(dump(out), "application/json");
+  }
+
+  // Server-sent events: one chunk per piece of text, a final chunk per choice with its finish
+  // reason, the usage chunk when asked, then "data: [DONE]". A client that goes away cancels its jobs.
+  void stream(httplib::Response& res, const CompletionRequest& r, std::vector<std::shared_ptr<Job>> jobs,
+              const json& base) {
+    struct State {
+      std::vector<std::shared_ptr<Job>> jobs;
+      std::vector<bool> done;
+      JobUsage usage;
+      bool started = false, ended = false;
+      std::chrono::steady_clock::time_point last_write = std::chrono::steady_clock::now();
+    };
+    auto st = std::make_shared<State>();
+    st->jobs = std::move(jobs);
+    st->done.assign(st->jobs.size(), false);
+    const bool chat = r.chat, include_usage = r.include_usage;
+    res.set_header("Cache-Control", "no-cache");
+    res.set_chunked_content_provider(
+        "text/event-stream",
+        [this, st, chat, include_usage, base](size_t, httplib::DataSink& sink) {
+          const auto event = [&](const json& j) {
+            const std::string s = "data: " + dump(j) + "\n\n";
+            return sink.write(s.data(), s.size());
+          };
+          const auto chunk = [&](size_t i, const std::string& text, const json& finish) {
+            json j = base;
+            j["choices"] = json::array({choice_json(chat, true, int64_t(i), text, finish)});
+            return event(j);
+          };
+          if (!st->started) {
+            st->started = true;
+            if (chat)
+              for (size_t i = 0; i < st->jobs.size(); ++i) {
+                json j = base;
+                j["choices"] = json::array({json{{"index", i},
+                                                 {"delta", {{"role", "assistant"}, {"content", ""}}},
+                                                 {"logprobs", nullptr},
+                                                 {"finish_reason", nullptr}}});
+                if (!event(j)) return false;
+              }
+          }
+          bool waited = false;
+          for (size_t i = 0; i < st->jobs.size(); ++i) {
+            if (st->done[i]) continue;
+            // Block on the first unfinished choice; look at the others without waiting.
+            const Job::Update u = st->jobs[i]->next(std::chrono::milliseconds(waited ? 0 : 100));
+            waited = true;
+            if (!u.text.empty() && !chunk(i, u.text, nullptr)) return false;
+            if (!u.text.empty()) st->last_write = std::chrono::steady_clock::now();
+            if (!u.finished) continue;
+            st->done[i] = true;
+            if (u.error_status) {
+              ApiError e = error_for_status(u.error_status);
+              e.message = u.error;
+              event(error_json(e));
+              const std::string d = "data: [DONE]\n\n";
+              sink.write(d.data(), d.size());
+              for (auto& j : st->jobs) j->cancelled = true;
+              sink.done();
+              return true;
+            }
+            if (!chunk(i, "", u.finish_reason)) return false;
+            if (i == 0) st->usage = u.usage;
+            else st->usage.completion_tokens += u.usage.completion_tokens;
+          }
+          // Nothing sent for a second (queued, or a long prefill): an SSE comment, which clients ignore,
+          // so that a client that went away is noticed (its write fails) and its job cancelled.
+          if (std::chrono::steady_clock::now() - st->last_write > std::chrono::seconds(1)) {
+            static const std::string ping = ": keep-alive\n\n";
+            if (!sink.write(ping.data(), ping.size())) return false;
+            st->last_write = std::chrono::steady_clock::now();
+          }
+          if (std::all_of(st->done.begin(), st->done.end(), [](bool d) { return d; })) {
+            if (include_usage) {
+              json j = base;
+              j["choices"] = json::array();
+              j["usage"] = usage_json(st->usage);
+              if (!event(j)) return false;
+            }
+            const std::string d = "data: [DONE]\n\n";
+            if (!sink.write(d.data(), d.size())) return false;
+            sink.done();
+          }
+          return true;
+        },
+        [st](bool) {
+          // However the response ended, nothing more is read from these jobs.
+          for (auto& j : st->jobs) j->cancelled = true;
+        });
+  }
+
+  // Prometheus' text format (version 0.0.4).
+  std::string metrics() const {
+    const SchedulerStats st = sched_.stats();
+    std::string out;
+    const auto metric = [&](const char* name, const char* type, const char* help, double v) {
+      char buf[64];
+      std::snprintf(buf, sizeof buf, "%.17g", v);
+      out +=
+          std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " " + type + "\n" + name + " " + buf + "\n";
+    };
+    const auto histogram = [&](const char* name, const char* help, const Histogram& h) {
+      out += std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " histogram\n";
+      uint64_t cum = 0;
+      char buf[160];
+      for (size_t i = 0; i <= h.bounds.size(); ++i) {
+        cum += h.counts[i];
+        if (i < h.bounds.size())
+          std::snprintf(buf, sizeof buf, "%s_bucket{le=\"%g\"} %llu\n", name, h.bounds[i], (unsigned long long)cum);
+        else std::snprintf(buf, sizeof buf, "%s_bucket{le=\"+Inf\"} %llu\n", name, (unsigned long long)cum);
+        out += buf;
+      }
+      std::snprintf(buf, sizeof buf, "%s_sum %.17g\n%s_count %llu\n", name, h.sum, name, (unsigned long long)h.count);
+      out += buf;
+    };
+    out +=
+        "# HELP retnet_requests_total HTTP requests answered, by route and status.\n# TYPE retnet_requests_total counter\n";
+    {
+      std::lock_guard lk(requests_mu_);
+      for (const auto& [k, n] : requests_)
+        out += "retnet_requests_total{route=\"" + k.first + "\",status=\"" + std::to_string(k.second) + "\"} " +
+               std::to_string(n) + "\n";
+    }
+    metric("retnet_prompt_tokens_total", "counter", "Prompt tokens of finished generations.", double(st.prompt_tokens));
+    metric("retnet_completion_tokens_total", "counter", "Tokens generated by finished generations.",
+           double(st.completion_tokens));
+    metric("retnet_generations_total", "counter", "Generations (choices) finished.", double(st.jobs_done));
+    metric("retnet_prefilled_tokens_total", "counter", "Prompt tokens actually prefilled (not resumed from the cache).",
+           double(st.prefilled_tokens));
+    metric("retnet_decode_steps_total", "counter", "Batched decode steps.", double(st.steps));
+    metric("retnet_decode_tokens_total", "counter",
+           "Tokens decoded by those steps (over steps: the mean batch occupancy).", double(st.decoded_tokens));
+    metric("retnet_queue_depth", "gauge", "Generations waiting for a slot.", double(st.queued));
+    metric("retnet_slots_busy", "gauge", "Slots running a generation.", double(st.active));
+    metric("retnet_slots_total", "gauge", "Slots (--parallel).", double(opt_.parallel));
+    metric("retnet_cache_hits_total", "counter", "Prompts resumed from the prefix-state cache.", double(st.cache_hits));
+    metric("retnet_cache_hit_tokens_total", "counter", "Prompt tokens those resumptions skipped.",
+           double(st.cache_hit_tokens));
+    metric("retnet_cache_bytes", "gauge", "Bytes held by the prefix-state cache.", double(st.cache_bytes));
+    metric("retnet_cache_entries", "gauge", "Snapshots in the prefix-state cache.", double(st.cache_entries));
+    histogram("retnet_time_to_first_token_seconds", "From a generation's arrival to its first token.", st.ttft);
+    histogram("retnet_inter_token_latency_seconds", "Between consecutive tokens of one generation.", st.itl);
+    return out;
+  }
+
+  std::string fingerprint() const {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "fp_%016llx", (unsigned long long)model_->info().fingerprint);
+    return buf;
+  }
+
+  const ServeOptions& opt_;
+  std::shared_ptr<const Model> model_;
+  Tokenizer tok_;
+  Scheduler sched_;
+  ApiContext ctx_;
+  int64_t created_ = 0;
+  std::atomic<uint64_t> next_id_{1};
+  std::atomic<bool> stopping_{false};
+  mutable std::mutex requests_mu_;
+  std::map<std::pair<std::string, int>, uint64_t> requests_;  // (route, status) -> count
+  httplib::Server http_;
+};
+
+}  // namespace
+
+bool serve_available() { return true; }
+
+int run_serve(const ServeOptions& opt_in) {
+  ServeOptions opt = opt_in;
+  if (opt.model_name.empty()) opt.model_name = std::filesystem::path(opt.model_dir).filename().string();
+  if (opt.model_name.empty()) opt.model_name = std::filesystem::path(opt.model_dir).parent_path().filename().string();
+  auto model = Model::load(opt.model_dir, opt.load);
+  Tokenizer tok = Tokenizer::load(opt.model_dir);
+  Server server(opt, model, std::move(tok));
+  const int port = server.bind();
+  if (port < 0) throw Error("serve: cannot listen on " + opt.host + ":" + std::to_string(opt.port));
+
+  // A write to a client that went away must be an error return, not the end of the process.
+  std::signal(SIGPIPE, SIG_IGN);
+  g_signal = 0;
+  struct sigaction sa {};
+  sa.sa_handler = on_stop_signal;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGTERM, &sa, nullptr);
+  std::atomic<bool> done{false};
+  std::thread watcher([&] {
+    while (!done && !g_signal) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    if (g_signal && !opt.quiet)
+      std::fprintf(stderr, "retnet serve: %s: shutting down\n", g_signal == SIGINT ? "SIGINT" : "SIGTERM");
+    server.stop();
+  });
+  const ModelInfo& info = model->info();
+  if (!opt.quiet)
+    std::fprintf(stderr, "model: %s (%s, %.2fM params, %s), %d slots, prefix cache %lld MiB\n", opt.model_dir.c_str(),
+                 info.family.c_str(), double(info.n_params) / 1e6, info.device.c_str(), opt.parallel,
+                 (long long)opt.cache_ram_mib);
+  // Always printed (also with --quiet): scripts and tests read the port from this line.
+  std::fprintf(stderr, "retnet serve: listening on http://%s:%d\n", opt.host.c_str(), port);
+  std::fflush(stderr);
+  const bool ok = server.listen();
+  done = true;
+  watcher.join();
+  if (!opt.quiet) std::fprintf(stderr, "retnet serve: stopped\n");
+  return ok || g_signal ? 0 : 1;
+}
+
+}  // namespace retnet::serve
