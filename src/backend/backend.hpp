@@ -93,6 +93,7 @@ class Backend {
     int64_t widest_input = 0;  // the largest `in` of a matmul: max(D, H*dv, F)
     int64_t chunk = 1;         // chunk length of chunkwise prefill
     int64_t head_dk = 0, head_dv = 0;
+    bool block_weights = false;  // some matrices are block-quantized (their decode quantizes activations)
   };
   // Host bytes of the scratch the backend keeps for ops of this shape once a chunkwise prefill has
   // run (it grows to its largest then); 0 where the scratch lives on a device.

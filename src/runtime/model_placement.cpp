@@ -67,8 +67,9 @@ MemoryPlan plan_model_memory(const ModelDesc& d, const Backend& be) {
     p.vectors = sat_add(p.vectors, sat_mul(v.count, be.host_alloc_bytes(v.floats)));
   const ModelConfig& c = d.cfg;
   p.session = planned_session_host_bytes(c, be);
+  const bool blocks = d.quantize.has_value() || stored_block_type(d.store).has_value();
   p.scratch = be.host_scratch_bytes(
-      {std::max({c.d_model, c.value_dim(), c.ffn_dim}), c.default_chunk_size, c.head_dk, c.head_dv});
+      {std::max({c.d_model, c.value_dim(), c.ffn_dim}), c.default_chunk_size, c.head_dk, c.head_dv, blocks});
   return p;
 }
 

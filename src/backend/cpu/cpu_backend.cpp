@@ -87,7 +87,7 @@ uint64_t CpuBackend::host_scratch_bytes(const ScratchShape& s) const {
   // Each thread's scratch is a std::vector grown by resize(), whose capacity can reach twice the
   // largest request (libstdc++ doubles when the new size is under twice the old one). Plus the
   // quantized activations of a decode matmul on block-typed weights (one buffer, all threads).
-  const uint64_t qacts = s.widest_input > 0 && s.widest_input % cpu::kQActBlock == 0
+  const uint64_t qacts = s.block_weights && s.widest_input > 0 && s.widest_input % cpu::kQActBlock == 0
                              ? uint64_t(cpu::quant_acts_bytes(kGemvMaxRows, s.widest_input) + kQuantActsAlign)
                              : 0;
   return sat_add(sat_mul(sat_mul(uint64_t(pool_.size()), floats), 2 * sizeof(float)), sat_mul(2, qacts));
