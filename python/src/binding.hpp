@@ -78,7 +78,7 @@ class PendingPyError {
   ~PendingPyError();  // drops an exception never rethrown (GIL taken for it)
   void capture();     // GIL held, a Python error set: takes it (clears the error indicator)
   bool pending() const { return type_ != nullptr; }
-  void rethrow();     // GIL held: raises the captured exception, if any (throws nb::python_error)
+  void rethrow();  // GIL held: raises the captured exception, if any (throws nb::python_error)
 
  private:
   PyObject *type_ = nullptr, *value_ = nullptr, *trace_ = nullptr;
@@ -90,8 +90,8 @@ class PendingPyError {
 // stops the computation when a handler raised (KeyboardInterrupt), which rethrow() then raises.
 class InterruptCheck {
  public:
-  InterruptCheck();            // GIL held
-  bool interrupted();          // GIL released, from a callback: true once a signal handler raised
+  InterruptCheck();                   // GIL held
+  bool interrupted();                 // GIL released, from a callback: true once a signal handler raised
   void rethrow() { err_.rethrow(); }  // GIL held
 
  private:

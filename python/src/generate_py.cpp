@@ -135,7 +135,7 @@ nb::dict result_dict(const GenerateResult& r, const std::string& text, bool stop
   d["generated_tokens"] = r.generated_tokens;
   d["prompt_ms"] = r.prompt_ms;
   d["eval_ms"] = r.eval_ms;
-  const char* why = r.stop == GenerateResult::Stop::Length ? "length"
+  const char* why = r.stop == GenerateResult::Stop::Length          ? "length"
                     : r.stop == GenerateResult::Stop::EndOfSequence ? "eos"
                     : stop_hit                                      ? "stop"
                                                                     : "cancelled";
@@ -210,7 +210,8 @@ class Stream {
       demand_ = true;
       cv_.notify_all();
       // Wake every 100 ms for Ctrl-C (main thread only), e.g. during a long prompt's prefill.
-      while (!cv_.wait_for(lk, std::chrono::milliseconds(100), [&] { return piece_.has_value() || done_ || closed_; })) {
+      while (
+          !cv_.wait_for(lk, std::chrono::milliseconds(100), [&] { return piece_.has_value() || done_ || closed_; })) {
         lk.unlock();
         const bool stop = ctrl_c.interrupted();
         lk.lock();

@@ -206,7 +206,8 @@ void bind_tokenizer(nb::module_& m) {
           },
           nb::arg("id"), nb::arg("first"))
       .def("token_text", &Tokenizer::token_text, nb::arg("id"))
-      .def("token_to_id", [](const Tokenizer& t, const std::string& s) { return t.token_to_id(s); }, nb::arg("token"))
+      .def(
+          "token_to_id", [](const Tokenizer& t, const std::string& s) { return t.token_to_id(s); }, nb::arg("token"))
       .def("is_special", &Tokenizer::is_special, nb::arg("id"))
       .def_prop_ro("vocab_size", &Tokenizer::vocab_size)
       .def_prop_ro("bos_id", &Tokenizer::bos_id)

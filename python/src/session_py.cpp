@@ -23,8 +23,7 @@ nb::object logits_array(PySession& s, std::span<const float> lg, size_t rows, bo
   return view_floats(lg, {rows, V}, nb::find(&s));
 }
 
-nb::object prefill(PySession& s, IdArray ids, const std::string& mode, int64_t chunk_size, bool all_logits,
-                   bool copy) {
+nb::object prefill(PySession& s, IdArray ids, const std::string& mode, int64_t chunk_size, bool all_logits, bool copy) {
   BusyGuard busy(s);
   PrefillOptions po;
   po.mode = parse_mode(mode);
@@ -98,7 +97,8 @@ nb::dict stats_dict(const SessionStats& st) {
 
 void bind_session(nb::module_& m) {
   nb::class_<PySession>(m, "Session")
-      .def("__init__", [](PySession* self, const PyModel& pm) { new (self) PySession(pm.model); }, nb::arg("model"))
+      .def(
+          "__init__", [](PySession* self, const PyModel& pm) { new (self) PySession(pm.model); }, nb::arg("model"))
       .def("prefill", &prefill, nb::arg("ids"), nb::arg("mode"), nb::arg("chunk_size"), nb::arg("all_logits"),
            nb::arg("copy"))
       .def("decode", &decode, nb::arg("id"), nb::arg("copy"))

@@ -34,7 +34,8 @@ uint64_t QuantPlan::quantized_bytes() const {
 QuantPlan plan_quantization(const ModelDesc& m, const std::vector<const TensorInfo*>& used, DType type,
                             const std::set<std::string>& keep) {
   // Each weight slot with its role.
-  std::vector<std::pair<const WeightRef*, const char*>> slots = {{&m.weights.embed, "embed"}, {&m.weights.lm_head, "head"}};
+  std::vector<std::pair<const WeightRef*, const char*>> slots = {{&m.weights.embed, "embed"},
+                                                                 {&m.weights.lm_head, "head"}};
   for (const LayerWeights& l : m.weights.layers)
     for (auto [w, role] : {std::pair{&l.q, "q"},
                            {&l.k, "k"},

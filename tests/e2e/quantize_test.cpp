@@ -116,7 +116,8 @@ double mean_kl(const std::vector<float>& p, const std::vector<float>& q, size_t 
 
 size_t argmax_at(const std::vector<float>& a, size_t t, size_t V) {
   return size_t(std::max_element(a.begin() + std::ptrdiff_t(t * V), a.begin() + std::ptrdiff_t((t + 1) * V)) -
-                a.begin()) - t * V;
+                a.begin()) -
+         t * V;
 }
 
 // The logits of a quantized model against the engine's fp32 path on a checkpoint holding the

@@ -248,8 +248,7 @@ TEST(Quant, CpuProductsOnBlockWeightsAgainstDouble) {
               act += xmax / 254 * wsum * 1.01;
             }
             const double bound = double(in) * std::ldexp(1.0, -24) * mag + (T <= 8 ? act : 0.0) + 1e-30;
-            ASSERT_NEAR(y[size_t(a * rows + o)], s, bound)
-                << dtype_name(t) << " in " << in << " T " << T;
+            ASSERT_NEAR(y[size_t(a * rows + o)], s, bound) << dtype_name(t) << " in " << in << " T " << T;
           }
         if (T <= 8) {  // decode rows: a batch row equals that row alone, bit for bit
           std::vector<float> y1(static_cast<size_t>(rows));

@@ -28,8 +28,7 @@ struct CliApp {
     app.fallthrough();  // -v/-q may also follow the subcommand
     runners = {add_generate_command(app), add_perplexity_command(app), add_tokenize_command(app),
                add_bench_command(app),    add_logits_command(app),     add_info_command(app),
-               add_quantize_command(app),
-               add_serve_command(app)};
+               add_quantize_command(app), add_serve_command(app)};
   }
 
   // The runner of the parsed subcommand (the others return -1).

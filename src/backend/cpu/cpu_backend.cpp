@@ -173,10 +173,8 @@ void CpuBackend::matmul(const float* x, int64_t T, int64_t in, std::span<const M
       const int64_t r0 = (p - first_panel[j]) * kPanelRows;
       const int64_t r1 = std::min(w.rows, r0 + kPanelRows);
       float* y = jobs[j].y + r0;
-      if (gemv && dtype_is_block(w.dtype))
-        cpu::gemv_rows_quant(qa, w, r0, r1, y, w.rows);
-      else if (gemv)
-        cpu::gemv_rows(x, T, in, w, r0, r1, y, w.rows, scratch_[size_t(tid)]);
+      if (gemv && dtype_is_block(w.dtype)) cpu::gemv_rows_quant(qa, w, r0, r1, y, w.rows);
+      else if (gemv) cpu::gemv_rows(x, T, in, w, r0, r1, y, w.rows, scratch_[size_t(tid)]);
       else if (bf16 && w.dtype == DType::BF16)
         cpu::gemm_bf16_rows(xb_.data(), T, in, w, r0, r1, y, w.rows, pack_[size_t(tid)]);
       else

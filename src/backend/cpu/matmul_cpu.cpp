@@ -170,7 +170,8 @@ void gemv_rows(const float* x, int64_t T, int64_t in, const WeightRef& w, int64_
       [&](auto d) {
         constexpr DType D = decltype(d)::value;
         if constexpr (DTypeConst<D>::block_elems > 1)
-          throw Error(std::string("gemv_rows: ") + dtype_name(D) + " weights take quantized activations (gemv_rows_quant)");
+          throw Error(std::string("gemv_rows: ") + dtype_name(D) +
+                      " weights take quantized activations (gemv_rows_quant)");
         else gemv_batch_any<D>(x, T, in, base, r0, r1, y, ldy, scratch);
       },
       [&] { throw_bad_dtype(w.dtype, "gemv_rows"); });
