@@ -35,7 +35,9 @@ __device__ __forceinline__ unsigned word_of(const uint4& u, int i) {
   return i == 0 ? u.x : i == 1 ? u.y : i == 2 ? u.z : u.w;  // i a constant after unrolling: no local array
 }
 // Byte b (0..15) of a 16-byte chunk.
-__device__ __forceinline__ unsigned byte_of(const uint4& u, int b) { return (word_of(u, b >> 2) >> (8 * (b & 3))) & 0xffu; }
+__device__ __forceinline__ unsigned byte_of(const uint4& u, int b) {
+  return (word_of(u, b >> 2) >> (8 * (b & 3))) & 0xffu;
+}
 
 // q4_k sub-block s (0..7): d·sc and dmin·m from a block's first 16 bytes h (d, dmin, scales[12] = bytes
 // 4..15 of h), unpacked as kq4k_scale_min() does.

@@ -119,8 +119,8 @@ KTEST(GemvQuant, BatchRowsAreBitIdenticalToSingleRows) {
     const std::vector<uint8_t> q = quantized(t, rows, in, 5);
     const std::vector<float> x = randu(size_t(8 * in), 99, -2.f, 2.f);
     for (int64_t T : {2, 5, 8}) {
-      const std::vector<float> batch = run_gemv(t, T, in, rows, q, 0, std::vector<float>(x.begin(), x.begin() + T * in),
-                                                0, rows);
+      const std::vector<float> batch =
+          run_gemv(t, T, in, rows, q, 0, std::vector<float>(x.begin(), x.begin() + T * in), 0, rows);
       for (int64_t i = 0; i < T; ++i) {
         const std::vector<float> one =
             run_gemv(t, 1, in, rows, q, 0, std::vector<float>(x.begin() + i * in, x.begin() + (i + 1) * in), 0, rows);
