@@ -56,8 +56,8 @@ __device__ __forceinline__ void dot8(const float* wv, const float* __restrict__ 
   }
 }
 
-// One block at blk against x (the block's first element of row 0 of x): acc[t] += its products, values
-// in element order.
+// One block at blk against x (the block's first element of row 0 of x): acc[t] += its products, in a
+// fixed order (element order but for q4_0's interleaved halves).
 template <DType W, int T, bool XVec>
 __device__ __forceinline__ void gemv_block(const unsigned char* blk, bool aligned, const float* __restrict__ x,
                                            int64_t in, float* acc) {
@@ -79,16 +79,20 @@ __device__ __forceinline__ void gemv_block(const unsigned char* blk, bool aligne
     }
   } else if constexpr (W == DType::Q4_0) {
     const float d = f16_bits_to_float((unsigned short)load_u16(blk));
-    // Values j < 16 in the low nibbles of qs[j], j + 16 in the high ones: both halves read once each.
-#pragma unroll
-    for (int hi = 0; hi < 2; ++hi) {
+    // Values j < 16 in the low nibbles of qs[j], j + 16 in the high ones: each piece of 8 bytes is loaded
+    // once and gives values 8c .. 8c+7 and 16+8c .. 16+8c+7.
 #pragma unroll(kU)
-      for (int c = 0; c < 2; ++c) {
+    for (int c = 0; c < 2; ++c) {
+      unsigned h[4];
+#pragma unroll
+      for (int i = 0; i < 4; ++i) h[i] = load_u16(blk + 2 + 8 * c + 2 * i);  // qs[8c+2i], qs[8c+2i+1]
+#pragma unroll(kU)
+      for (int hi = 0; hi < 2; ++hi) {
 #pragma unroll
         for (int i = 0; i < 4; ++i) {
-          const unsigned h = load_u16(blk + 2 + 8 * c + 2 * i) >> (4 * hi);  // qs[8c+2i], qs[8c+2i+1]
-          wv[2 * i] = __fmul_rn(d, float(int(h & 0x0Fu) - 8));
-          wv[2 * i + 1] = __fmul_rn(d, float(int((h >> 8) & 0x0Fu) - 8));
+          const unsigned v = h[i] >> (4 * hi);
+          wv[2 * i] = __fmul_rn(d, float(int(v & 0x0Fu) - 8));
+          wv[2 * i + 1] = __fmul_rn(d, float(int((v >> 8) & 0x0Fu) - 8));
         }
         dot8<T, XVec>(wv, x + 16 * hi + 8 * c, in, acc);
       }
