@@ -76,4 +76,10 @@ QuantPlan plan_quantization(const ModelDesc& m, const std::vector<const TensorIn
   return plan;
 }
 
+std::optional<DType> stored_block_type(const TensorStore& store) {
+  for (const auto& [name, t] : store.all())
+    if (dtype_is_block(t->dtype)) return t->dtype;
+  return std::nullopt;
+}
+
 }  // namespace retnet

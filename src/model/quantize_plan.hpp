@@ -38,4 +38,7 @@ struct QuantPlan {
 QuantPlan plan_quantization(const ModelDesc& m, const std::vector<const TensorInfo*>& used, DType type,
                             const std::set<std::string>& keep);
 
+// The first block type among the tensors of a store, or nullopt (a plain checkpoint).
+std::optional<DType> stored_block_type(const TensorStore& store);
+
 }  // namespace retnet

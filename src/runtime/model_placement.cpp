@@ -7,6 +7,7 @@
 #include "common/logger.hpp"
 #include "common/public_types.hpp"  // device_kind
 #include "common/saturating.hpp"
+#include "model/quantize_plan.hpp"  // stored_block_type
 #include "retnet/error.hpp"
 #include "runtime/model_impl.hpp"
 #include "runtime/session_impl.hpp"  // planned_session_host_bytes
