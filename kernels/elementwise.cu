@@ -12,13 +12,11 @@ cudaError_t launch_embed(const void* table, DType t, const int32_t* ids, int64_t
       t,
       [&](auto d) {
         constexpr DType W = decltype(d)::value;
-        if constexpr (DTypeConst<W>::block_elems > 1) {
-          return cudaErrorNotSupported;  // no CUDA kernels for block types yet: loads refuse them (model.cpp)
-        } else {
-          const auto kernel = &dev::embed_kernel<W>;
-          RETNET_LAUNCH(kernel, grid, block, 0, stream, table, ids, D, scale, out);
-          return cudaGetLastError();
-        }
+        // Block types: rows hold whole blocks (D a multiple of the block), each element dequantized.
+        if (D % DTypeConst<W>::block_elems != 0) return cudaErrorInvalidValue;
+        const auto kernel = &dev::embed_kernel<W>;
+        RETNET_LAUNCH(kernel, grid, block, 0, stream, table, ids, D, scale, out);
+        return cudaGetLastError();
       },
       [] { return cudaErrorInvalidValue; });
 }
@@ -30,13 +28,11 @@ cudaError_t launch_widen(const void* src, DType t, size_t n, float* dst, cudaStr
       t,
       [&](auto d) {
         constexpr DType W = decltype(d)::value;
-        if constexpr (DTypeConst<W>::block_elems > 1) {
-          return cudaErrorNotSupported;  // no CUDA kernels for block types yet: loads refuse them (model.cpp)
-        } else {
-          const auto kernel = &dev::widen_kernel<W>;
-          RETNET_LAUNCH(kernel, grid, block, 0, stream, src, n, dst);
-          return cudaGetLastError();
-        }
+        // Block types: n whole blocks from a block start (a run of whole rows), each element dequantized.
+        if (n % size_t(DTypeConst<W>::block_elems) != 0) return cudaErrorInvalidValue;
+        const auto kernel = &dev::widen_kernel<W>;
+        RETNET_LAUNCH(kernel, grid, block, 0, stream, src, n, dst);
+        return cudaGetLastError();
       },
       [] { return cudaErrorInvalidValue; });
 }

@@ -1,5 +1,6 @@
-// Launcher of the decode GEMV (device code in gemv.cuh).
+// Launcher of the decode GEMV (device code in gemv.cuh; block-quantized weights: gemv_quant.cuh).
 #include "gemv.cuh"
+#include "gemv_quant.cuh"
 
 namespace retnet {
 inline namespace RETNET_KERNEL_ABI {
@@ -8,9 +9,14 @@ namespace {
 
 template <DType W, int T>
 void gemv_t(const float* x, int64_t in, const void* w, int64_t rows, float* y, int64_t ldy, cudaStream_t stream) {
-  const auto kernel = &dev::gemv_kernel<W, T>;
   const dim3 grid = dim3(unsigned((rows + dev::kGemvWarps - 1) / dev::kGemvWarps));
-  RETNET_LAUNCH(kernel, grid, dim3(dev::kGemvWarps * 32), 0, stream, x, in, w, rows, y, ldy);
+  if constexpr (DTypeConst<W>::block_elems > 1) {
+    const auto kernel = &dev::gemv_quant_kernel<W, T>;
+    RETNET_LAUNCH(kernel, grid, dim3(dev::kGemvWarps * 32), 0, stream, x, in, w, rows, y, ldy);
+  } else {
+    const auto kernel = &dev::gemv_kernel<W, T>;
+    RETNET_LAUNCH(kernel, grid, dim3(dev::kGemvWarps * 32), 0, stream, x, in, w, rows, y, ldy);
+  }
 }
 
 template <DType W>
@@ -38,12 +44,9 @@ cudaError_t launch_gemv(const float* x, int64_t T, int64_t in, const void* w, DT
       wt,
       [&](auto d) {
         constexpr DType W = decltype(d)::value;
-        if constexpr (DTypeConst<W>::block_elems > 1) {
-          return cudaErrorNotSupported;  // no CUDA kernels for block types yet: loads refuse them (model.cpp)
-        } else {
-          gemv_w<W>(x, T, in, w, rows, y, ldy, stream);
-          return cudaGetLastError();
-        }
+        if (in % DTypeConst<W>::block_elems != 0) return cudaErrorInvalidValue;  // rows of whole blocks
+        gemv_w<W>(x, T, in, w, rows, y, ldy, stream);
+        return cudaGetLastError();
       },
       [] { return cudaErrorInvalidValue; });
 }

@@ -12,10 +12,12 @@ namespace retnet {
 inline namespace RETNET_KERNEL_ABI {
 
 // out[t, :] = scale · table[ids[t], :]                        table [V, D] (type t), ids [T], out [T, D]
+// Block types (q8_0, q4_0, q4_k): rows dequantized; D a multiple of the block (else cudaErrorInvalidValue).
 cudaError_t launch_embed(const void* table, DType t, const int32_t* ids, int64_t T, int64_t D, float scale, float* out,
                          cudaStream_t stream);
 
 // dst[i] = float(src[i])                                      src [n] (type t), dst [n]
+// Block types: src at a block start, n whole blocks (else cudaErrorInvalidValue), dequantized.
 cudaError_t launch_widen(const void* src, DType t, size_t n, float* dst, cudaStream_t stream);
 
 // y[t, :] = x[t, :] · 1/sqrt(mean(x[t, :]²) + eps) (· w)     x, y [T, D] (may alias), w [D] or null
@@ -60,6 +62,9 @@ cudaError_t launch_retention_chunk(const float* q, const float* k, const float* 
 // Decode product: y[t, r] = Σ_i x[t, i] · W[r, i] for t < T ≤ kGemvMaxRows, r < rows.
 // x [T, in] fp32; W [rows, in] (type wt, row-major, 2-byte aligned for F16/BF16, 4 for F32);
 // y rows t at y + t·ldy. Weights stream once with 128-bit loads; fp32 accumulation.
+// Block types (q8_0, q4_0, q4_k; 2-byte aligned rows of in / block whole blocks, else
+// cudaErrorInvalidValue): each weight dequantized in registers and multiplied by the fp32 x, so the
+// result differs from a GEMV on the dequantized fp32 matrix only by summation order.
 constexpr int64_t kGemvMaxRows = 8;
 cudaError_t launch_gemv(const float* x, int64_t T, int64_t in, const void* w, DType wt, int64_t rows, float* y,
                         int64_t ldy, cudaStream_t stream);

@@ -4,12 +4,14 @@
 #pragma once
 
 #include "launchers.cuh"
+#include "quant.cuh"
 
 namespace retnet {
 inline namespace RETNET_KERNEL_ABI {
 namespace dev {
 
-// Element i of a weight array of type W, widened to fp32 (exact for every type).
+// Element i of a weight array of type W, widened to fp32 (exact for the element types; a block type's
+// value is its dequantized one, as the CPU's dequantize_row computes it).
 template <DType W>
 __device__ __forceinline__ float load_weight(const void* base, size_t i) {
   if constexpr (W == DType::F32) {
@@ -18,6 +20,8 @@ __device__ __forceinline__ float load_weight(const void* base, size_t i) {
     return f16_bits_to_float(static_cast<const unsigned short*>(base)[i]);
   } else if constexpr (W == DType::BF16) {
     return bf16_bits_to_float(static_cast<const unsigned short*>(base)[i]);
+  } else if constexpr (W == DType::Q8_0 || W == DType::Q4_0 || W == DType::Q4_K) {
+    return load_block_elem<W>(base, i);
   } else {
     static_assert(kNoKernelFor<W>, "load_weight: no element reader for this weight type");
   }

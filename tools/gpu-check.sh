@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # For whoever has a GPU: builds retnet with CUDA, runs the kernel and backend tests on the device (the
-# Gpu* suites — kernels, end-to-end fixtures, CUDA-graph decode against plain launches and the CPU,
+# Gpu* suites — kernels (GpuGemvQuant: q8_0/q4_0/q4_k GEMV, embed, widen), end-to-end fixtures,
+# quantized models against the CPU (GpuCudaLoad), CUDA-graph decode against plain launches and the CPU,
 # pinned weight upload; the Emu* suites run the same cases in the SIMT emulator), checks them with
 # compute-sanitizer (memcheck, racecheck, synccheck), checks that --device auto picks the GPU, then
 # benchmarks `retnet bench --device cuda` in fp16 on the 125m and 1.3b shapes, with CUDA graphs and
-# without. Prints the device first. Exit status: non-zero on the first failure.
+# without, and the quantized types (q8_0, q4_0, q4_k) on 125m. Prints the device first. Exit status: non-zero on the first failure.
 #
 #   tools/gpu-check.sh [build-dir]        (default build-gpu; RETNET_CUDA_ARCHITECTURES may be set,
 #                                          e.g. RETNET_CUDA_ARCHITECTURES=90 for H100 only;
@@ -82,6 +83,10 @@ fi
 say "retnet bench --device cuda (fp16; CUDA graphs on, then RETNET_CUDA_GRAPH=0)"
 "$CLI" bench --device cuda --shape 125m --dtype f16 -p 512 -n 128 -d 0,4096 -b 1,8 -r 5
 RETNET_CUDA_GRAPH=0 "$CLI" bench --device cuda --shape 125m --dtype f16 -p 0 -n 128 -b 1 -r 5
+say "retnet bench --device cuda, quantized weights (decode GEMV on blocks, prefill dequantized panels)"
+for q in q8_0 q4_0 q4_k; do
+  "$CLI" bench --device cuda --shape 125m --dtype "$q" -p 512 -n 128 -b 1,8 -r 5
+done
 if [ "${GPU_CHECK_QUICK:-0}" != 1 ]; then
   "$CLI" bench --device cuda --shape 1.3b --dtype f16 -p 512 -n 128 -d 0,4096 -b 1,8 -r 5
   RETNET_CUDA_GRAPH=0 "$CLI" bench --device cuda --shape 1.3b --dtype f16 -p 0 -n 128 -b 1 -r 5

@@ -46,7 +46,7 @@ typedef struct retnet_load_options {
   int angles;           /* 0 reference: float32(n)·θ as the PyTorch implementations compute it (reproduces
                            them); 1 exact: n·θ in float64, for long contexts (LoadOptions::angles) */
   const char* quantize; /* NULL or "": none; "q8_0", "q4_0" or "q4_k": quantize the projection matrices at
-                           load for this run (CPU only; LoadOptions::quantize) */
+                           load for this run (LoadOptions::quantize) */
 } retnet_load_options;
 
 /* Message of the last failed call on this thread ("" if none), NUL-terminated. Owned by the library;

@@ -54,8 +54,8 @@ struct LoadOptions {
   // "q8_0", "q4_0" or "q4_k": quantizes the projection matrices (q, k, v, g, o, FFN) at load, for a
   // one-off run, exactly as quantize_model() with its default keep list would (the same bytes, so
   // the same logits as loading its output): the embedding and the head keep their precision.
-  // "" (default): none. Quantized weights run on the CPU only for now: Device::Auto then picks the
-  // CPU, Device::Cuda throws Error.
+  // "" (default): none. Quantized weights run on either device (CUDA: fp32 activations, see
+  // docs/library.md).
   std::string quantize;
   // Called while the weights are paged in / uploaded, with bytes done and total; return false to
   // cancel (load() then throws Error). Called on the loading thread.

@@ -21,7 +21,7 @@ std::shared_ptr<const Model> Model::Impl::load(const std::string& dir, const Loa
   const auto t0 = std::chrono::steady_clock::now();
   auto m = std::make_unique<Impl>();
   m->desc = open_model_desc(dir, options.dtype, options.quantize);
-  m->backend = load_backend_for(options, hooks, m->desc, dir);
+  m->backend = load_backend(options, hooks);
   m->angles = angle_mode(options.angles);
   // A dry binding first (names, shapes, what the load will take), then the memory check, then the
   // optional NaN/Inf scan of the mapped weights, then the real binding and the placement.
@@ -46,7 +46,7 @@ std::shared_ptr<const Model> Model::Impl::random(const RandomModelSpec& sp, cons
                                                  const LoadHooks& hooks) {
   auto m = std::make_unique<Impl>();
   m->desc = random_model_desc(sp);
-  m->backend = load_backend_for(options, hooks, m->desc, "random model");
+  m->backend = load_backend(options, hooks);
   m->angles = angle_mode(options.angles);
   // Every matrix is generated into host memory before upload, whatever the backend: checked first.
   const ModelConfig& c = m->desc.cfg;

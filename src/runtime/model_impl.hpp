@@ -62,12 +62,8 @@ struct Model::Impl {
 // ---- model_placement.cpp
 
 // The backend a load runs on: hooks.make_backend if set, else make_backend(). Error for threads < 0.
+// The same for every weight type: both backends have kernels for the block-quantized ones.
 std::unique_ptr<Backend> load_backend(const LoadOptions& options, const LoadHooks& hooks);
-// load_backend for d's weights: when they are (or will be quantized to) a block type, Device::Auto
-// picks the CPU and a device backend is refused with Error "<what>: q4_0 weights: ... --device cpu"
-// (no CUDA kernels for block types yet).
-std::unique_ptr<Backend> load_backend_for(const LoadOptions& options, const LoadHooks& hooks, const ModelDesc& d,
-                                          const std::string& what);
 // Whether the backend keeps weights, states and workspaces in host memory (everything but CUDA).
 bool backend_on_host(const Backend& be);
 // The host memory a model of these needs will hold on `be` with one session running: the model's own

@@ -27,27 +27,6 @@ std::unique_ptr<Backend> load_backend(const LoadOptions& options, const LoadHook
   return hooks.make_backend ? hooks.make_backend(dev, options.threads) : make_backend(dev, options.threads);
 }
 
-std::unique_ptr<Backend> load_backend_for(const LoadOptions& options, const LoadHooks& hooks, const ModelDesc& d,
-                                          const std::string& what) {
-  const std::optional<DType> block_type = d.quantize ? d.quantize : stored_block_type(d.store);
-  if (!block_type) return load_backend(options, hooks);
-  // Block-typed weights have CPU kernels only (CUDA kernels are still to come): auto picks the CPU,
-  // an explicit CUDA request is refused with the way out.
-  LoadOptions o = options;
-  if (o.device == Device::Auto) {
-#ifdef RETNET_WITH_CUDA
-    lib_log().info("{}: {} weights run on the CPU only for now (no CUDA kernels yet): --device auto picks the CPU",
-                   what, dtype_name(*block_type));
-#endif
-    o.device = Device::Cpu;
-  }
-  std::unique_ptr<Backend> be = load_backend(o, hooks);
-  if (!backend_on_host(*be))
-    throw Error(what + ": " + dtype_name(*block_type) + " weights: the " + be->name() +
-                " backend has no kernels for quantized weight types yet; load it with --device cpu (Device::Cpu)");
-  return be;
-}
-
 bool backend_on_host(const Backend& be) {
   // The CUDA backends (real or emulated) name themselves "cuda (...)"; every other backend keeps
   // weights, states and workspaces in host memory.

@@ -95,21 +95,65 @@ KTEST(CudaLoad, ModelLoadReportsProgressAndCancelLeaksNothing) {
 
 namespace {
 
-// Block-typed weights have no CUDA kernels yet: a load onto the CUDA backend (here through the load
-// hook, emulated or real) is refused with the type and the way out, before anything is uploaded.
-KTEST(CudaLoad, QuantizedWeightsRefusedWithTheWayOut) {
+// Block-quantized models on the CUDA backend (kernels/gemv_quant.cuh, quant.cuh): loaded like any other
+// model and run against the same model on the CPU backend. Reference: the CPU's *prefill* logits of all
+// tokens (its T > 8 products use the dequantized weights and fp32 activations, as CUDA's decode and
+// prefill both do; the CPU's decode quantizes activations to int8, a different rounding). So the two
+// differ by summation order only (and retention's recurrent vs chunkwise form for CUDA's decode), the
+// same difference as the fp32 fixtures': tolerance kLogitTol, as FixturesMatchCpuInEveryMode.
+// Random models of width 256 give every type — q4_k's 256-wide blocks included — its own matrices.
+std::vector<float> quant_logits(const std::shared_ptr<const retnet::Model>& m, const std::vector<int32_t>& ids,
+                                int64_t prefill) {
+  return retnet::test::run_logits(m, ids, retnet::Mode::Chunkwise, 0, prefill);
+}
+
+KTEST(CudaLoad, QuantizedModelsRunAndMatchCpuPrefill) {
   KTEST_REQUIRE_DEVICE();
+  const std::vector<int32_t> ids = {3, 17, 42, 5, 63, 8, 21, 34, 55, 1, 13, 40};  // 12 > kGemvMaxRows: a GEMM prefill
+  for (const char* dtype : {"q8_0", "q4_0", "q4_k"}) {
+    retnet::RandomModelSpec sp;
+    sp.vocab_size = 64;
+    sp.hidden_size = 256;
+    sp.layers = 1;
+    sp.heads = 2;
+    sp.value_dim = 256;
+    sp.ffn_dim = 256;
+    sp.dtype = dtype;
+    retnet::LoadOptions lo;
+    lo.device = retnet::Device::Cpu;
+    lo.threads = 1;
+    const auto cpu = retnet::Model::random(sp, lo);
+    lo.device = retnet::Device::Cuda;
+    const auto cuda = retnet::Model::Impl::random(sp, lo, cuda_hooks(test_cuda_options()));
+    EXPECT_EQ(cuda->info().device.rfind("cuda", 0), 0u) << cuda->info().device;
+    EXPECT_TRUE(retnet::test::Contains(cuda->info().weight_dtype, dtype)) << cuda->info().weight_dtype;
+    const std::vector<float> want = quant_logits(cpu, ids, -1);
+    // Prefill (widen + GEMM), decode after one token (GEMV, T = 1) and decode after 9 tokens.
+    for (int64_t prefill : {int64_t(-1), int64_t(1), int64_t(9)}) {
+      const double err = retnet::test::rel_err(quant_logits(cuda, ids, prefill), want);
+      EXPECT_LE(err, kLogitTol) << dtype << " prefill " << prefill;
+      std::printf("[ measured ] %s prefill %lld then decode: max|d|/max|cpu prefill| = %.2e (tolerance %.0e)\n", dtype,
+                  static_cast<long long>(prefill), err, kLogitTol);
+    }
+  }
+}
+
+// A checkpoint quantized at load (LoadOptions::quantize) runs on CUDA too, and its decode matches the
+// CPU's prefill of the same quantized model.
+KTEST(CudaLoad, QuantizeAtLoadRunsOnCuda) {
+  KTEST_REQUIRE_DEVICE();
+  const std::string fx = "fla_base";
   retnet::LoadOptions lo;
-  lo.device = retnet::Device::Cuda;
+  lo.device = retnet::Device::Cpu;
   lo.threads = 1;
   lo.quantize = "q8_0";
-  try {
-    retnet::Model::Impl::load(retnet::test::fixture_dir("fla_fused_mlp"), lo, cuda_hooks(test_cuda_options()));
-    ADD_FAILURE() << "loaded";
-  } catch (const retnet::Error& e) {
-    EXPECT_TRUE(retnet::test::Contains(e.what(), "q8_0 weights: the cuda"));
-    EXPECT_TRUE(retnet::test::Contains(e.what(), "load it with --device cpu"));
-  }
+  const auto cpu = retnet::Model::load(retnet::test::fixture_dir(fx), lo);
+  const auto cuda = load_cuda_fixture(fx, test_cuda_options(), lo);
+  EXPECT_TRUE(retnet::test::Contains(cuda->info().weight_dtype, "q8_0")) << cuda->info().weight_dtype;
+  const std::vector<int32_t> ids = retnet::test::golden_ids(fx);
+  ASSERT_GT(ids.size(), size_t(retnet::kGemvMaxRows));
+  const std::vector<float> want = quant_logits(cpu, ids, -1);
+  EXPECT_LE(retnet::test::rel_err(quant_logits(cuda, ids, 2), want), kLogitTol);
 }
 
 }  // namespace

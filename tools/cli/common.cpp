@@ -56,7 +56,7 @@ void add_bf16_activations_flag(CLI::App* c, bool& flag) {
 void add_quantize_option(CLI::App* c, std::string& value) {
   c->add_option("--quantize", value,
                 "Quantize the projection matrices at load for this run: q8_0, q4_0 or q4_k (as `retnet quantize` "
-                "would; CPU only)");
+                "would)");
 }
 
 void check_quantize(const std::string& value) {

@@ -14,8 +14,8 @@ namespace retnet {
 inline namespace RETNET_KERNEL_ABI {
 
 namespace {
-// Widened fp32 panel for prefill products against F16/BF16 weights: bounded so that a 32k-vocab LM
-// head does not need its whole fp32 copy at once (64 MiB).
+// Widened fp32 panel for prefill products against F16/BF16 and block-quantized weights: bounded so that
+// a 32k-vocab LM head does not need its whole fp32 copy at once (64 MiB).
 constexpr size_t kPanelFloats = size_t(16) << 20;
 }  // namespace
 
@@ -144,13 +144,15 @@ void CudaBackend::matmul(const float* x, int64_t T, int64_t in, std::span<const 
   for (const MatmulJob& job : jobs) {
     const WeightRef& w = *job.w;
     if (w.rows <= 0) continue;
-    if (T <= kGemvMaxRows) {  // decode: bandwidth-bound, weights streamed once in their own dtype
+    if (T <= kGemvMaxRows) {  // decode: bandwidth-bound, weights streamed once in their own dtype (block
+                              // types dequantized in registers, fp32 activations: gemv_quant.cuh)
       RETNET_CUDA_CHECK(launch_gemv(x, T, in, w.data, w.dtype, w.rows, job.y, w.rows, stream_));
     } else if (w.dtype == DType::F32) {
       blas().sgemm_xwt(x, T, in, static_cast<const float*>(w.data), w.rows, job.y, w.rows);
     } else {
-      // Prefill against 16-bit weights: widen a panel of rows to fp32, then an fp32 GEMM, so results
-      // match the CPU backend (which also computes with the exactly widened weights).
+      // Prefill against 16-bit or block-quantized weights: widen (dequantize) a panel of whole rows to
+      // fp32, then an fp32 GEMM, so results match the CPU backend's prefill (which also computes with
+      // the widened / dequantized weights and fp32 activations).
       const int64_t panel_rows = std::max<int64_t>(1, std::min<int64_t>(w.rows, int64_t(kPanelFloats) / in));
       auto* panel = static_cast<float*>(ensure(panel_, size_t(panel_rows * in) * sizeof(float)));
       for (int64_t r0 = 0; r0 < w.rows; r0 += panel_rows) {

@@ -2,6 +2,8 @@
 // streamed through two pinned chunks used in turn, so that the host fills one chunk (reading — and
 // paging in — the mapped checkpoint) while the copy engine moves the other. Copies are asynchronous on
 // the model backend's stream; finish_uploads() waits for the last ones and frees the pinned memory.
+// Every weight type is copied as its bytes (WeightRef::bytes(): rows · row_bytes from the type traits),
+// so block-quantized matrices arrive as their blocks, which the kernels read as such (quant.cuh).
 #include "backend/cuda/cuda_backend.hpp"
 
 #if defined(RETNET_WITH_CUDA) || defined(RETNET_SIMT)
