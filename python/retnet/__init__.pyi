@@ -39,6 +39,8 @@ class ModelInfo:
     state_bytes: int
     layer_matrix_params: int
     weight_dtype: str
+    embedding_dtype: str
+    head_dtype: str
     device: str
     threads: int
     bf16_activations: bool
@@ -105,6 +107,7 @@ class Model:
         angles: Literal["reference", "exact"] = "reference",
         check_weights: bool = False,
         bf16_activations: bool = False,
+        quantize: Optional[Literal["q8_0", "q4_0", "q4_k"]] = None,
         progress: Optional[Callable[[int, int], Optional[bool]]] = None,
     ) -> Model: ...
     @classmethod

@@ -45,7 +45,9 @@ class ModelInfo:
     decode_weight_bytes: int  #: weight bytes one decode step reads
     state_bytes: int  #: bytes of one Session's recurrent state (constant in the context length)
     layer_matrix_params: int
-    weight_dtype: str  #: "F32", "F16", "BF16" or "mixed"
+    weight_dtype: str  #: the layers' matrices' type ("F32", "F16", "BF16", "q8_0", "q4_0", "q4_k") or "mixed"
+    embedding_dtype: str  #: the embedding table's type (kept at the source precision by quantization)
+    head_dtype: str  #: the LM head's type
     device: str  #: "cpu" or "cuda (<GPU name>)"
     threads: int
     bf16_activations: bool
@@ -157,6 +159,7 @@ class Model:
         angles: str = "reference",
         check_weights: bool = False,
         bf16_activations: bool = False,
+        quantize: Optional[str] = None,
         progress: Optional[Callable[[int, int], Optional[bool]]] = None,
     ) -> "Model":
         """Loads a Hugging Face-style model directory (config.json + safetensors, sharded or not).
@@ -166,7 +169,9 @@ class Model:
             "f32", "f16" or "bf16" converts the matrices at load. angles: "reference" (as the
             PyTorch implementations compute rotations) or "exact" (float64 angles, for very long
             contexts). check_weights: scan every weight for NaN/Inf first. bf16_activations: faster,
-            inexact bf16 prefill on CPUs with AVX512-BF16. progress: called as progress(done, total)
+            inexact bf16 prefill on CPUs with AVX512-BF16. quantize: None, or "q8_0", "q4_0" or "q4_k"
+            to block-quantize the projection matrices at load for this run (as `retnet quantize` would,
+            embedding and head kept; a directory written by `retnet quantize` loads as it is). progress: called as progress(done, total)
             in bytes while the weights load; return False to cancel (raises retnet.Error), an
             exception it raises ends the load and propagates.
         Raises retnet.Error naming the file, key or tensor on any problem (a missing directory, a
@@ -175,12 +180,16 @@ class Model:
             dtype = ""
         if not isinstance(dtype, str):
             raise Error(f"dtype: expected None or one of 'f32', 'f16', 'bf16', got {dtype!r}")
+        if quantize is None:
+            quantize = ""
+        if not isinstance(quantize, str):
+            raise Error(f"quantize: expected None or one of 'q8_0', 'q4_0', 'q4_k', got {quantize!r}")
         if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)):
             raise Error(f"threads: expected an int, got {type(threads).__name__}")
         if progress is not None and not callable(progress):
             raise Error("progress: expected a callable progress(done, total) or None")
         native = _retnet.Model.load(as_path(path), str(device), int(threads), dtype, str(angles),
-                                    bool(check_weights), bool(bf16_activations), progress)
+                                    bool(check_weights), bool(bf16_activations), quantize, progress)
         return cls(native)
 
     @classmethod

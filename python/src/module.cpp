@@ -150,6 +150,8 @@ nb::dict info_dict(const ModelInfo& i) {
   d["state_bytes"] = i.state_bytes;
   d["layer_matrix_params"] = i.layer_matrix_params;
   d["weight_dtype"] = i.weight_dtype;
+  d["embedding_dtype"] = i.embedding_dtype;
+  d["head_dtype"] = i.head_dtype;
   d["device"] = i.device;
   d["threads"] = i.threads;
   d["bf16_activations"] = i.bf16_activations;
@@ -219,13 +221,15 @@ void bind_model_class(nb::module_& m) {
       .def_static(
           "load",
           [](const std::string& path, const std::string& device, int threads, const std::string& dtype,
-             const std::string& angles, bool check_weights, bool bf16_activations, nb::object progress) {
+             const std::string& angles, bool check_weights, bool bf16_activations, const std::string& quantize,
+             nb::object progress) {
             LoadOptions lo = load_options(device, threads, dtype, angles, check_weights, bf16_activations);
+            lo.quantize = quantize;
             return load_with_progress(std::move(lo), std::move(progress), path,
                                       [&](const LoadOptions& o) { return Model::load(path, o); });
           },
           nb::arg("path"), nb::arg("device"), nb::arg("threads"), nb::arg("dtype"), nb::arg("angles"),
-          nb::arg("check_weights"), nb::arg("bf16_activations"), nb::arg("progress").none())
+          nb::arg("check_weights"), nb::arg("bf16_activations"), nb::arg("quantize"), nb::arg("progress").none())
       .def_static(
           "random",
           [](const std::string& family, int64_t vocab_size, int64_t hidden_size, int64_t layers, int64_t heads,

@@ -84,3 +84,28 @@ def test_session_views_and_copies(bundled):
     assert not np.array_equal(view, snapshot)
     assert np.array_equal(s.logits(), view)
     assert copy.flags.writeable and copy.shape == (bundled.info.vocab_size,)
+
+
+@pytest.mark.parametrize("qtype", ["q8_0", "q4_k"])
+def test_quantize_at_load_equals_cli_and_a_quantized_directory(tmp_path, qtype):
+    # Model.load(quantize=...) quantizes as `retnet quantize` does: the same bytes, so the logits of
+    # prefill and of decode (int8-activation kernels) equal the CLI's, bit for bit, on the fly and from
+    # the directory `retnet quantize` writes.
+    ids = BUNDLED_IDS
+    k = len(ids) // 2
+    out = tmp_path / "cli.npy"
+    run_cli("logits", "-m", BUNDLED, "--ids", ",".join(map(str, ids)), "--prefill", k, "--quantize", qtype,
+            "--device", "cpu", "-o", out)
+    want = np.load(out)
+    model = retnet.Model.load(BUNDLED, device="cpu", quantize=qtype)
+    assert np.array_equal(retnet.logits(model, ids, prefill=k), want)
+    qdir = tmp_path / qtype
+    run_cli("quantize", "-m", BUNDLED, "-o", qdir, "--type", qtype, "-q")
+    again = retnet.Model.load(qdir, device="cpu")
+    assert np.array_equal(retnet.logits(again, ids, prefill=k), want)
+    with pytest.raises(retnet.Error, match="quantize: 'q3' is not one of"):
+        retnet.Model.load(BUNDLED, device="cpu", quantize="q3")
+    with pytest.raises(retnet.Error, match="quantize: expected None or one of"):
+        retnet.Model.load(BUNDLED, device="cpu", quantize=4)
+    assert model.info.weight_dtype == qtype and again.info.weight_dtype == qtype
+    assert model.info.embedding_dtype == "BF16" and model.info.head_dtype == "BF16"
