@@ -18,6 +18,7 @@ struct QuantizeOptions {
   // perplexities in docs/library.md chose it).
   std::string keep = "embed,head";
   bool force = false;  // replace an existing output directory (else Error)
+  int threads = 0;     // threads quantizing rows (0: all hardware threads); the bytes do not depend on it
   // Called with the weight bytes read so far and their total; false cancels (Error, nothing written).
   std::function<bool(uint64_t done, uint64_t total)> on_progress;
 };

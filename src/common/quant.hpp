@@ -5,6 +5,7 @@
 // values: x = d·q (q8_0), d·(c − 8) (q4_0), (d·sc)·c − dmin·m (q4_k), in fp32.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -24,6 +25,16 @@ namespace retnet {
 //   min / 63, each rounded and then moved by ±1 to where the block's error is least. Errors are
 //   weighted by x² (+ 1e-3 of the sub-block's mean square): the large weights are kept closest.
 void quantize_row(DType t, const float* x, int64_t n, void* dst, const std::string& what);
+
+// dst [rows, dtype_row_bytes(t, cols)] = the rows of src (type src_t: F32/F16/BF16, or a block type,
+// read through load_row_f32; row r at src + r·dtype_row_bytes(src_t, cols)) quantized to t by
+// quantize_row, on `threads` threads (0: all hardware threads), each a contiguous range of rows: the
+// bytes are the same whatever the thread count. Rows go in batches; on_rows(rows done so far) is called
+// on the calling thread after each batch (an exception it throws stops the work). An error of
+// quantize_row names what(r) for its row r; with errors on several threads, the first row's is thrown.
+void quantize_rows(DType t, DType src_t, const void* src, int64_t rows, int64_t cols, void* dst,
+                   const std::function<std::string(int64_t)>& what, int threads = 0,
+                   const std::function<void(int64_t)>& on_rows = {});
 
 // dst [n] = the n values of the blocks at src (n a multiple of t's block; t a block type).
 void dequantize_row(DType t, const void* src, int64_t n, float* dst);

@@ -1,4 +1,5 @@
 // Random-weight models of arbitrary shape, built in memory: `retnet bench --shape` and large tests.
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 
@@ -115,11 +116,14 @@ void generate_random_weights(ModelDesc& m, const RandomModelSpec& sp,
     const size_t n = size_t(rows * cols), rb = size_t(dtype_row_bytes(mt, cols)), bytes = size_t(rows) * rb;
     AlignedBytes buf = alloc_aligned_bytes(bytes);
     const float a = std::sqrt(3.0f / float(cols));  // unit-variance outputs for unit-variance inputs
-    if (dtype_is_block(mt)) {                       // the same random values, quantized a row at a time
-      row.resize(size_t(cols));
-      for (int64_t r = 0; r < rows; ++r) {
+    if (dtype_is_block(mt)) {  // the same random values, drawn in order a batch of rows at a time, then quantized
+      const int64_t batch = std::max<int64_t>(1, (int64_t(1) << 22) / cols);  // 16 MiB of fp32 values
+      for (int64_t r0 = 0; r0 < rows; r0 += batch) {
+        const int64_t n_rows = std::min(batch, rows - r0);
+        row.resize(size_t(n_rows * cols));
         for (float& v : row) v = rng.uniform(a);
-        quantize_row(mt, row.data(), cols, buf.get() + size_t(r) * rb, "random model");
+        quantize_rows(mt, DType::F32, row.data(), n_rows, cols, buf.get() + size_t(r0) * rb,
+                      [](int64_t) { return std::string("random model"); });
       }
     } else {
       for (size_t i = 0; i < n; ++i) store_from_f32(buf.get(), mt, i, rng.uniform(a));

@@ -16,6 +16,7 @@
 #include "retnet/atomic_write.hpp"
 #include "retnet/error.hpp"
 #include "retnet/quantize.hpp"
+#include "retnet/system.hpp"  // kMaxThreads
 
 namespace retnet {
 
@@ -89,6 +90,8 @@ QuantizeResult quantize_model(const std::string& in_dir, const std::string& out_
   if (!type) throw Error("type: '" + options.type + "' is not one of " + quant_type_names());
   const std::set<std::string> keep = parse_quant_keep(options.keep, "keep");
   if (out_dir.empty()) throw Error("output: empty path");
+  if (options.threads < 0 || options.threads > kMaxThreads)
+    throw Error("threads: must be in [0, " + std::to_string(kMaxThreads) + "], got " + std::to_string(options.threads));
 
   // Where the result goes, checked before anything is read.
   const fs::path target = resolve_links(fs::path(out_dir));
@@ -125,7 +128,6 @@ QuantizeResult quantize_model(const std::string& in_dir, const std::string& out_
   std::map<std::string, std::vector<OutTensor>> files;
   std::map<std::string, std::map<std::string, QuantEntry>> quant;
   std::vector<std::vector<uint8_t>> owned;
-  std::vector<float> row;
   for (const auto& [name, t] : m.store.all()) {
     const std::string file = fs::path(t->file).filename().string();
     OutTensor o{name, dtype_name(t->dtype), t->shape, t->data, t->nbytes, t->dtype == DType::F32 ? 4 : 2};
@@ -133,14 +135,14 @@ QuantizeResult quantize_model(const std::string& in_dir, const std::string& out_
       const int64_t rows = t->shape[0], cols = t->shape[1];
       const size_t rb = size_t(dtype_row_bytes(q->second, cols)), src_rb = size_t(dtype_row_bytes(t->dtype, cols));
       std::vector<uint8_t>& buf = owned.emplace_back(size_t(rows) * rb);
-      row.resize(size_t(cols));
-      for (int64_t r = 0; r < rows; ++r) {
-        load_row_f32(t->dtype, t->data + size_t(r) * src_rb, cols, row.data());
-        quantize_row(q->second, row.data(), cols, buf.data() + size_t(r) * rb,
-                     t->file + ": tensor '" + name + "' row " + std::to_string(r));
-        if ((r & 255) == 255) progress(256 * src_rb);
-      }
-      progress(size_t(rows & 255) * src_rb);
+      int64_t reported = 0;  // rows counted in the progress so far
+      quantize_rows(
+          q->second, t->dtype, t->data, rows, cols, buf.data(),
+          [&](int64_t r) { return t->file + ": tensor '" + name + "' row " + std::to_string(r); }, options.threads,
+          [&](int64_t done_rows) {
+            progress(size_t(done_rows - reported) * src_rb);
+            reported = done_rows;
+          });
       o.dtype = "U8";
       o.shape = {rows, int64_t(rb)};
       o.data = buf.data();

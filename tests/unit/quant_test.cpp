@@ -260,5 +260,48 @@ TEST(Quant, CpuProductsOnBlockWeightsAgainstDouble) {
     }
 }
 
+// quantize_rows (the multithreaded driver of quantize, --quantize and random models): the bytes of
+// quantize_row row by row whatever the thread count, from F32 and BF16 sources; progress after each
+// batch; with bad rows on several workers, the first row's error.
+TEST(Quant, QuantizeRowsEqualsRowByRowOnAnyThreadCount) {
+  const int64_t rows = 301, cols = 512;  // 301: batches and worker splits that do not divide evenly
+  const auto src = normal(size_t(rows * cols), 11, 0.7f);
+  std::vector<uint16_t> src16(src.size());
+  for (size_t i = 0; i < src.size(); ++i) src16[i] = f32_to_bf16(src[i]);
+  for (DType t : {DType::Q8_0, DType::Q4_0, DType::Q4_K})
+    for (DType st : {DType::F32, DType::BF16}) {
+      const void* in = st == DType::F32 ? static_cast<const void*>(src.data()) : src16.data();
+      const size_t rb = size_t(dtype_row_bytes(t, cols)), srb = size_t(dtype_row_bytes(st, cols));
+      std::vector<uint8_t> want(size_t(rows) * rb);
+      std::vector<float> x(static_cast<size_t>(cols));
+      for (int64_t r = 0; r < rows; ++r) {
+        load_row_f32(st, static_cast<const uint8_t*>(in) + size_t(r) * srb, cols, x.data());
+        quantize_row(t, x.data(), cols, want.data() + size_t(r) * rb, "w");
+      }
+      for (int threads : {1, 2, 3, 0}) {
+        std::vector<uint8_t> got(want.size(), 0xee);
+        int64_t last = 0;
+        quantize_rows(t, st, in, rows, cols, got.data(), [](int64_t) { return std::string("w"); }, threads,
+                      [&](int64_t done) {
+                        EXPECT_GT(done, last);
+                        last = done;
+                      });
+        EXPECT_EQ(last, rows);
+        EXPECT_EQ(got, want) << dtype_name(t) << " from " << dtype_name(st) << ", " << threads << " threads";
+      }
+    }
+  std::vector<float> bad(src);
+  // 3 threads: the first batch is rows [0, 192), 64 a worker. Row 150 (third worker) and row 70 (second)
+  // both fail; the lower row is the one named.
+  bad[size_t(150 * cols + 3)] = std::nanf("");
+  bad[size_t(70 * cols + 9)] = INFINITY;
+  std::vector<uint8_t> out(size_t(rows) * dtype_row_bytes(DType::Q8_0, cols));
+  const std::string e = error_of([&] {
+    quantize_rows(DType::Q8_0, DType::F32, bad.data(), rows, cols, out.data(),
+                  [](int64_t r) { return "t row " + std::to_string(r); }, 3);
+  });
+  EXPECT_TRUE(Contains(e, "t row 70: element 9")) << e;
+}
+
 }  // namespace
 }  // namespace retnet

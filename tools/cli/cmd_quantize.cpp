@@ -6,6 +6,7 @@
 #include "cli_util.hpp"
 #include "commands.hpp"
 #include "retnet/quantize.hpp"
+#include "retnet/system.hpp"  // kMaxThreads
 
 namespace retnet::cli {
 
@@ -13,6 +14,7 @@ namespace {
 struct QuantArgs {
   std::string model, out, type, keep = "embed,head";
   bool force = false;
+  int threads = 0;
 };
 }  // namespace
 
@@ -29,11 +31,14 @@ Runner add_quantize_command(CLI::App& app) {
                 "Matrices that keep their precision: embed, head, attn (q,k,v,g,o), q, k, v, g, o, ffn, or none")
       ->capture_default_str();
   c->add_flag("--force", a->force, "Replace the output directory if it exists");
+  c->add_option("-t,--threads", a->threads, "Threads quantizing (0 = all); the output does not depend on it");
   return [a, c]() -> int {
     if (!c->parsed()) return -1;
     if (a->type != "q8_0" && a->type != "q4_0" && a->type != "q4_k")
       throw Error("--type: '" + a->type + "' is not one of q8_0, q4_0, q4_k");
     if (a->out.empty()) throw Error("--output: the path is empty");
+    if (a->threads < 0 || a->threads > kMaxThreads)
+      throw Error("--threads: must be in [0, " + std::to_string(kMaxThreads) + "], got " + std::to_string(a->threads));
     if (global_flags().dry_run) return 0;
     install_sigint_handler();
     const bool quiet = global_flags().quiet;
@@ -41,6 +46,7 @@ Runner add_quantize_command(CLI::App& app) {
     o.type = a->type;
     o.keep = a->keep;
     o.force = a->force;
+    o.threads = a->threads;
     // The bar where stderr is a terminal and -q is not given; Ctrl-C cancels either way.
     auto bar = quiet ? std::function<bool(uint64_t, uint64_t)>() : progress_bar("quantizing");
     o.on_progress = [bar](uint64_t done, uint64_t total) { return bar ? bar(done, total) : !interrupted(); };
