@@ -281,11 +281,12 @@ TEST(Quant, QuantizeRowsEqualsRowByRowOnAnyThreadCount) {
       for (int threads : {1, 2, 3, 0}) {
         std::vector<uint8_t> got(want.size(), 0xee);
         int64_t last = 0;
-        quantize_rows(t, st, in, rows, cols, got.data(), [](int64_t) { return std::string("w"); }, threads,
-                      [&](int64_t done) {
-                        EXPECT_GT(done, last);
-                        last = done;
-                      });
+        quantize_rows(
+            t, st, in, rows, cols, got.data(), [](int64_t) { return std::string("w"); }, threads,
+            [&](int64_t done) {
+              EXPECT_GT(done, last);
+              last = done;
+            });
         EXPECT_EQ(last, rows);
         EXPECT_EQ(got, want) << dtype_name(t) << " from " << dtype_name(st) << ", " << threads << " threads";
       }
@@ -297,8 +298,9 @@ TEST(Quant, QuantizeRowsEqualsRowByRowOnAnyThreadCount) {
   bad[size_t(70 * cols + 9)] = INFINITY;
   std::vector<uint8_t> out(size_t(rows) * dtype_row_bytes(DType::Q8_0, cols));
   const std::string e = error_of([&] {
-    quantize_rows(DType::Q8_0, DType::F32, bad.data(), rows, cols, out.data(),
-                  [](int64_t r) { return "t row " + std::to_string(r); }, 3);
+    quantize_rows(
+        DType::Q8_0, DType::F32, bad.data(), rows, cols, out.data(),
+        [](int64_t r) { return "t row " + std::to_string(r); }, 3);
   });
   EXPECT_TRUE(Contains(e, "t row 70: element 9")) << e;
 }
