@@ -219,11 +219,14 @@ TEST_F(CliKl, PerturbedModelMatchesADoublePrecisionReference) {
   EXPECT_LT(double(ref.top1), double(ref.n));
   // Tolerances: both sides use the same engine logits (the CLI scores blocks of 1024 tokens, the
   // reference one chunkwise prefill: the same chunks, so equal up to summation order, ~1e-6 relative);
-  // the CLI's log-probabilities are rounded to fp32 (~6e-8 relative, a few 1e-7 absolute), which moves a
-  // KL of >= 1e-4 by far less than 1e-3 of itself; it prints 7 significant digits.
-  EXPECT_NEAR(kl, ref.kl_mean, 1e-3 * ref.kl_mean);
-  EXPECT_NEAR(med, ref.kl_median, 1e-3 * ref.kl_median + 1e-9);
-  EXPECT_NEAR(mx, ref.kl_max, 1e-3 * ref.kl_max);
+  // the CLI's log-probabilities are rounded to fp32 (~6e-8 relative, a few 1e-7 absolute), which moves
+  // each position's KL by at most a few 1e-7 absolute whatever its size (Σ p·|δ log p|): 1e-3 of a KL
+  // of >= 1e-4, but more than that of a smaller one such as the median (7e-5: an optimisation level
+  // that rounds the logits otherwise moved it by 1.1e-3 of itself), hence + 3e-7; it prints 7
+  // significant digits.
+  EXPECT_NEAR(kl, ref.kl_mean, 1e-3 * ref.kl_mean + 3e-7);
+  EXPECT_NEAR(med, ref.kl_median, 1e-3 * ref.kl_median + 3e-7);
+  EXPECT_NEAR(mx, ref.kl_max, 1e-3 * ref.kl_max + 3e-7);
   EXPECT_NEAR(agree, double(ref.top1), 1.0);  // one near-tie may resolve either way
   EXPECT_NEAR(ppl_m / ref.ppl_model, 1.0, 1e-5);
   EXPECT_NEAR(ppl_b / ref.ppl_base, 1.0, 1e-5);
