@@ -261,17 +261,12 @@ RETNET_VNNI void group(const uint8_t* w, size_t row_bytes, int64_t r0, int64_t r
   else rows32<K, NT>(w, row_bytes, r0, r1, a, t0, y, ldy);
 }
 
-// Up to kGroup activation rows: every weight row once, in one call. More: one weight row at a time
-// (one sequential stream), read from memory by the first group and from L1 by the others.
+// run_groups over this path's group kernels (kGroup activation rows at most).
 template <class K>
 void run(const QuantActs& a, const uint8_t* w, size_t row_bytes, int64_t r0, int64_t r1, float* y, int64_t ldy) {
-  using Fn = void (*)(const uint8_t*, size_t, int64_t, int64_t, const QuantActs&, int64_t, float*, int64_t);
-  static constexpr Fn kFns[kGroup] = {group<K, 1>, group<K, 2>, group<K, 3>, group<K, 4>,
-                                      group<K, 5>, group<K, 6>, group<K, 7>, group<K, 8>};
-  if (a.T <= kGroup) return kFns[a.T - 1](w, row_bytes, r0, r1, a, 0, y, ldy);
-  for (int64_t r = r0; r < r1; ++r)
-    for (int64_t t0 = 0; t0 < a.T; t0 += kGroup)
-      kFns[std::min<int64_t>(kGroup, a.T - t0) - 1](w, row_bytes, r, r + 1, a, t0, y + (r - r0), ldy);
+  static constexpr GroupFn kFns[kGroup] = {group<K, 1>, group<K, 2>, group<K, 3>, group<K, 4>,
+                                           group<K, 5>, group<K, 6>, group<K, 7>, group<K, 8>};
+  run_groups(kFns, kGroup, a, w, row_bytes, r0, r1, y, ldy);
 }
 
 void q8_0_avx512(const QuantActs& a, const uint8_t* w, int64_t r0, int64_t r1, float* y, int64_t ldy) {

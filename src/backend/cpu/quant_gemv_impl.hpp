@@ -1,6 +1,7 @@
 // Internals of the quantized GEMV (quant_gemv.hpp): each path's kernels, and the scalar pieces
 // every path computes the same way (the design and the summation order are in quant_gemv.hpp).
 #pragma once
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
 
@@ -51,6 +52,23 @@ inline void gather_f16x8(const uint8_t* blk, size_t block_bytes, int n, uint64_t
     if (kFull || k < n) lo |= uint64_t(load_u16(blk + k * block_bytes)) << (16 * k);
   for (int k = 0; k < 4; ++k)
     if (kFull || k + 4 < n) hi |= uint64_t(load_u16(blk + (k + 4) * block_bytes)) << (16 * k);
+}
+
+// One group kernel of a vector path: activation rows [t0, t0 + its group size) of a against weight
+// rows [r0, r1) (row r at w + r·row_bytes), writing y[t·ldy + (r − r0)] for those rows t as gemv_q8_0 does.
+using GroupFn = void (*)(const uint8_t* w, size_t row_bytes, int64_t r0, int64_t r1, const QuantActs& a, int64_t t0,
+                         float* y, int64_t ldy);
+
+// The driver of every vector path; fns[g − 1] runs g activation rows at once, g <= group (the rows
+// whose accumulators fit in registers). Up to `group` rows: every weight row once, in one call. More:
+// one weight row at a time (one sequential stream), read from memory by the first group and from L1
+// by the others.
+inline void run_groups(const GroupFn* fns, int64_t group, const QuantActs& a, const uint8_t* w, size_t row_bytes,
+                       int64_t r0, int64_t r1, float* y, int64_t ldy) {
+  if (a.T <= group) return fns[a.T - 1](w, row_bytes, r0, r1, a, 0, y, ldy);
+  for (int64_t r = r0; r < r1; ++r)
+    for (int64_t t0 = 0; t0 < a.T; t0 += group)
+      fns[std::min<int64_t>(group, a.T - t0) - 1](w, row_bytes, r, r + 1, a, t0, y + (r - r0), ldy);
 }
 
 // One path's kernel for one weight type: gemv_q8_0's contract with w as bytes.
