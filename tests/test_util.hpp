@@ -20,6 +20,18 @@
 
 namespace retnet::test {
 
+// The message of the retnet::Error that fn() throws; a test failure (and "") when it throws none.
+template <class F>
+std::string error_of(F&& fn) {
+  try {
+    fn();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  ADD_FAILURE() << "no retnet::Error thrown";
+  return "";
+}
+
 // EXPECT_TRUE(Contains(message, "part")): on failure prints the whole message and the missing part.
 inline ::testing::AssertionResult Contains(const std::string& hay, const std::string& needle) {
   if (hay.find(needle) != std::string::npos) return ::testing::AssertionSuccess();

@@ -55,15 +55,6 @@ class Quantized : public TempDirTest {
   }
 };
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
-
 // Each type: the directory loads mapped (every projection of that type, embedding and head as
 // stored), generates, and gives bit for bit the logits of LoadOptions::quantize on the original
 // (the same quantize_row on the same values; the same kernels), in prefill and decode.

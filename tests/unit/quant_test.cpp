@@ -19,6 +19,7 @@ namespace retnet {
 namespace {
 
 using test::Contains;
+using test::error_of;
 
 std::vector<float> normal(size_t n, uint32_t seed, float sc, float mean = 0.f) {
   std::mt19937 rng(seed);
@@ -37,14 +38,6 @@ std::vector<float> dequantize(DType t, const std::vector<uint8_t>& b, size_t n) 
   std::vector<float> y(n);
   dequantize_row(t, b.data(), int64_t(n), y.data());
   return y;
-}
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
 }
 
 // Rows of 1, 3 (odd) and 10 blocks, of three scales, with an outlier in some blocks.

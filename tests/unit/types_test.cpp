@@ -19,23 +19,12 @@ namespace retnet {
 namespace {
 
 using test::Contains;
+using test::error_of;
 
 // A value of an enum that no enumerator has: what a bad cast (or memory corruption) produces.
 template <class E>
 E bad_value() {
   return static_cast<E>(uint8_t(200));
-}
-
-// The message of the Error that fn() throws ("" and a test failure when it throws none).
-template <class F>
-std::string error_of(F&& fn) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "no Error";
-  return "";
 }
 
 TEST(WeightTypes, TableHasOneRowPerTypeInEnumeratorOrder) {
