@@ -136,9 +136,12 @@ QuantizeResult quantize_model(const std::string& in_dir, const std::string& out_
       const size_t rb = size_t(dtype_row_bytes(q->second, cols)), src_rb = size_t(dtype_row_bytes(t->dtype, cols));
       std::vector<uint8_t>& buf = owned.emplace_back(size_t(rows) * rb);
       int64_t reported = 0;  // rows counted in the progress so far
+      // Plain references, not the structured bindings: clang 14 cannot capture those in a lambda.
+      const std::string& tensor_name = name;
+      const std::string& tensor_file = t->file;
       quantize_rows(
           q->second, t->dtype, t->data, rows, cols, buf.data(),
-          [&](int64_t r) { return t->file + ": tensor '" + name + "' row " + std::to_string(r); }, options.threads,
+          [&](int64_t r) { return tensor_file + ": tensor '" + tensor_name + "' row " + std::to_string(r); }, options.threads,
           [&](int64_t done_rows) {
             progress(size_t(done_rows - reported) * src_rb);
             reported = done_rows;
