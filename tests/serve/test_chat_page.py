@@ -365,6 +365,22 @@ def test_model_output_is_shown_as_text(page, mock):
     assert page.eval("window.__csp") == []
 
 
+@pytest.mark.parametrize("ending, shown", [
+    (b"", "the connection closed before the reply was complete"),
+    (sse({"error": {"message": "the server is shutting down", "type": "server_error"}}) + b"data: [DONE]\n\n",
+     "the server is shutting down"),
+])
+def test_a_broken_stream_is_an_error(page, mock, ending, shown):
+    base = mock([sse(delta("Half a")), sse(delta(" reply")), ending])
+    page.goto(base + "/")
+    send(page, "hello")
+    page.wait_for(f"!{BUSY} && !document.getElementById('error').hidden", what="the error")
+    assert page.eval("document.getElementById('error').textContent") == shown
+    # What came is kept, marked as incomplete.
+    assert page.eval(REPLY) == "Half a reply"
+    assert page.eval("document.querySelector('#log .msg.assistant .note').textContent") == "(incomplete: error)"
+
+
 def test_escape_stops_a_reply_that_never_ends(page, mock):
     closed = threading.Event()
     base = mock([sse(delta("Never")), sse(delta(" ending"))], hold_open=closed)
