@@ -32,7 +32,8 @@ class CdpError(RuntimeError):
 
 class Browser:
     """One headless Chromium with a throwaway profile. close() ends it and all its children (its own
-    process group), whatever state it is in."""
+    process group), whatever state it is in. If this process dies without close() (a ctest timeout's
+    SIGKILL), the browser sees its pipe close and exits by itself (checked by hand)."""
 
     def __init__(self, exe, timeout=30):
         self.timeout = timeout
