@@ -112,6 +112,9 @@ def test_page_is_static_html_with_a_strict_csp(ui_server):
     # navigates), while every API route still needs it.
     status, html = ui_server.request("GET", "/", headers={"Authorization": ""})
     assert status == 200
+    # Embedded byte for byte (cmake/embed_chat_page.cmake).
+    with open(os.path.join(os.path.dirname(__file__), "..", "..", "tools", "serve", "chat.html"), encoding="utf-8") as f:
+        assert html == f.read()
     conn_headers = raw_headers(ui_server, "/")
     assert conn_headers["content-type"] == "text/html; charset=utf-8"
     csp = conn_headers["content-security-policy"]
