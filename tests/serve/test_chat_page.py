@@ -8,12 +8,14 @@ Chromium is required (tools/install-deps.sh installs Debian's `chromium`): witho
 fail, unless RETNET_SKIP_BROWSER=1, which skips the ones that need a browser."""
 import base64
 import hashlib
+import http.client
 import http.server
 import json
 import os
 import re
 import socketserver
 import threading
+import time
 
 import pytest
 
@@ -22,7 +24,7 @@ from conftest import API_KEY, CLI, Server
 
 ARTIFACTS = os.environ.get("RETNET_SERVE_ARTIFACTS") or os.path.join(os.path.dirname(os.path.abspath(CLI)), "tests",
                                                                       "serve-artifacts")
-AUTH = {"Authorization": f"Bearer {API_KEY}"}
+SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tools", "serve", "chat.html")
 HOSTILE = '<b>bold</b> <script>window.__xss = 1</script><img src=x onerror="window.__xss = 2"> & "quotes"'
 
 # Run before the page's own script in every document: records CSP violations.
@@ -113,7 +115,7 @@ def test_page_is_static_html_with_a_strict_csp(ui_server):
     status, html = ui_server.request("GET", "/", headers={"Authorization": ""})
     assert status == 200
     # Embedded byte for byte (cmake/embed_chat_page.cmake).
-    with open(os.path.join(os.path.dirname(__file__), "..", "..", "tools", "serve", "chat.html"), encoding="utf-8") as f:
+    with open(SOURCE, encoding="utf-8") as f:
         assert html == f.read()
     conn_headers = raw_headers(ui_server, "/")
     assert conn_headers["content-type"] == "text/html; charset=utf-8"
@@ -133,7 +135,6 @@ def test_page_is_static_html_with_a_strict_csp(ui_server):
 
 
 def raw_headers(server, path):
-    import http.client
     conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
     conn.request("GET", path)
     r = conn.getresponse()
@@ -262,7 +263,6 @@ def test_streams_then_stop_frees_the_slot(page, ui_server):
 
 
 def wait_until(cond, timeout=10):
-    import time
     deadline = time.monotonic() + timeout
     while not cond():
         if time.monotonic() > deadline:
