@@ -158,7 +158,10 @@ def test_asks_for_the_key_then_streams_the_greedy_reply(page, ui_server):
     open_chat(page, ui_server, key=None)
     # The 401 of /v1/models: the server's message, and the key field focused for the keyboard.
     page.wait_for("!document.getElementById('error').hidden", what="the 401 error")
-    assert "API key" in page.eval("document.getElementById('error').textContent")
+    status, body = ui_server.request("GET", "/v1/models", headers={"Authorization": ""})
+    assert status == 401
+    shown = page.eval("document.getElementById('error').textContent")
+    assert shown.startswith(body["error"]["message"]) and "API key" in shown, shown
     assert page.eval("document.activeElement.id") == "api-key"
     page.type(API_KEY)
     page.press("Enter")
