@@ -409,6 +409,19 @@ def test_csp_blocks_injected_inline_script(page, ui_server):
     assert page.eval("window.__csp")[0].startswith("script-src")
 
 
+def test_keyboard_reaches_every_control(page, ui_server):
+    open_chat(page, ui_server)
+    page.eval("document.getElementById('settings').open = true; document.activeElement.blur()")
+    seen = []
+    for _ in range(14):  # once round the page, and then some
+        page.press("Tab")
+        seen.append(page.eval("document.activeElement.id || document.activeElement.tagName.toLowerCase()"))
+    for control in ("new-chat", "summary", "system", "temperature", "max-tokens", "api-key", "log", "prompt", "send"):
+        assert control in seen, seen
+    # Stop is skipped while disabled (no reply running), as a disabled button should be.
+    assert "stop" not in seen, seen
+
+
 def test_fits_a_phone(browser, ui_server):
     page = browser.new_page(width=390, height=800, mobile=True)
     try:
