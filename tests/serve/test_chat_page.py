@@ -170,7 +170,7 @@ def test_asks_for_the_key_then_streams_the_greedy_reply(page, ui_server):
     assert page.eval("document.getElementById('error').hidden")
 
     set_field(page, "#temperature", "0")
-    set_field(page, "#max-tokens", "256")
+    set_field(page, "#max-tokens", "128")
     prompt = "Who made the heaven and the earth?"
     send(page, prompt)
     page.wait_for(f"!{BUSY} && document.getElementById('stats').textContent", timeout=30, what="the reply's end")
@@ -179,7 +179,7 @@ def test_asks_for_the_key_then_streams_the_greedy_reply(page, ui_server):
     # The same request without streaming, straight to the API (temperature 0: greedy, deterministic).
     status, want = ui_server.request("POST", "/v1/chat/completions",
                                      {"messages": [{"role": "user", "content": prompt}], "temperature": 0,
-                                      "max_tokens": 256})
+                                      "max_tokens": 128})
     assert status == 200, want
     assert reply == want["choices"][0]["message"]["content"] and reply
     # (That it arrives in pieces, not in one final write, is test_streams_then_stop_frees_the_slot's:
@@ -195,7 +195,7 @@ def test_asks_for_the_key_then_streams_the_greedy_reply(page, ui_server):
     status, want2 = ui_server.request(
         "POST", "/v1/chat/completions",
         {"messages": [{"role": "user", "content": prompt}, {"role": "assistant", "content": reply},
-                      {"role": "user", "content": "And then?"}], "temperature": 0, "max_tokens": 256})
+                      {"role": "user", "content": "And then?"}], "temperature": 0, "max_tokens": 128})
     assert page.eval(REPLY) == want2["choices"][0]["message"]["content"]
 
     page.eval("document.getElementById('settings').open = false")  # more of the conversation in the picture
@@ -252,11 +252,11 @@ def test_streams_then_stop_frees_the_slot(page, ui_server):
                        metric(ui_server, "retnet_slots_busy") == 0)
     assert freed, ui_server.request("GET", "/metrics")[1]
     assert metric(ui_server, "retnet_generations_total") == finished  # dropped, not finished
-    # What was streamed is the greedy reply's beginning (or holds all of a 400-token one).
+    # What was streamed is the greedy reply's beginning (or holds all of a 200-token one).
     stopped = page.eval(REPLY)
     status, want = ui_server.request("POST", "/v1/chat/completions",
                                      {"messages": [{"role": "user", "content": "In the beginning"}],
-                                      "temperature": 0, "max_tokens": 400})
+                                      "temperature": 0, "max_tokens": 200})
     assert status == 200, want
     want = want["choices"][0]["message"]["content"]
     assert stopped.startswith(second) and (want.startswith(stopped) or stopped.startswith(want))
