@@ -280,7 +280,7 @@ class MockChat(socketserver.ThreadingMixIn, http.server.HTTPServer):
     daemon_threads = True
 
 
-def mock_handler(page_bytes, page_headers, script, hold_open):
+def mock_handler(page_bytes, page_headers, script, hold_open, models_gate):
     class Handler(http.server.BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
@@ -292,6 +292,8 @@ def mock_handler(page_bytes, page_headers, script, hold_open):
                 body, ctype, extra = page_bytes, page_headers["content-type"], {
                     "Content-Security-Policy": page_headers["content-security-policy"]}
             elif self.path == "/v1/models":
+                if models_gate:  # answered when the test says so
+                    models_gate.wait(20)
                 body, ctype, extra = json.dumps({"object": "list", "data": [{"id": "mock"}]}).encode(), \
                     "application/json", {}
             else:
@@ -335,8 +337,8 @@ def mock(ui_server):
     headers = raw_headers(ui_server, "/")
     servers = []
 
-    def start(script, hold_open=None):
-        srv = MockChat(("127.0.0.1", 0), mock_handler(html.encode(), headers, script, hold_open))
+    def start(script, hold_open=None, models_gate=None):
+        srv = MockChat(("127.0.0.1", 0), mock_handler(html.encode(), headers, script, hold_open, models_gate))
         threading.Thread(target=srv.serve_forever, daemon=True).start()
         servers.append(srv)
         return f"http://127.0.0.1:{srv.server_address[1]}"
@@ -377,10 +379,15 @@ def test_model_output_is_shown_as_text(page, mock):
      "the server is shutting down"),
 ])
 def test_a_broken_stream_is_an_error(page, mock, ending, shown):
-    base = mock([sse(delta("Half a")), sse(delta(" reply")), ending])
+    gate = threading.Event()
+    base = mock([sse(delta("Half a")), sse(delta(" reply")), ending], models_gate=gate)
     page.goto(base + "/")
     send(page, "hello")
     page.wait_for(f"!{BUSY} && !document.getElementById('error').hidden", what="the error")
+    assert page.eval("document.getElementById('error').textContent") == shown
+    # The model's name arriving later does not clear the reply's error.
+    gate.set()
+    page.wait_for("document.getElementById('model').textContent === 'mock'")
     assert page.eval("document.getElementById('error').textContent") == shown
     # What came is kept, marked as incomplete.
     assert page.eval(REPLY) == "Half a reply"
