@@ -98,6 +98,15 @@ if(RETNET_BUILD_TOOLS)
                     "is built as a stub that refuses to run")
   endif()
   target_sources(retnet_cli_lib PRIVATE ${RETNET_SERVE_SOURCES})
+  # The chat page at GET / (tools/serve/chat.html), embedded as bytes with its CSP hashes; rebuilt when
+  # the page changes (cmake/embed_chat_page.cmake: plain CMake, no xxd).
+  set(RETNET_CHAT_PAGE_HEADER ${PROJECT_BINARY_DIR}/generated/retnet_chat_page.hpp)
+  add_custom_command(OUTPUT ${RETNET_CHAT_PAGE_HEADER}
+                     COMMAND ${CMAKE_COMMAND} -DIN=${PROJECT_SOURCE_DIR}/tools/serve/chat.html
+                             -DOUT=${RETNET_CHAT_PAGE_HEADER} -P ${PROJECT_SOURCE_DIR}/cmake/embed_chat_page.cmake
+                     DEPENDS ${PROJECT_SOURCE_DIR}/tools/serve/chat.html ${PROJECT_SOURCE_DIR}/cmake/embed_chat_page.cmake
+                     COMMENT "Embedding tools/serve/chat.html" VERBATIM)
+  target_sources(retnet_cli_lib PRIVATE ${RETNET_CHAT_PAGE_HEADER})
   # The commit `retnet bench` reports (build_commit): refreshed at every build, not at configure time.
   set(RETNET_BUILD_COMMIT_HEADER ${PROJECT_BINARY_DIR}/generated/retnet_build_commit.hpp)
   add_custom_target(retnet_build_commit

@@ -6,9 +6,10 @@ set -euo pipefail
 # python3-venv, python3-dev: the Python package's test (tests/python/run.sh: a venv, pip install . of the
 # extension); ccache: that install recompiles the library, and finds it in the cache (tools/build.sh).
 # libcpp-httplib-dev: the HTTP server of `retnet serve` (tools/serve/; without it the command is a stub).
+# chromium: the headless browser that tests the server's chat page (tests/serve/test_chat_page.py).
 pkgs=(build-essential cmake ninja-build pkg-config libcli11-dev nlohmann-json3-dev libspdlog-dev
       libopenblas-dev libgtest-dev googletest clang libclang-rt-14-dev llvm clang-format
-      python3-venv python3-dev ccache libcpp-httplib-dev)
+      python3-venv python3-dev ccache libcpp-httplib-dev chromium)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

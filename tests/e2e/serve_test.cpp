@@ -206,6 +206,9 @@ TEST_F(ServeScheduler, CancelFreesTheSlotAndTheQueueHasALimit) {
   // The slot is released right after the job is answered.
   for (int i = 0; i < 100 && sched.stats().active > 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
   EXPECT_EQ(sched.stats().active, 0u);
+  // Counted as cancelled (the /metrics counter behind the chat page's Stop); the finished job is not.
+  EXPECT_EQ(sched.stats().jobs_cancelled, 1u);
+  EXPECT_EQ(sched.stats().jobs_done, 1u);
   sched.shutdown();
   EXPECT_EQ(sched.submit({job("x", 1)}), Scheduler::Submit::ShuttingDown);
 }

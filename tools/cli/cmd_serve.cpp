@@ -39,6 +39,7 @@ Runner add_serve_command(CLI::App& app) {
   c->add_option("--max-connections", o.max_connections, "HTTP worker threads (concurrent connections)")
       ->capture_default_str();
   c->add_option("--timeout", o.timeout_s, "Read and write timeout in seconds")->capture_default_str();
+  c->add_flag("--no-webui{false}", o.web_ui, "No chat page at / (404 there)");
   c->add_option("-t,--threads", a->threads, "CPU threads (0 = all)");
   c->add_option("--device", a->device, "auto, cpu or cuda")->capture_default_str();
   add_angles_option(c, a->angles);

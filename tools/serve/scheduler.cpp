@@ -87,6 +87,7 @@ SchedulerStats Scheduler::stats() const {
   s.cache_entries = cache_entries_.load();
   s.cache_hits = cache_hits_.load();
   s.cache_hit_tokens = cache_hit_tokens_.load();
+  s.jobs_cancelled = cancelled_.load();
   return s;
 }
 
@@ -102,7 +103,10 @@ void Scheduler::loop() {
       if (stop_) break;
       for (auto& s : slots_) {
         if (s->phase != Slot::Phase::Idle) continue;
-        while (!queue_.empty() && queue_.front()->cancelled) queue_.pop_front();
+        while (!queue_.empty() && queue_.front()->cancelled) {
+          queue_.pop_front();
+          cancelled_++;
+        }
         if (queue_.empty()) break;
         admitted.emplace_back(s.get(), std::move(queue_.front()));
         queue_.pop_front();
@@ -114,7 +118,10 @@ void Scheduler::loop() {
 
     // A client that went away frees its slot now.
     for (auto& s : slots_)
-      if (s->phase != Slot::Phase::Idle && s->phase != Slot::Phase::Closing && s->job && s->job->cancelled) release(*s);
+      if (s->phase != Slot::Phase::Idle && s->phase != Slot::Phase::Closing && s->job && s->job->cancelled) {
+        release(*s);
+        cancelled_++;
+      }
 
     // One block of the oldest prompt being prefilled.
     Slot* pre = nullptr;

@@ -24,6 +24,7 @@ struct ServeOptions {
   int max_connections = 64;
   int timeout_s = 30;  // read and write timeouts
   LoadOptions load;
+  bool web_ui = true;  // the chat page at GET / (--no-webui: 404)
   bool quiet = false, verbose = false;
 };
 
