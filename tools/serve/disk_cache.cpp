@@ -105,7 +105,8 @@ void DiskCache::scan() {
       ++skipped_;
       continue;
     }
-    found.push_back({id, fs::last_write_time(p, fe), Meta{int64_t(s.tokens.size()), bytes->size(), !s.logits.empty(), 0}});
+    found.push_back(
+        {id, fs::last_write_time(p, fe), Meta{int64_t(s.tokens.size()), bytes->size(), !s.logits.empty(), 0}});
   }
   if (ec) log("cache-dir: listing " + opt_.dir + " stopped: " + ec.message());
   // The LRU order continues from the files' modification times (a hit touches its file).
@@ -158,8 +159,7 @@ void DiskCache::writer() {
     writing_ = true;
     lk.unlock();
     try {
-      const std::vector<uint8_t> blob =
-          encode_state_blob(opt_.fingerprint, p.tokens, p.entry->logits, p.entry->state);
+      const std::vector<uint8_t> blob = encode_state_blob(opt_.fingerprint, p.tokens, p.entry->logits, p.entry->state);
       write(p.id, blob, int64_t(p.tokens.size()), !p.entry->logits.empty());
     } catch (const std::exception& e) {
       log(std::string("cache-dir: ") + e.what());  // a full disk costs the disk tier, nothing else

@@ -32,10 +32,10 @@ namespace retnet::serve {
 class DiskCache {
  public:
   struct Options {
-    std::string dir;             // created when missing
-    uint64_t budget_bytes = 0;   // of this model's files
-    uint64_t fingerprint = 0;    // of the model served: other models' files are not this cache's
-    StateBlobLimits limits;      // what a file may hold (larger files are skipped unread)
+    std::string dir;                              // created when missing
+    uint64_t budget_bytes = 0;                    // of this model's files
+    uint64_t fingerprint = 0;                     // of the model served: other models' files are not this cache's
+    StateBlobLimits limits;                       // what a file may hold (larger files are skipped unread)
     std::function<void(const std::string&)> log;  // one line per skipped file and a summary; may be empty
   };
   // Indexes the directory. Throws Error when it cannot be created or is not a directory.

@@ -47,7 +47,7 @@ PrefixCache::EntryPtr PrefixCache::put(std::span<const int32_t> prefix, std::vec
   e->state = std::move(state);
   e->logits = std::move(logits);
   e->tokens = int64_t(prefix.size());
-  e->id = state_id(fingerprint_, prefix);  // outside the lock: one pass over the prefix
+  e->id = state_id(fingerprint_, prefix);                              // outside the lock: one pass over the prefix
   const uint64_t need = entry_bytes(*e) + kNodeBytes * prefix.size();  // at most this many new nodes
   if (need > budget_) return nullptr;
   std::lock_guard lk(mu_);

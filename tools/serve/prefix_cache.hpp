@@ -33,7 +33,8 @@ class PrefixCache {
   using EntryPtr = std::shared_ptr<const Entry>;
 
   // fingerprint: the model's (ModelInfo::fingerprint), part of every state id.
-  explicit PrefixCache(uint64_t budget_bytes, uint64_t fingerprint = 0) : budget_(budget_bytes), fingerprint_(fingerprint) {}
+  explicit PrefixCache(uint64_t budget_bytes, uint64_t fingerprint = 0)
+      : budget_(budget_bytes), fingerprint_(fingerprint) {}
   PrefixCache(const PrefixCache&) = delete;
   PrefixCache& operator=(const PrefixCache&) = delete;
   ~PrefixCache();

@@ -16,8 +16,8 @@ struct Scheduler::Slot {
   uint64_t order = 0;           // admission order: the oldest prompt is prefilled first
   std::vector<int32_t> tokens;  // everything absorbed or about to be: prompt, then generated ids
   int64_t prompt_len = 0;
-  int64_t cached = 0;  // prompt tokens resumed from the prefix cache
-  std::string state_id;      // the deepest snapshot of this job stored so far (JobUsage::state_id)
+  int64_t cached = 0;    // prompt tokens resumed from the prefix cache
+  std::string state_id;  // the deepest snapshot of this job stored so far (JobUsage::state_id)
   int64_t state_tokens = 0;
   int64_t generated = 0;
   int32_t pending = -1;       // sampled, emitted, to be decoded at the next step

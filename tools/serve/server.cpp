@@ -184,8 +184,10 @@ class Server {
                [this](const httplib::Request& req, httplib::Response& res) { completion(req, res, false); });
     http_.Post("/v1/chat/completions",
                [this](const httplib::Request& req, httplib::Response& res) { completion(req, res, true); });
-    http_.Get(R"(/v1/states/([^/]+))", [this](const httplib::Request& req, httplib::Response& res) { get_state(req, res); });
-    http_.Put(R"(/v1/states/([^/]+))", [this](const httplib::Request& req, httplib::Response& res) { put_state(req, res); });
+    http_.Get(R"(/v1/states/([^/]+))",
+              [this](const httplib::Request& req, httplib::Response& res) { get_state(req, res); });
+    http_.Put(R"(/v1/states/([^/]+))",
+              [this](const httplib::Request& req, httplib::Response& res) { put_state(req, res); });
     http_.Delete(R"(/v1/states/([^/]+))",
                  [this](const httplib::Request& req, httplib::Response& res) { delete_state(req, res); });
     http_.Post("/tokenize", [this](const httplib::Request& req, httplib::Response& res) {
@@ -313,11 +315,11 @@ class Server {
           res, state_error(409, "the prefix cache is off (--cache-ram 0 and no --cache-dir): nowhere to keep a state",
                            "cache_disabled"));
     if (req.body.size() > max_state_body_)
-      return send_error(res, state_error(413,
-                                         "a state of this server's model is at most " +
-                                             std::to_string(max_state_body_) + " bytes, got " +
-                                             std::to_string(req.body.size()),
-                                         "request_too_large"));
+      return send_error(res,
+                        state_error(413,
+                                    "a state of this server's model is at most " + std::to_string(max_state_body_) +
+                                        " bytes, got " + std::to_string(req.body.size()),
+                                    "request_too_large"));
     const auto body = std::span(reinterpret_cast<const uint8_t*>(req.body.data()), req.body.size());
     StateBlob b;
     try {
@@ -339,7 +341,8 @@ class Server {
     try {
       std::lock_guard lk(validator_mu_);
       validator_.load_state(b.state);
-      if (!validator_.history_matches(b.tokens)) throw Error("state snapshot: its token digest does not match the tokens");
+      if (!validator_.history_matches(b.tokens))
+        throw Error("state snapshot: its token digest does not match the tokens");
     } catch (const Error& e) {
       return send_error(res, state_error(400, e.what(), "invalid_state"));
     }
@@ -358,11 +361,12 @@ class Server {
     }
     stored = sched_.cache().put(b.tokens, std::move(b.state), std::move(b.logits)) != nullptr || stored;
     if (!stored)
-      return send_error(res, state_error(413, "the state is larger than this server's cache budgets", "state_too_large"));
+      return send_error(res,
+                        state_error(413, "the state is larger than this server's cache budgets", "state_too_large"));
     res.status = 201;
-    res.set_content(dump(json{{"id", *id}, {"object", "state"}, {"tokens", n}, {"logits", has_logits},
-                              {"bytes", body.size()}}),
-                    "application/json");
+    res.set_content(
+        dump(json{{"id", *id}, {"object", "state"}, {"tokens", n}, {"logits", has_logits}, {"bytes", body.size()}}),
+        "application/json");
   }
 
   void delete_state(const httplib::Request& req, httplib::Response& res) {
@@ -370,7 +374,8 @@ class Server {
     if (!id) return;
     const bool ram = sched_.cache().erase(*id);
     const bool disk = disk_ && disk_->erase(*id);
-    if (!ram && !disk) return send_error(res, state_error(404, "no state " + *id + " on this server", "state_not_found"));
+    if (!ram && !disk)
+      return send_error(res, state_error(404, "no state " + *id + " on this server", "state_not_found"));
     res.set_content(dump(json{{"id", *id}, {"object", "state"}, {"deleted", true}}), "application/json");
   }
 
@@ -583,7 +588,8 @@ class Server {
     metric("retnet_cache_entries", "gauge", "Snapshots in the prefix-state cache.", double(st.cache_entries));
     metric("retnet_disk_cache_bytes", "gauge", "Bytes of this model's states in --cache-dir.",
            double(disk_ ? disk_->bytes() : 0));
-    metric("retnet_disk_cache_files", "gauge", "This model's states in --cache-dir.", double(disk_ ? disk_->files() : 0));
+    metric("retnet_disk_cache_files", "gauge", "This model's states in --cache-dir.",
+           double(disk_ ? disk_->files() : 0));
     histogram("retnet_time_to_first_token_seconds", "From a generation's arrival to its first token.", st.ttft);
     histogram("retnet_inter_token_latency_seconds", "Between consecutive tokens of one generation.", st.itl);
     return out;
@@ -644,12 +650,11 @@ int run_serve(const ServeOptions& opt_in) {
   });
   const ModelInfo& info = model->info();
   if (!opt.quiet)
-    std::fprintf(stderr, "model: %s (%s, %.2fM params, %s), %d slots, prefix cache %lld MiB%s\n",
-                 opt.model_dir.c_str(), info.family.c_str(), double(info.n_params) / 1e6, info.device.c_str(),
-                 opt.parallel, (long long)opt.cache_ram_mib,
-                 opt.cache_dir.empty()
-                     ? ""
-                     : (" + " + std::to_string(opt.cache_disk_mib) + " MiB in " + opt.cache_dir).c_str());
+    std::fprintf(
+        stderr, "model: %s (%s, %.2fM params, %s), %d slots, prefix cache %lld MiB%s\n", opt.model_dir.c_str(),
+        info.family.c_str(), double(info.n_params) / 1e6, info.device.c_str(), opt.parallel,
+        (long long)opt.cache_ram_mib,
+        opt.cache_dir.empty() ? "" : (" + " + std::to_string(opt.cache_disk_mib) + " MiB in " + opt.cache_dir).c_str());
   // Always printed (also with --quiet): scripts and tests read the port from this line.
   std::fprintf(stderr, "retnet serve: listening on http://%s:%d\n", opt.host.c_str(), port);
   std::fflush(stderr);

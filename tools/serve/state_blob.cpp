@@ -66,8 +66,7 @@ std::vector<uint8_t> encode_state_blob(uint64_t fingerprint, std::span<const int
 StateBlob decode_state_blob(std::span<const uint8_t> b, const StateBlobLimits& lim) {
   if (b.size() < 8 || std::memcmp(b.data(), kMagic, 8) != 0) bad("not a retnet state (bad magic)");
   if (b.size() < kStateBlobHeader + 8)
-    bad(std::to_string(b.size()) + " bytes, truncated inside the " + std::to_string(kStateBlobHeader) +
-        "-byte header");
+    bad(std::to_string(b.size()) + " bytes, truncated inside the " + std::to_string(kStateBlobHeader) + "-byte header");
   const uint32_t version = get<uint32_t>(b.data() + 8);
   if (version != kVersion)
     bad("container version " + std::to_string(version) + " is not supported (this build reads " +
