@@ -201,7 +201,6 @@ std::optional<std::vector<uint8_t>> DiskCache::read(const std::string& id) {
 }
 
 std::optional<StateBlob> DiskCache::lookup(std::span<const int32_t> tokens, int64_t deeper_than) {
-  std::string best;
   {
     std::lock_guard lk(mu_);
     if (index_.empty()) return std::nullopt;
@@ -213,35 +212,38 @@ std::optional<StateBlob> DiskCache::lookup(std::span<const int32_t> tokens, int6
     h.add(tokens[k]);
     if (int64_t(k + 1) > deeper_than) ids.push_back(h.id());
   }
-  int64_t best_len = 0;
-  {
+  for (;;) {
+    std::string best;
+    int64_t best_len = 0;
+    {
+      std::lock_guard lk(mu_);
+      for (size_t i = ids.size(); i-- > 0;) {
+        const int64_t len = deeper_than + 1 + int64_t(i);
+        auto it = index_.find(ids[i]);
+        if (it == index_.end() || it->second.tokens != len) continue;
+        if (len == int64_t(tokens.size()) && !it->second.logits) continue;
+        best = ids[i];
+        best_len = len;
+        it->second.used = ++clock_;
+        break;
+      }
+    }
+    if (best.empty()) return std::nullopt;
+    std::optional<StateBlob> s;
+    if (auto bytes = slurp(path_of(best))) s = check(best, *bytes);
+    if (s && int64_t(s->tokens.size()) == best_len && std::equal(s->tokens.begin(), s->tokens.end(), tokens.begin())) {
+      std::error_code ec;
+      fs::last_write_time(path_of(best), fs::file_time_type::clock::now(), ec);  // the LRU order across restarts
+      return s;
+    }
+    // Gone (another server sharing the directory evicted it), corrupt, or a hash collision: dropped
+    // from the index, and the next deepest tried.
     std::lock_guard lk(mu_);
-    for (size_t i = ids.size(); i-- > 0;) {
-      const int64_t len = deeper_than + 1 + int64_t(i);
-      auto it = index_.find(ids[i]);
-      if (it == index_.end() || it->second.tokens != len) continue;
-      if (len == int64_t(tokens.size()) && !it->second.logits) continue;
-      best = ids[i];
-      best_len = len;
-      it->second.used = ++clock_;
-      break;
+    if (auto it = index_.find(best); it != index_.end()) {
+      used_bytes_ -= it->second.bytes;
+      index_.erase(it);
     }
   }
-  if (best.empty()) return std::nullopt;
-  std::optional<StateBlob> s;
-  if (auto bytes = slurp(path_of(best))) s = check(best, *bytes);
-  if (s && int64_t(s->tokens.size()) == best_len && std::equal(s->tokens.begin(), s->tokens.end(), tokens.begin())) {
-    std::error_code ec;
-    fs::last_write_time(path_of(best), fs::file_time_type::clock::now(), ec);  // the LRU order across restarts
-    return s;
-  }
-  // Gone (another server sharing the directory evicted it), corrupt, or a hash collision: a miss.
-  std::lock_guard lk(mu_);
-  if (auto it = index_.find(best); it != index_.end()) {
-    used_bytes_ -= it->second.bytes;
-    index_.erase(it);
-  }
-  return std::nullopt;
 }
 
 bool DiskCache::erase(const std::string& id) {
