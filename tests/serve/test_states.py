@@ -209,7 +209,7 @@ def test_a_real_second_model_is_refused(replicas, tmp_path):
     q8 = tmp_path / "kjv-q8"
     subprocess.run([CLI, "-q", "quantize", "-m", BUNDLED, "-o", str(q8), "--type", "q8_0"],
                    check=True, capture_output=True)
-    other = Server("--api-key", API_KEY, "-m", str(q8), "--parallel", "1")
+    other = Server("--api-key", API_KEY, "-m", str(q8), "--alias", MODEL, "--parallel", "1")
     try:
         r = chat(other, TURN1, 3)
         assert fingerprint(r) != fingerprint(chat(a, TURN1, 3))
