@@ -232,10 +232,13 @@ TEST_F(ServeStates, DiskIndexSkipsBadFilesAndResumesAfterRestart) {
   // Deepest prefix: b for a longer prompt, a for one between them, b itself only with its logits.
   std::vector<int32_t> longer = b.tokens;
   longer.push_back(9);
-  ASSERT_TRUE(d.lookup(longer, 0));
-  EXPECT_EQ(d.lookup(longer, 0)->tokens, b.tokens);
-  EXPECT_EQ(d.lookup(std::span(b.tokens).first(a.tokens.size() + 1), 0)->tokens, a.tokens);
-  EXPECT_EQ(d.lookup(b.tokens, 0)->tokens, b.tokens);
+  const auto found = [&](std::span<const int32_t> t) {
+    const auto s = d.lookup(t, 0);
+    return s ? s->tokens : std::vector<int32_t>{};
+  };
+  EXPECT_EQ(found(longer), b.tokens);
+  EXPECT_EQ(found(std::span(b.tokens).first(a.tokens.size() + 1)), a.tokens);
+  EXPECT_EQ(found(b.tokens), b.tokens);
   EXPECT_FALSE(d.lookup(longer, int64_t(b.tokens.size())));  // nothing deeper than what RAM has
   EXPECT_FALSE(d.lookup(std::vector<int32_t>{0, 1, 2}, 0));
   // Export by id checks the file; another model's file is not this server's state.
@@ -245,7 +248,7 @@ TEST_F(ServeStates, DiskIndexSkipsBadFilesAndResumesAfterRestart) {
   EXPECT_FALSE(d.read(junk_id));
   // A file deleted behind the index's back (another server sharing the directory) is a miss.
   fs::remove(d.path_of(idb));
-  EXPECT_EQ(d.lookup(longer, 0)->tokens, a.tokens);
+  EXPECT_EQ(found(longer), a.tokens);
   EXPECT_EQ(d.files(), 1u);
   EXPECT_TRUE(d.erase(ida));
   EXPECT_FALSE(d.erase(ida));

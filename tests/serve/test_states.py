@@ -148,6 +148,9 @@ def test_streaming_and_n_name_each_choices_state(replicas):
     assert last["state_tokens"] > 5 and raw(a, "GET", f"/v1/states/{last['state_id']}")[0] == 200
     r = c.completions.create(model=MODEL, prompt="In the beginning", max_tokens=4, temperature=1.0, seed=5, n=2)
     ids = [ch.model_extra["retnet"]["state_id"] for ch in r.choices]
+    status, headers, body = raw(a, "POST", "/v1/completions", '{"prompt": "In the beginning", "max_tokens": 4}',
+                                {"Content-Type": "application/json"})
+    assert status == 200 and headers["X-Retnet-State-Id"] in body.decode()
     assert r.model_extra["retnet"]["state_id"] == ids[0]
     for i in ids:
         fp, tokens, _, _ = parse_blob(raw(a, "GET", f"/v1/states/{i}")[2])

@@ -166,6 +166,8 @@ void Scheduler::loop() {
   }
   // Shutting down: running jobs are cancelled cleanly (their HTTP threads answer 503).
   for (auto& s : slots_) {
+    // A reply that is complete but for its last snapshot is answered; the others fail.
+    if (s->job && s->phase == Slot::Phase::Closing) finish(*s, "length");
     if (s->job) s->job->fail(503, "the server is shutting down");
     release(*s);
   }
