@@ -37,9 +37,8 @@ class ServeStates : public ::testing::Test {
     model_.reset();
   }
   void SetUp() override {
-    dir_ = (fs::temp_directory_path() /
-            ("serve_states_" + std::to_string(getpid()) + "_" +
-             ::testing::UnitTest::GetInstance()->current_test_info()->name()))
+    dir_ = (fs::temp_directory_path() / ("serve_states_" + std::to_string(getpid()) + "_" +
+                                         ::testing::UnitTest::GetInstance()->current_test_info()->name()))
                .string();
     fs::remove_all(dir_);
   }
@@ -123,7 +122,8 @@ TEST_F(ServeStates, BlobCorruptionsAreNamed) {
 
   EXPECT_TRUE(Contains(decode_error({}), "bad magic"));
   EXPECT_TRUE(Contains(decode_error(with([](auto& b) { b[0] = 'X'; })), "bad magic"));
-  EXPECT_TRUE(Contains(decode_error(std::vector<uint8_t>(good.begin(), good.begin() + 30)), "inside the 48-byte header"));
+  EXPECT_TRUE(
+      Contains(decode_error(std::vector<uint8_t>(good.begin(), good.begin() + 30)), "inside the 48-byte header"));
   EXPECT_TRUE(Contains(decode_error(with([](auto& b) { b[8] = 9; })), "container version 9"));
   EXPECT_TRUE(Contains(decode_error(with([](auto& b) { b[12] = 1; })), "reserved"));
   EXPECT_TRUE(Contains(decode_error(with([&](auto& b) { set64(b, 24, 0); })), "no tokens"));
@@ -139,7 +139,8 @@ TEST_F(ServeStates, BlobCorruptionsAreNamed) {
   for (size_t at : {size_t(48), 48 + 4 * n + 5, good.size() - 100, good.size() - 1})
     EXPECT_TRUE(Contains(decode_error(with([&](auto& b) { b[at] ^= 4; }, false)), "checksum mismatch")) << at;
   // Sealed forgeries: what the checksum cannot catch is checked field by field.
-  EXPECT_TRUE(Contains(decode_error(with([&](auto& b) { std::memset(b.data() + 48, 0xff, 4); })), "outside the vocabulary"));
+  EXPECT_TRUE(
+      Contains(decode_error(with([&](auto& b) { std::memset(b.data() + 48, 0xff, 4); })), "outside the vocabulary"));
   EXPECT_TRUE(Contains(decode_error(with([&](auto& b) {
                          const float nan = std::nanf("");
                          std::memcpy(b.data() + 48 + 4 * n + 8, &nan, 4);
@@ -201,7 +202,8 @@ TEST_F(ServeStates, DiskIndexSkipsBadFilesAndResumesAfterRestart) {
   // What a restart finds besides: garbage under a state name, a state under another id's name,
   // another model's state (left alone), and files that are not states.
   const auto write = [&](const std::string& name, const std::vector<uint8_t>& bytes) {
-    std::ofstream(dir_ + "/" + name, std::ios::binary).write(reinterpret_cast<const char*>(bytes.data()), std::streamsize(bytes.size()));
+    std::ofstream(dir_ + "/" + name, std::ios::binary)
+        .write(reinterpret_cast<const char*>(bytes.data()), std::streamsize(bytes.size()));
   };
   const std::string junk_id(32, 'a'), moved_id(32, 'b');
   write(junk_id + ".rstate", std::vector<uint8_t>(500, 7));
@@ -262,7 +264,8 @@ TEST_F(ServeStates, DiskBudgetEvictsLeastRecentlyUsed) {
   const uint64_t one = encode(s[0]).size();
   DiskCache d({dir_, one * 5 / 2, fp(), limits(), {}});
   for (int i = 0; i < 3; ++i) {
-    EXPECT_TRUE(d.store(state_id(fp(), s[size_t(i)].tokens), encode(s[size_t(i)]), int64_t(s[size_t(i)].tokens.size()), true));
+    EXPECT_TRUE(
+        d.store(state_id(fp(), s[size_t(i)].tokens), encode(s[size_t(i)]), int64_t(s[size_t(i)].tokens.size()), true));
     if (i == 1) ASSERT_TRUE(d.read(state_id(fp(), s[0].tokens)));  // s[0] used: s[1] is now the oldest
   }
   EXPECT_EQ(d.files(), 2u);
