@@ -146,7 +146,7 @@ TEST_F(ServeScheduler, ResumedLogitsEqualColdLogits) {
   a.prefill(std::span<const int32_t>(ids).first(cut));
   PrefixCache cache(16 << 20);
   cache.put(std::span<const int32_t>(ids).first(cut), a.save_state(), {});
-  const PrefixCache::Entry* e = cache.lookup(ids);
+  const PrefixCache::EntryPtr e = cache.lookup(ids);
   ASSERT_NE(e, nullptr);
   ASSERT_EQ(e->tokens, int64_t(cut));
   Session b(model_);

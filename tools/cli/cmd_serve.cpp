@@ -31,6 +31,9 @@ Runner add_serve_command(CLI::App& app) {
   c->add_option("--queue", o.queue_limit, "Requests waiting for a slot before 503")->capture_default_str();
   c->add_option("--api-key", o.api_key, "Require Authorization: Bearer KEY (all but /health)");
   c->add_option("--cache-ram", o.cache_ram_mib, "Prefix-state cache budget in MiB (0: off)")->capture_default_str();
+  c->add_option("--cache-dir", o.cache_dir,
+                "Also keep prompt and reply states in this directory (survives restarts; may be shared)");
+  c->add_option("--cache-disk", o.cache_disk_mib, "Budget of --cache-dir in MiB")->capture_default_str();
   c->add_option("--max-body", o.max_body_bytes, "Largest request body in bytes (413 beyond)")->capture_default_str();
   c->add_option("--max-prompt-tokens", o.max_prompt_tokens, "Longest prompt in tokens")->capture_default_str();
   c->add_option("--max-tokens", o.max_tokens, "Largest max_tokens a request may ask (and chat's default)")
@@ -53,6 +56,8 @@ Runner add_serve_command(CLI::App& app) {
     if (o.parallel > 256) throw Error("--parallel: at most 256, got " + std::to_string(o.parallel));
     at_least("--queue", o.queue_limit, 0);
     at_least("--cache-ram", o.cache_ram_mib, 0);
+    at_least("--cache-disk", o.cache_disk_mib, 1);
+    if (c->count("--cache-dir") && o.cache_dir.empty()) throw Error("--cache-dir: the path is empty");
     at_least("--max-body", o.max_body_bytes, 1024);
     at_least("--max-prompt-tokens", o.max_prompt_tokens, 1);
     at_least("--max-tokens", o.max_tokens, 1);

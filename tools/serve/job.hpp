@@ -24,6 +24,11 @@ struct JobParams {
 
 struct JobUsage {
   int64_t prompt_tokens = 0, completion_tokens = 0, cached_tokens = 0;
+  // The deepest state of this conversation the cache holds when the job ends (GET /v1/states/{id}):
+  // prompt and reply, or the prompt alone when a stop string cut the reply (the tokens after the
+  // cut are not the conversation's). Empty when nothing was stored (cache off, entry too large).
+  std::string state_id;
+  int64_t state_tokens = 0;
 };
 
 class Job {

@@ -16,7 +16,9 @@ struct Scheduler::Slot {
   uint64_t order = 0;           // admission order: the oldest prompt is prefilled first
   std::vector<int32_t> tokens;  // everything absorbed or about to be: prompt, then generated ids
   int64_t prompt_len = 0;
-  int64_t cached = 0;  // prompt tokens resumed from the prefix cache
+  int64_t cached = 0;    // prompt tokens resumed from the prefix cache
+  std::string state_id;  // the deepest snapshot of this job stored so far (JobUsage::state_id)
+  int64_t state_tokens = 0;
   int64_t generated = 0;
   int32_t pending = -1;       // sampled, emitted, to be decoded at the next step
   std::vector<int32_t> stop;  // sorted ids that end generation
@@ -27,7 +29,7 @@ struct Scheduler::Slot {
 };
 
 Scheduler::Scheduler(std::shared_ptr<const Model> model, Tokenizer tok, SchedulerOptions opt)
-    : model_(std::move(model)), tok_(std::move(tok)), opt_(opt), cache_(opt.cache_bytes) {
+    : model_(std::move(model)), tok_(std::move(tok)), opt_(opt), cache_(opt.cache_bytes, model_->info().fingerprint) {
   if (opt_.parallel < 1) throw Error("--parallel: must be >= 1, got " + std::to_string(opt_.parallel));
   const ModelInfo& info = model_->info();
   if (tok_.vocab_size() > info.vocab_size)
@@ -83,10 +85,10 @@ SchedulerStats Scheduler::stats() const {
   s.steps = steps_.load();
   s.decoded_tokens = decoded_.load();
   s.prefilled_tokens = prefilled_.load();
-  s.cache_bytes = cache_bytes_.load();
-  s.cache_entries = cache_entries_.load();
-  s.cache_hits = cache_hits_.load();
-  s.cache_hit_tokens = cache_hit_tokens_.load();
+  s.cache_bytes = cache_.bytes();
+  s.cache_entries = cache_.entries();
+  s.cache_hits = cache_.hits();
+  s.cache_hit_tokens = cache_.hit_tokens();
   s.jobs_cancelled = cancelled_.load();
   return s;
 }
@@ -156,8 +158,9 @@ void Scheduler::loop() {
       s->pending = -1;
       try {
         if (s->phase == Slot::Phase::Closing) {
-          // The reply is complete (its job already answered): keep its state for the next turn.
+          // The reply is complete: keep its state for the next turn, then answer, naming that state.
           snapshot(*s, s->session.logits());
+          finish(*s, "length");
           release(*s);
         } else {
           on_logits(*s, s->session.logits());
@@ -170,6 +173,8 @@ void Scheduler::loop() {
   }
   // Shutting down: running jobs are cancelled cleanly (their HTTP threads answer 503).
   for (auto& s : slots_) {
+    // A reply that is complete but for its last snapshot is answered; the others fail.
+    if (s->job && s->phase == Slot::Phase::Closing) finish(*s, "length");
     if (s->job) s->job->fail(503, "the server is shutting down");
     release(*s);
   }
@@ -193,29 +198,46 @@ void Scheduler::start(Slot& s, std::shared_ptr<Job> job) {
     for (int32_t id : p.prompt) s.sampler->accept(id);  // the penalties see the prompt, as generate's do
     s.decoder.emplace(tok_.stream_decoder());
     s.session.reset();
-    if (const PrefixCache::Entry* e = cache_.lookup(p.prompt)) {
-      try {
-        s.session.load_state(e->state);
-        if (!s.session.history_matches(std::span<const int32_t>(p.prompt).first(size_t(e->tokens))))
-          throw Error("history mismatch");
-        s.cached = e->tokens;
-      } catch (const Error&) {
-        s.session.reset();  // a bad snapshot only costs the prefill
-      }
-      cache_hits_ = cache_.hits();
-      cache_hit_tokens_ = cache_.hit_tokens();
-      if (s.cached == s.prompt_len) {
-        // The whole prompt was absorbed before: its logits came with the snapshot.
-        const std::vector<float> logits = e->logits;
-        s.phase = Slot::Phase::Decode;
-        on_logits(s, logits);
-        return;
-      }
+    s.state_id.clear();
+    s.state_tokens = 0;
+    // The deepest snapshot of a prefix: in RAM, or deeper on disk (read now: a file read costs less
+    // than prefilling what it holds). A snapshot that does not load only costs the prefill.
+    const PrefixCache::EntryPtr e = cache_.lookup(p.prompt);
+    std::optional<StateBlob> d;
+    if (opt_.disk) d = opt_.disk->lookup(p.prompt, e ? e->tokens : 0);
+    std::vector<float> logits;
+    if (d && resume(s, d->state, int64_t(d->tokens.size()))) {
+      logits = d->logits;
+      s.state_id = state_id(model_->info().fingerprint, d->tokens);
+      cache_.put(d->tokens, std::move(d->state), std::move(d->logits));  // promoted to the RAM tier
+    } else if (e && resume(s, e->state, e->tokens)) {
+      logits = e->logits;
+      s.state_id = e->id;
+    }
+    s.state_tokens = s.cached;
+    if (s.cached > 0 && s.cached == s.prompt_len) {
+      // The whole prompt was absorbed before: its logits came with the snapshot.
+      s.phase = Slot::Phase::Decode;
+      on_logits(s, logits);
+      return;
     }
     s.phase = Slot::Phase::Prefill;
   } catch (const std::exception& e) {
     s.job->fail(400, e.what());
     release(s);
+  }
+}
+
+bool Scheduler::resume(Slot& s, std::span<const uint8_t> state, int64_t tokens) {
+  try {
+    s.session.load_state(state);
+    if (!s.session.history_matches(std::span<const int32_t>(s.job->params.prompt).first(size_t(tokens))))
+      throw Error("history mismatch");
+    s.cached = tokens;
+    return true;
+  } catch (const Error&) {
+    s.session.reset();
+    return false;
   }
 }
 
@@ -234,8 +256,6 @@ void Scheduler::prefill_block(Slot& s) {
       // A block boundary: resuming here later is exact.
       if (cache_.enabled()) {
         cache_.put(std::span<const int32_t>(s.tokens).first(size_t(s.session.position())), s.session.save_state(), {});
-        cache_bytes_ = cache_.bytes();
-        cache_entries_ = cache_.entries();
       }
       return;
     }
@@ -248,13 +268,28 @@ void Scheduler::prefill_block(Slot& s) {
   }
 }
 
+// A snapshot with logits (the end of a prompt or of a reply): into the RAM tier, and queued for the
+// disk tier; it becomes the state the job's response names.
 void Scheduler::snapshot(Slot& s, std::span<const float> logits) {
-  if (!cache_.enabled()) return;
-  const size_t n = size_t(s.session.position());
-  cache_.put(std::span<const int32_t>(s.tokens).first(n), s.session.save_state(),
-             std::vector<float>(logits.begin(), logits.end()));
-  cache_bytes_ = cache_.bytes();
-  cache_entries_ = cache_.entries();
+  if (!caching()) return;
+  const std::span<const int32_t> prefix = std::span<const int32_t>(s.tokens).first(size_t(s.session.position()));
+  std::vector<uint8_t> state = s.session.save_state();
+  std::vector<float> lg(logits.begin(), logits.end());
+  PrefixCache::EntryPtr e = cache_.put(prefix, opt_.disk ? state : std::move(state), opt_.disk ? lg : std::move(lg));
+  if (opt_.disk) {
+    if (!e) {  // not kept in RAM (off, or larger than its budget): the disk tier still takes it
+      auto own = std::make_shared<PrefixCache::Entry>();
+      own->state = std::move(state);
+      own->logits = std::move(lg);
+      own->tokens = int64_t(prefix.size());
+      own->id = state_id(model_->info().fingerprint, prefix);
+      e = std::move(own);
+    }
+    opt_.disk->store_async(e->id, std::vector<int32_t>(prefix.begin(), prefix.end()), e);
+  }
+  if (!e) return;
+  s.state_id = e->id;
+  s.state_tokens = e->tokens;
 }
 
 // The body of Session::generate's loop for one token: sample, stop or emit.
@@ -288,10 +323,14 @@ void Scheduler::on_logits(Slot& s, std::span<const float> logits) {
   }
   s.pending = next;
   if (s.generated >= p.max_tokens) {
+    // With a cache, decode the last token too, so that the snapshot holds the whole reply, and answer
+    // after it (one decode step later), so that the state the response names exists when it arrives.
+    if (caching()) {
+      s.phase = Slot::Phase::Closing;
+      return;
+    }
     finish(s, "length");
-    // Decode the last token too, so that the snapshot holds the whole reply (no client waits on it).
-    s.phase = cache_.enabled() ? Slot::Phase::Closing : Slot::Phase::Idle;
-    if (s.phase == Slot::Phase::Idle) release(s);
+    release(s);
     return;
   }
   s.phase = Slot::Phase::Decode;
@@ -340,7 +379,7 @@ void Scheduler::finish(Slot& s, const std::string& reason) {
       s.job->push_text(rest.substr(0, first));
     }
   }
-  s.job->finish(reason, JobUsage{s.prompt_len, s.generated, s.cached});
+  s.job->finish(reason, JobUsage{s.prompt_len, s.generated, s.cached, s.state_id, s.state_tokens});
   std::lock_guard lk(metrics_mu_);
   metrics_.jobs_done++;
   metrics_.prompt_tokens += uint64_t(s.prompt_len);

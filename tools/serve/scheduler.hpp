@@ -16,6 +16,7 @@
 #include <thread>
 #include <vector>
 
+#include "disk_cache.hpp"
 #include "job.hpp"
 #include "prefix_cache.hpp"
 #include "retnet/retnet.hpp"
@@ -26,6 +27,7 @@ struct SchedulerOptions {
   int parallel = 4;                     // slots: streams decoded together
   size_t queue_limit = 64;              // jobs waiting for a slot; more are refused (HTTP 503)
   uint64_t cache_bytes = 256ull << 20;  // prefix-state cache budget (0: off)
+  DiskCache* disk = nullptr;            // the on-disk tier (--cache-dir), not owned; may be null
 };
 
 // A latency histogram in seconds with fixed bucket bounds (Prometheus' cumulative form is made when
@@ -67,6 +69,8 @@ class Scheduler {
   // Stops the thread: queued and running jobs fail with 503 (their HTTP threads then answer).
   void shutdown();
   SchedulerStats stats() const;
+  // The RAM tier, which HTTP threads export from and import into (it is thread-safe).
+  PrefixCache& cache() { return cache_; }
 
  private:
   struct Slot;
@@ -78,6 +82,8 @@ class Scheduler {
   void finish(Slot& s, const std::string& reason);
   void release(Slot& s);
   void snapshot(Slot& s, std::span<const float> logits);
+  bool resume(Slot& s, std::span<const uint8_t> state, int64_t tokens);
+  bool caching() const { return cache_.enabled() || opt_.disk; }
 
   std::shared_ptr<const Model> model_;
   Tokenizer tok_;
@@ -93,7 +99,6 @@ class Scheduler {
   std::atomic<size_t> active_{0};
   std::atomic<uint64_t> steps_{0}, decoded_{0}, prefilled_{0};
   std::atomic<uint64_t> cancelled_{0};  // jobs dropped unfinished because their client went away
-  std::atomic<uint64_t> cache_bytes_{0}, cache_entries_{0}, cache_hits_{0}, cache_hit_tokens_{0};
   uint64_t admitted_ = 0;
   mutable std::mutex metrics_mu_;  // guards metrics_ (written by the scheduler thread, read by /metrics)
   SchedulerStats metrics_;         // its job counters and histograms

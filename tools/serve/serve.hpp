@@ -17,6 +17,8 @@ struct ServeOptions {
   int parallel = 4;
   int64_t queue_limit = 64;
   int64_t cache_ram_mib = 256;
+  std::string cache_dir;          // --cache-dir: the on-disk tier of the prefix cache (empty: none)
+  int64_t cache_disk_mib = 4096;  // its budget
   int64_t max_body_bytes = 1 << 20;
   int64_t max_prompt_tokens = 8192;
   int64_t max_tokens = 4096;

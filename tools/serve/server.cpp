@@ -13,8 +13,10 @@
 #include <thread>
 
 #include "api.hpp"
+#include "disk_cache.hpp"
 #include "scheduler.hpp"
 #include "serve.hpp"
+#include "state_blob.hpp"
 #include "web_ui.hpp"
 
 namespace retnet::serve {
@@ -45,14 +47,38 @@ void send_error(httplib::Response& res, const ApiError& e) {
   res.set_content(dump(error_json(e)), "application/json");
 }
 
+// What a state blob of this server may hold: a conversation no longer than a prompt and a reply.
+StateBlobLimits state_limits(const ServeOptions& opt, const ModelInfo& info) {
+  StateBlobLimits l;
+  l.max_tokens = opt.max_prompt_tokens + opt.max_tokens;
+  l.vocab_size = info.vocab_size;
+  return l;
+}
+
+std::unique_ptr<DiskCache> make_disk_cache(const ServeOptions& opt, const ModelInfo& info) {
+  if (opt.cache_dir.empty()) return nullptr;
+  DiskCache::Options d;
+  d.dir = opt.cache_dir;
+  d.budget_bytes = uint64_t(opt.cache_disk_mib) << 20;
+  d.fingerprint = info.fingerprint;
+  d.limits = state_limits(opt, info);
+  if (!opt.quiet) d.log = [](const std::string& line) { std::fprintf(stderr, "%s\n", line.c_str()); };
+  return std::make_unique<DiskCache>(std::move(d));
+}
+
 class Server {
  public:
   Server(const ServeOptions& opt, std::shared_ptr<const Model> model, Tokenizer tok)
       : opt_(opt),
         model_(std::move(model)),
         tok_(std::move(tok)),
+        disk_(make_disk_cache(opt, model_->info())),
         sched_(model_, tok_,
-               SchedulerOptions{opt.parallel, size_t(opt.queue_limit), uint64_t(opt.cache_ram_mib) << 20}) {
+               SchedulerOptions{opt.parallel, size_t(opt.queue_limit), uint64_t(opt.cache_ram_mib) << 20, disk_.get()}),
+        validator_(model_) {
+    limits_ = state_limits(opt, model_->info());
+    snapshot_bytes_ = validator_.save_state().size();
+    max_state_body_ = state_blob_bytes(limits_.max_tokens, limits_.vocab_size, snapshot_bytes_);
     ctx_.tok = &tok_;
     ctx_.info = &model_->info();
     ctx_.model_name = opt.model_name;
@@ -78,7 +104,9 @@ class Server {
   void routes() {
     const int n_threads = opt_.max_connections;
     http_.new_task_queue = [n_threads] { return new httplib::ThreadPool(size_t(n_threads)); };
-    http_.set_payload_max_length(size_t(opt_.max_body_bytes));
+    // State imports are as large as a state (512 KiB for the bundled model, far more for large ones);
+    // every other route keeps --max-body (too_large()).
+    http_.set_payload_max_length(size_t(std::max<uint64_t>(uint64_t(opt_.max_body_bytes), max_state_body_)));
     http_.set_read_timeout(opt_.timeout_s, 0);
     http_.set_write_timeout(opt_.timeout_s, 0);
     http_.set_keep_alive_timeout(2);  // idle connections go, so that a stop is prompt
@@ -141,6 +169,7 @@ class Server {
       for (const char* k : known)
         if (req.path == k) route = k;
       if (req.path.rfind("/v1/models/", 0) == 0) route = "/v1/models/{id}";
+      if (req.path.rfind("/v1/states/", 0) == 0) route = "/v1/states/{id}";
       std::lock_guard lk(requests_mu_);
       requests_[{route, res.status}]++;
     });
@@ -169,7 +198,14 @@ class Server {
                [this](const httplib::Request& req, httplib::Response& res) { completion(req, res, false); });
     http_.Post("/v1/chat/completions",
                [this](const httplib::Request& req, httplib::Response& res) { completion(req, res, true); });
+    http_.Get(R"(/v1/states/([^/]+))",
+              [this](const httplib::Request& req, httplib::Response& res) { get_state(req, res); });
+    http_.Put(R"(/v1/states/([^/]+))",
+              [this](const httplib::Request& req, httplib::Response& res) { put_state(req, res); });
+    http_.Delete(R"(/v1/states/([^/]+))",
+                 [this](const httplib::Request& req, httplib::Response& res) { delete_state(req, res); });
     http_.Post("/tokenize", [this](const httplib::Request& req, httplib::Response& res) {
+      if (too_large(req, res)) return;
       try {
         const json b = parse_body(req.body, ctx_.limits.max_json_depth);
         auto it = b.find("content");
@@ -187,6 +223,7 @@ class Server {
       }
     });
     http_.Post("/detokenize", [this](const httplib::Request& req, httplib::Response& res) {
+      if (too_large(req, res)) return;
       try {
         const json b = parse_body(req.body, ctx_.limits.max_json_depth);
         auto it = b.find("tokens");
@@ -236,7 +273,130 @@ class Server {
                 {"prompt_tokens_details", {{"cached_tokens", u.cached_tokens}}}};
   }
 
+  // Bodies past --max-body on the routes that are not state imports (httplib's own limit is the larger
+  // of the two).
+  bool too_large(const httplib::Request& req, httplib::Response& res) const {
+    if (req.body.size() <= size_t(opt_.max_body_bytes)) return false;
+    send_error(res, error_for_status(413));
+    return true;
+  }
+
+  // ---- states: GET/PUT/DELETE /v1/states/{id} (README: "Conversation states")
+  static ApiError state_error(int status, const std::string& message, const std::string& code) {
+    ApiError e = error_for_status(status);
+    e.message = message;
+    e.code = code;
+    if (status == 404) e.type = "not_found_error";
+    return e;
+  }
+  // The id of the path, or an error sent.
+  std::optional<std::string> state_path_id(const httplib::Request& req, httplib::Response& res) const {
+    const std::string id = req.matches[1];
+    if (is_state_id(id)) return id;
+    send_error(res, state_error(400, "state id: expected 32 lowercase hex digits, got '" + id.substr(0, 64) + "'",
+                                "invalid_state_id"));
+    return std::nullopt;
+  }
+
+  void get_state(const httplib::Request& req, httplib::Response& res) {
+    const auto id = state_path_id(req, res);
+    if (!id) return;
+    std::optional<std::vector<uint8_t>> blob;
+    int64_t tokens = 0;
+    if (auto f = sched_.cache().find(*id)) {
+      blob = encode_state_blob(model_->info().fingerprint, f->tokens, f->entry->logits, f->entry->state);
+      tokens = f->entry->tokens;
+    } else if (disk_) {
+      blob = disk_->read(*id);
+      if (blob) tokens = int64_t(decode_state_blob(*blob, limits_).tokens.size());
+    }
+    if (!blob)
+      return send_error(res, state_error(404,
+                                         "no state " + *id +
+                                             " on this server (never stored here, deleted, or evicted from the "
+                                             "cache" +
+                                             (disk_ ? " and --cache-dir)" : "; --cache-dir keeps more)"),
+                                         "state_not_found"));
+    res.set_header("X-Retnet-State-Tokens", std::to_string(tokens));
+    res.set_content(std::string(blob->begin(), blob->end()), "application/octet-stream");
+  }
+
+  void put_state(const httplib::Request& req, httplib::Response& res) {
+    const auto id = state_path_id(req, res);
+    if (!id) return;
+    if (!sched_.cache().enabled() && !disk_)
+      return send_error(
+          res, state_error(409, "the prefix cache is off (--cache-ram 0 and no --cache-dir): nowhere to keep a state",
+                           "cache_disabled"));
+    if (req.body.size() > max_state_body_)
+      return send_error(res,
+                        state_error(413,
+                                    "a state of this server's model is at most " + std::to_string(max_state_body_) +
+                                        " bytes, got " + std::to_string(req.body.size()),
+                                    "request_too_large"));
+    const auto body = std::span(reinterpret_cast<const uint8_t*>(req.body.data()), req.body.size());
+    StateBlob b;
+    try {
+      b = decode_state_blob(body, limits_);
+    } catch (const Error& e) {
+      return send_error(res, state_error(400, e.what(), "invalid_state"));
+    }
+    const uint64_t fp = model_->info().fingerprint;
+    if (b.fingerprint != fp) {
+      char buf[128];
+      std::snprintf(buf, sizeof buf, "the state is of another model (fp_%016llx; this server runs fp_%016llx)",
+                    (unsigned long long)b.fingerprint, (unsigned long long)fp);
+      return send_error(res, state_error(409, buf, "model_mismatch"));
+    }
+    const std::string actual = state_id(fp, b.tokens);
+    if (actual != *id)
+      return send_error(res, state_error(400, "the body is the state " + actual + ", not " + *id, "state_id_mismatch"));
+    // The library's own checks of the snapshot (checksum, shape, finite values) and of its token digest.
+    try {
+      std::lock_guard lk(validator_mu_);
+      validator_.load_state(b.state);
+      if (!validator_.history_matches(b.tokens))
+        throw Error("state snapshot: its token digest does not match the tokens");
+    } catch (const Error& e) {
+      return send_error(res, state_error(400, e.what(), "invalid_state"));
+    }
+    const int64_t n = int64_t(b.tokens.size());
+    const bool has_logits = !b.logits.empty();
+    bool stored = false;
+    if (disk_) {
+      try {
+        stored = disk_->store(*id, body, n, has_logits);
+      } catch (const Error& e) {
+        ApiError err = error_for_status(500);
+        err.type = "server_error";
+        err.message = e.what();
+        return send_error(res, err);
+      }
+    }
+    stored = sched_.cache().put(b.tokens, std::move(b.state), std::move(b.logits)) != nullptr || stored;
+    if (!stored)
+      return send_error(res,
+                        state_error(413, "the state is larger than this server's cache budgets", "state_too_large"));
+    res.status = 201;
+    res.set_content(
+        dump(json{{"id", *id}, {"object", "state"}, {"tokens", n}, {"logits", has_logits}, {"bytes", body.size()}}),
+        "application/json");
+  }
+
+  void delete_state(const httplib::Request& req, httplib::Response& res) {
+    const auto id = state_path_id(req, res);
+    if (!id) return;
+    const bool ram = sched_.cache().erase(*id);
+    const bool disk = disk_ && disk_->erase(*id);
+    if (!ram && !disk)
+      return send_error(res, state_error(404, "no state " + *id + " on this server", "state_not_found"));
+    res.set_content(dump(json{{"id", *id}, {"object", "state"}, {"deleted", true}}), "application/json");
+  }
+
+  static json state_json(const JobUsage& u) { return json{{"state_id", u.state_id}, {"state_tokens", u.state_tokens}}; }
+
   void completion(const httplib::Request& req, httplib::Response& res, bool chat) {
+    if (too_large(req, res)) return;
     CompletionRequest r;
     try {
       r = parse_completion(parse_body(req.body, ctx_.limits.max_json_depth), chat, ctx_);
@@ -286,10 +446,16 @@ class Server {
       if (i == 0) total = u.usage;
       else total.completion_tokens += u.usage.completion_tokens;
       choices.push_back(choice_json(chat, false, int64_t(i), texts[i], u.finish_reason));
+      if (!u.usage.state_id.empty()) choices.back()["retnet"] = state_json(u.usage);
     }
     json out = base;
     out["choices"] = choices;
     out["usage"] = usage_json(total);
+    // The state after choice 0's last token (each choice names its own): GET /v1/states/{id}.
+    if (!total.state_id.empty()) {
+      out["retnet"] = state_json(total);
+      res.set_header("X-Retnet-State-Id", total.state_id);
+    }
     res.set_content(dump(out), "application/json");
   }
 
@@ -316,9 +482,10 @@ class Server {
             const std::string s = "data: " + dump(j) + "\n\n";
             return sink.write(s.data(), s.size());
           };
-          const auto chunk = [&](size_t i, const std::string& text, const json& finish) {
+          const auto chunk = [&](size_t i, const std::string& text, const json& finish, const JobUsage* u = nullptr) {
             json j = base;
             j["choices"] = json::array({choice_json(chat, true, int64_t(i), text, finish)});
+            if (u && !u->state_id.empty()) j["choices"][0]["retnet"] = state_json(*u);  // on the choice's last chunk
             return event(j);
           };
           if (!st->started) {
@@ -353,7 +520,7 @@ class Server {
               sink.done();
               return true;
             }
-            if (!chunk(i, "", u.finish_reason)) return false;
+            if (!chunk(i, "", u.finish_reason, &u.usage)) return false;
             if (i == 0) st->usage = u.usage;
             else st->usage.completion_tokens += u.usage.completion_tokens;
           }
@@ -369,6 +536,7 @@ class Server {
               json j = base;
               j["choices"] = json::array();
               j["usage"] = usage_json(st->usage);
+              if (!st->usage.state_id.empty()) j["retnet"] = state_json(st->usage);
               if (!event(j)) return false;
             }
             const std::string d = "data: [DONE]\n\n";
@@ -435,6 +603,10 @@ class Server {
            double(st.cache_hit_tokens));
     metric("retnet_cache_bytes", "gauge", "Bytes held by the prefix-state cache.", double(st.cache_bytes));
     metric("retnet_cache_entries", "gauge", "Snapshots in the prefix-state cache.", double(st.cache_entries));
+    metric("retnet_disk_cache_bytes", "gauge", "Bytes of this model's states in --cache-dir.",
+           double(disk_ ? disk_->bytes() : 0));
+    metric("retnet_disk_cache_files", "gauge", "This model's states in --cache-dir.",
+           double(disk_ ? disk_->files() : 0));
     histogram("retnet_time_to_first_token_seconds", "From a generation's arrival to its first token.", st.ttft);
     histogram("retnet_inter_token_latency_seconds", "Between consecutive tokens of one generation.", st.itl);
     return out;
@@ -449,7 +621,12 @@ class Server {
   const ServeOptions& opt_;
   std::shared_ptr<const Model> model_;
   Tokenizer tok_;
+  std::unique_ptr<DiskCache> disk_;  // before sched_, which uses it
   Scheduler sched_;
+  std::mutex validator_mu_;
+  Session validator_;  // checks imported snapshots with the library's own load_state
+  StateBlobLimits limits_;
+  uint64_t snapshot_bytes_ = 0, max_state_body_ = 0;
   ApiContext ctx_;
   int64_t created_ = 0;
   std::atomic<uint64_t> next_id_{1};
@@ -490,9 +667,11 @@ int run_serve(const ServeOptions& opt_in) {
   });
   const ModelInfo& info = model->info();
   if (!opt.quiet)
-    std::fprintf(stderr, "model: %s (%s, %.2fM params, %s), %d slots, prefix cache %lld MiB\n", opt.model_dir.c_str(),
-                 info.family.c_str(), double(info.n_params) / 1e6, info.device.c_str(), opt.parallel,
-                 (long long)opt.cache_ram_mib);
+    std::fprintf(
+        stderr, "model: %s (%s, %.2fM params, %s), %d slots, prefix cache %lld MiB%s\n", opt.model_dir.c_str(),
+        info.family.c_str(), double(info.n_params) / 1e6, info.device.c_str(), opt.parallel,
+        (long long)opt.cache_ram_mib,
+        opt.cache_dir.empty() ? "" : (" + " + std::to_string(opt.cache_disk_mib) + " MiB in " + opt.cache_dir).c_str());
   // Always printed (also with --quiet): scripts and tests read the port from this line.
   std::fprintf(stderr, "retnet serve: listening on http://%s:%d\n", opt.host.c_str(), port);
   std::fflush(stderr);
