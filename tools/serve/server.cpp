@@ -13,12 +13,14 @@
 #include <thread>
 
 #include "api.hpp"
+#include "logprobs.hpp"
 #include "scheduler.hpp"
 #include "serve.hpp"
 
 namespace retnet::serve {
 
-using nlohmann::json;
+// Responses keep their keys in insertion order (OpenAI's order; top_logprobs most likely first).
+using json = nlohmann::ordered_json;
 
 namespace {
 
@@ -207,11 +209,14 @@ class Server {
   }
 
   // The JSON of one choice's delta or whole result.
-  json choice_json(bool chat, bool stream, int64_t index, const std::string& text, const json& finish) const {
-    json c{{"index", index}, {"logprobs", nullptr}, {"finish_reason", finish}};
+  json choice_json(bool chat, bool stream, int64_t index, const std::string& text, const json& finish,
+                   json logprobs = nullptr) const {
+    json c{{"index", index}};
     if (!chat) c["text"] = text;
     else if (stream) c["delta"] = text.empty() && !finish.is_null() ? json::object() : json{{"content", text}};
     else c["message"] = {{"role", "assistant"}, {"content", text}};
+    c["logprobs"] = std::move(logprobs);
+    c["finish_reason"] = finish;
     return c;
   }
 
@@ -259,9 +264,11 @@ class Server {
     json choices = json::array();
     for (size_t i = 0; i < jobs.size(); ++i) {
       Job::Update u;
+      std::vector<LogprobEntry> entries;
       do {
         u = jobs[i]->next(std::chrono::milliseconds(500));
         texts[i] += u.text;
+        for (auto& e : u.logprobs) entries.push_back(std::move(e));
       } while (!u.finished);
       if (u.error_status) {
         for (auto& j : jobs) j->cancelled = true;
@@ -271,7 +278,9 @@ class Server {
       }
       if (i == 0) total = u.usage;
       else total.completion_tokens += u.usage.completion_tokens;
-      choices.push_back(choice_json(chat, false, int64_t(i), texts[i], u.finish_reason));
+      json lp = nullptr;
+      if (r.job.logprobs >= 0) lp = chat ? chat_logprobs_json(entries) : completion_logprobs_json(entries, texts[i], 0, 0);
+      choices.push_back(choice_json(chat, false, int64_t(i), texts[i], u.finish_reason, std::move(lp)));
     }
     json out = base;
     out["choices"] = choices;
@@ -286,6 +295,7 @@ class Server {
     struct State {
       std::vector<std::shared_ptr<Job>> jobs;
       std::vector<bool> done;
+      std::vector<size_t> bytes_sent, chars_sent;  // per choice: its text so far (text_offset's base)
       JobUsage usage;
       bool started = false, ended = false;
       std::chrono::steady_clock::time_point last_write = std::chrono::steady_clock::now();
@@ -293,19 +303,30 @@ class Server {
     auto st = std::make_shared<State>();
     st->jobs = std::move(jobs);
     st->done.assign(st->jobs.size(), false);
-    const bool chat = r.chat, include_usage = r.include_usage;
+    st->bytes_sent.assign(st->jobs.size(), 0);
+    st->chars_sent.assign(st->jobs.size(), 0);
+    const bool chat = r.chat, include_usage = r.include_usage, want_logprobs = r.job.logprobs >= 0;
     res.set_header("Cache-Control", "no-cache");
     res.set_chunked_content_provider(
         "text/event-stream",
-        [this, st, chat, include_usage, base](size_t, httplib::DataSink& sink) {
+        [this, st, chat, include_usage, want_logprobs, base](size_t, httplib::DataSink& sink) {
           const auto event = [&](const json& j) {
             const std::string s = "data: " + dump(j) + "\n\n";
             return sink.write(s.data(), s.size());
           };
-          const auto chunk = [&](size_t i, const std::string& text, const json& finish) {
+          const auto chunk = [&](size_t i, const std::string& text, const json& finish, json logprobs = nullptr) {
             json j = base;
-            j["choices"] = json::array({choice_json(chat, true, int64_t(i), text, finish)});
+            j["choices"] = json::array({choice_json(chat, true, int64_t(i), text, finish, std::move(logprobs))});
             return event(j);
+          };
+          // A chunk's logprobs are those of the tokens whose text begins in it.
+          const auto chunk_logprobs = [&](size_t i, const Job::Update& u) -> json {
+            if (!want_logprobs) return nullptr;
+            json lp = chat ? chat_logprobs_json(u.logprobs)
+                           : completion_logprobs_json(u.logprobs, u.text, st->bytes_sent[i], st->chars_sent[i]);
+            st->bytes_sent[i] += u.text.size();
+            st->chars_sent[i] += utf8_char_index(u.text, u.text.size());
+            return lp;
           };
           if (!st->started) {
             st->started = true;
@@ -325,8 +346,9 @@ class Server {
             // Block on the first unfinished choice; look at the others without waiting.
             const Job::Update u = st->jobs[i]->next(std::chrono::milliseconds(waited ? 0 : 100));
             waited = true;
-            if (!u.text.empty() && !chunk(i, u.text, nullptr)) return false;
-            if (!u.text.empty()) st->last_write = std::chrono::steady_clock::now();
+            const bool news = !u.text.empty() || !u.logprobs.empty();
+            if (news && !chunk(i, u.text, nullptr, chunk_logprobs(i, u))) return false;
+            if (news) st->last_write = std::chrono::steady_clock::now();
             if (!u.finished) continue;
             st->done[i] = true;
             if (u.error_status) {
