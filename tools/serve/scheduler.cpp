@@ -110,7 +110,11 @@ void Scheduler::loop() {
       if (stop_) break;
       for (auto& s : slots_) {
         if (s->phase != Slot::Phase::Idle) continue;
-        while (!queue_.empty() && queue_.front()->cancelled) queue_.pop_front();
+        while (!queue_.empty() && queue_.front()->cancelled) {
+          queue_.pop_front();
+          std::lock_guard mlk(metrics_mu_);
+          metrics_.jobs_cancelled++;
+        }
         if (queue_.empty()) break;
         admitted.emplace_back(s.get(), std::move(queue_.front()));
         queue_.pop_front();
@@ -122,7 +126,11 @@ void Scheduler::loop() {
 
     // A client that went away frees its slot now.
     for (auto& s : slots_)
-      if (s->phase != Slot::Phase::Idle && s->phase != Slot::Phase::Closing && s->job && s->job->cancelled) release(*s);
+      if (s->phase != Slot::Phase::Idle && s->phase != Slot::Phase::Closing && s->job && s->job->cancelled) {
+        release(*s);
+        std::lock_guard lk(metrics_mu_);
+        metrics_.jobs_cancelled++;
+      }
 
     // One block of the oldest prompt being prefilled.
     Slot* pre = nullptr;

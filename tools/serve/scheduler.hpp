@@ -49,6 +49,7 @@ struct SchedulerStats {
   uint64_t cache_bytes = 0, cache_entries = 0, cache_hits = 0, cache_hit_tokens = 0;
   uint64_t steps = 0, decoded_tokens = 0, prefilled_tokens = 0;
   uint64_t jobs_done = 0, prompt_tokens = 0, completion_tokens = 0;
+  uint64_t jobs_cancelled = 0;  // their client went away (running or queued)
   Histogram ttft{{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30}};  // queued → first token
   Histogram itl{{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1}};    // between tokens of a job
 };
