@@ -57,14 +57,15 @@ TEST(ServeLogprobs, LogSoftmaxTopRanksTiesByIdAndReportsTheChosenToken) {
 
 TEST(ServeLogprobs, TokenDisplayEscapesPartialCharactersAndOffsetsCountCharacters) {
   EXPECT_EQ(token_display(" h\xc3\xa9llo"), " h\xc3\xa9llo");
-  EXPECT_EQ(token_display("\xe2\x80"), "\\xe2\\x80");             // the first two bytes of a 3-byte character
-  EXPECT_EQ(token_display("\x9c"), "\\x9c");                      // its last byte
+  EXPECT_EQ(token_display("\xe2\x80"), "\\xe2\\x80");                    // the first two bytes of a 3-byte character
+  EXPECT_EQ(token_display("\x9c"), "\\x9c");                             // its last byte
   EXPECT_EQ(token_display("a\xf0\x9f\x98\x80z"), "a\xf0\x9f\x98\x80z");  // a whole emoji
-  EXPECT_EQ(token_display("\xc0\xaf"), "\\xc0\\xaf");             // overlong
-  EXPECT_EQ(token_display("\xed\xa0\x80"), "\\xed\\xa0\\x80");    // a surrogate
+  EXPECT_EQ(token_display("\xc0\xaf"), "\\xc0\\xaf");                    // overlong
+  EXPECT_EQ(token_display("\xed\xa0\x80"), "\\xed\\xa0\\x80");           // a surrogate
   // "aé€b": bytes a | c3 a9 | e2 82 ac | b.
-  const std::string t = "a\xc3\xa9\xe2\x82\xac"
-                        "b";
+  const std::string t =
+      "a\xc3\xa9\xe2\x82\xac"
+      "b";
   const size_t want[] = {0, 1, 1, 2, 2, 2, 3, 4, 4};
   for (size_t off = 0; off < 9; ++off) EXPECT_EQ(utf8_char_index(t, off), want[off]) << off;
 }

@@ -289,8 +289,9 @@ TEST_F(ServeApi, ParsesWhatOpenAIClientsSend) {
   EXPECT_EQ(parse_completion(parse_body(R"({"prompt": "x", "logprobs": 0})", 64), false, ctx_).job.logprobs, 0);
   EXPECT_EQ(parse_completion(parse_body(R"({"prompt": "x", "logprobs": 20})", 64), false, ctx_).job.logprobs, 20);
   const auto chat = [&](const char* extra) {
-    return parse_completion(parse_body(std::string(R"({"messages": [{"role": "user", "content": "Hi"}])") + extra + "}", 64),
-                            true, ctx_)
+    return parse_completion(
+               parse_body(std::string(R"({"messages": [{"role": "user", "content": "Hi"}])") + extra + "}", 64), true,
+               ctx_)
         .job.logprobs;
   };
   EXPECT_EQ(chat(R"(, "logprobs": true)"), 0);
@@ -349,9 +350,9 @@ TEST_F(ServeApi, RefusesBadTypesAndBoundsNamingTheField) {
   EXPECT_EQ(refuse(R"({"messages": []})", true).param, "messages");
   EXPECT_EQ(refuse(R"({"messages": [{"role": "user", "content": "x"}], "top_logprobs": 1})", true).param,
             "top_logprobs");
-  EXPECT_EQ(refuse(R"({"messages": [{"role": "user", "content": "x"}], "logprobs": true, "top_logprobs": 21})", true)
-                .param,
-            "top_logprobs");
+  EXPECT_EQ(
+      refuse(R"({"messages": [{"role": "user", "content": "x"}], "logprobs": true, "top_logprobs": 21})", true).param,
+      "top_logprobs");
   EXPECT_EQ(refuse(R"({"messages": [{"role": "user", "content": "x"}], "logprobs": 2})", true).param, "logprobs");
   EXPECT_EQ(refuse(R"({"messages": [{"role": "robot", "content": "x"}]})", true).param, "messages[0].role");
   EXPECT_EQ(refuse(R"({"messages": [{"role": "user", "content": [{"type": "image_url"}]}]})", true).param,

@@ -54,7 +54,7 @@ class Job {
   // next step.
   std::atomic<bool> cancelled{false};
   struct Update {
-    std::string text;  // new text since the last call (whole UTF-8 characters)
+    std::string text;                    // new text since the last call (whole UTF-8 characters)
     std::vector<LogprobEntry> logprobs;  // the entries of the tokens whose text begins in `text`
     bool finished = false;
     std::string finish_reason;  // "stop" or "length" when finished without error

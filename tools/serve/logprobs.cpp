@@ -19,9 +19,7 @@ bool ranks_before(float a, int32_t ia, float b, int32_t ib) {
   return ia < ib;
 }
 
-float finite_or_impossible(double lp) {
-  return std::isfinite(lp) ? float(lp) : kImpossibleLogprob;
-}
+float finite_or_impossible(double lp) { return std::isfinite(lp) ? float(lp) : kImpossibleLogprob; }
 
 // The length of the well-formed UTF-8 sequence at s[i], or 0 when it is ill-formed or cut short.
 size_t utf8_sequence(std::string_view s, size_t i) {

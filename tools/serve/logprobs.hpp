@@ -22,8 +22,8 @@ inline constexpr int kMaxTopLogprobs = 20;
 inline constexpr float kImpossibleLogprob = -9999.0f;
 
 struct LogSoftmaxTop {
-  float chosen = 0;                  // log p(chosen)
-  std::vector<TokenLogprob> top;     // the k most likely, most likely first; ties: lower id first
+  float chosen = 0;               // log p(chosen)
+  std::vector<TokenLogprob> top;  // the k most likely, most likely first; ties: lower id first
 };
 
 // log_softmax(logits)[chosen] and the top `k` (0..kMaxTopLogprobs) of logits [vocab], in one pass

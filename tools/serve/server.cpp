@@ -293,7 +293,8 @@ class Server {
       if (i == 0) total = u.usage;
       else total.completion_tokens += u.usage.completion_tokens;
       json lp = nullptr;
-      if (r.job.logprobs >= 0) lp = chat ? chat_logprobs_json(entries) : completion_logprobs_json(entries, texts[i], 0, 0);
+      if (r.job.logprobs >= 0)
+        lp = chat ? chat_logprobs_json(entries) : completion_logprobs_json(entries, texts[i], 0, 0);
       choices.push_back(choice_json(chat, false, int64_t(i), texts[i], u.finish_reason, std::move(lp)));
     }
     json out = base;
