@@ -288,6 +288,19 @@ TEST_F(ServeApi, ParsesWhatOpenAIClientsSend) {
   EXPECT_EQ(r.job.stop_strings, std::vector<std::string>{"x"});
   EXPECT_EQ(r.n, 2);
   EXPECT_TRUE(r.stream && r.include_usage);
+  EXPECT_EQ(r.job.logprobs, -1);  // null: none
+  EXPECT_EQ(parse_completion(parse_body(R"({"prompt": "x", "logprobs": 0})", 64), false, ctx_).job.logprobs, 0);
+  EXPECT_EQ(parse_completion(parse_body(R"({"prompt": "x", "logprobs": 20})", 64), false, ctx_).job.logprobs, 20);
+  const auto chat = [&](const char* extra) {
+    return parse_completion(
+               parse_body(std::string(R"({"messages": [{"role": "user", "content": "Hi"}])") + extra + "}", 64), true,
+               ctx_)
+        .job.logprobs;
+  };
+  EXPECT_EQ(chat(R"(, "logprobs": true)"), 0);
+  EXPECT_EQ(chat(R"(, "logprobs": true, "top_logprobs": 3)"), 3);
+  EXPECT_EQ(chat(R"(, "logprobs": false)"), -1);
+  EXPECT_EQ(chat(""), -1);
   // An empty prompt starts from BOS, as `retnet generate` does.
   EXPECT_EQ(parse_completion(parse_body(R"({"prompt": ""})", 64), false, ctx_).job.prompt,
             std::vector<int32_t>{tok_->bos_id()});
@@ -321,6 +334,10 @@ TEST_F(ServeApi, RefusesBadTypesAndBoundsNamingTheField) {
       {R"({"prompt": {"a": 1}})", "prompt"},
       {R"({"max_tokens": 1})", "prompt"},
       {R"({"prompt": "x", "echo": true})", "echo"},
+      {R"({"prompt": "x", "logprobs": -1})", "logprobs"},
+      {R"({"prompt": "x", "logprobs": 21})", "logprobs"},
+      {R"({"prompt": "x", "logprobs": true})", "logprobs"},
+      {R"({"prompt": "x", "top_logprobs": 1})", "top_logprobs"},
       {R"({"prompt": "x", "stream_options": 3})", "stream_options"},
   };
   for (const auto& [body, param] : cases) {
@@ -334,6 +351,12 @@ TEST_F(ServeApi, RefusesBadTypesAndBoundsNamingTheField) {
   EXPECT_TRUE(Contains(refuse(R"({"prompt": ")" + many + R"("})").message, "limit of 50"));
   EXPECT_EQ(refuse(R"({"model": "gpt-4", "prompt": "x"})").status, 404);
   EXPECT_EQ(refuse(R"({"messages": []})", true).param, "messages");
+  EXPECT_EQ(refuse(R"({"messages": [{"role": "user", "content": "x"}], "top_logprobs": 1})", true).param,
+            "top_logprobs");
+  EXPECT_EQ(
+      refuse(R"({"messages": [{"role": "user", "content": "x"}], "logprobs": true, "top_logprobs": 21})", true).param,
+      "top_logprobs");
+  EXPECT_EQ(refuse(R"({"messages": [{"role": "user", "content": "x"}], "logprobs": 2})", true).param, "logprobs");
   EXPECT_EQ(refuse(R"({"messages": [{"role": "robot", "content": "x"}]})", true).param, "messages[0].role");
   EXPECT_EQ(refuse(R"({"messages": [{"role": "user", "content": [{"type": "image_url"}]}]})", true).param,
             "messages[0].content");

@@ -5,6 +5,8 @@
 #include <limits>
 #include <random>
 
+#include "logprobs.hpp"
+
 namespace retnet::serve {
 
 using nlohmann::json;
@@ -147,14 +149,42 @@ CompletionRequest parse_completion(const json& b, bool chat, const ApiContext& c
       throw e;
     }
   }
-  for (const char* unsupported : {"logprobs", "top_logprobs", "echo", "suffix", "best_of", "logit_bias", "tools",
-                                  "functions", "response_format"}) {
+  for (const char* unsupported : {"suffix", "best_of", "logit_bias", "tools", "functions", "response_format"}) {
     auto it = b.find(unsupported);
     if (it == b.end() || it->is_null() || (it->is_boolean() && !it->get<bool>()) ||
         (it->is_number() && it->get<double>() == 0))
       continue;
-    if (std::string(unsupported) == "logprobs" && chat && it->is_boolean() && !it->get<bool>()) continue;
     throw bad(unsupported, "not supported by this server yet");
+  }
+  if (!chat) {
+    bool echo = false;
+    get_bool(b, "echo", echo);
+    // The prompt's logprobs would need logits for every prompt token (the prefill computes the last
+    // one's only) and no prefix-cache reuse; echo alone is the prompt pasted before the text.
+    if (echo) throw bad("echo", "not supported by this server (see README: retnet serve)");
+  }
+
+  // logprobs: completions take the number of alternatives (0..20); chat takes a boolean plus
+  // top_logprobs (0..20), which needs logprobs: true.
+  const std::string top_max = std::to_string(kMaxTopLogprobs);
+  if (chat) {
+    bool want = false;
+    get_bool(b, "logprobs", want);
+    int64_t top = 0;
+    const bool has_top = get_number(b, "top_logprobs", top);
+    if (has_top && !want) throw bad("top_logprobs", "needs \"logprobs\": true");
+    if (top < 0 || top > kMaxTopLogprobs)
+      throw bad("top_logprobs", "must be in [0, " + top_max + "], got " + std::to_string(top));
+    if (want) r.job.logprobs = int(top);
+  } else {
+    if (auto it = b.find("top_logprobs"); it != b.end() && !it->is_null())
+      throw bad("top_logprobs", "is a chat completions field; completions take \"logprobs\": <number of alternatives>");
+    int64_t k = -1;
+    if (get_number(b, "logprobs", k)) {
+      if (k < 0 || k > kMaxTopLogprobs)
+        throw bad("logprobs", "must be in [0, " + top_max + "], got " + std::to_string(k));
+      r.job.logprobs = int(k);
+    }
   }
 
   // The prompt's tokens, as `retnet generate` makes them: encode with BOS, or BOS alone when empty.

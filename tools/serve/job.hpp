@@ -20,6 +20,24 @@ struct JobParams {
   std::vector<std::string> stop_strings;  // end the text before the first match (not included)
   std::vector<int32_t> stop_ids;          // end generation (not emitted), besides the model's EOS
   bool ignore_eos = false;
+  // Log-probabilities of each generated token with this many alternatives (0..20); -1: none, and
+  // the scheduler computes nothing.
+  int logprobs = -1;
+};
+
+// One token with its log-probability (logprobs.hpp: the raw logits' log_softmax).
+struct TokenLogprob {
+  int32_t id = -1;
+  float logprob = 0;
+  std::string bytes;  // Tokenizer::token_bytes: may hold part of a UTF-8 character
+};
+
+// A generated token's entry: the token, its alternatives, and where its text starts in the choice's
+// text (bytes). Sent with the text that carries the token's first byte.
+struct LogprobEntry {
+  TokenLogprob chosen;
+  std::vector<TokenLogprob> top;  // the most likely first
+  size_t offset = 0;
 };
 
 struct JobUsage {
@@ -41,7 +59,8 @@ class Job {
   // next step.
   std::atomic<bool> cancelled{false};
   struct Update {
-    std::string text;  // new text since the last call (whole UTF-8 characters)
+    std::string text;                    // new text since the last call (whole UTF-8 characters)
+    std::vector<LogprobEntry> logprobs;  // the entries of the tokens whose text begins in `text`
     bool finished = false;
     std::string finish_reason;  // "stop" or "length" when finished without error
     int error_status = 0;       // non-zero: failed with this HTTP status and message
@@ -51,10 +70,12 @@ class Job {
   // Waits up to `timeout` for news, then returns what there is (possibly nothing).
   Update next(std::chrono::milliseconds timeout) {
     std::unique_lock lk(mu_);
-    cv_.wait_for(lk, timeout, [&] { return !text_.empty() || finished_; });
+    cv_.wait_for(lk, timeout, [&] { return !text_.empty() || !logprobs_.empty() || finished_; });
     Update u;
     u.text = std::move(text_);
     text_.clear();
+    u.logprobs = std::move(logprobs_);
+    logprobs_.clear();
     u.finished = finished_;
     u.finish_reason = reason_;
     u.error_status = error_status_;
@@ -64,11 +85,13 @@ class Job {
   }
 
   // ---- scheduler side
-  void push_text(const std::string& s) {
-    if (s.empty()) return;
+  // Text and the logprob entries that go with it, published together.
+  void push_text(const std::string& s, std::vector<LogprobEntry> entries = {}) {
+    if (s.empty() && entries.empty()) return;
     {
       std::lock_guard lk(mu_);
       text_ += s;
+      for (auto& e : entries) logprobs_.push_back(std::move(e));
     }
     cv_.notify_all();
   }
@@ -104,6 +127,7 @@ class Job {
   mutable std::mutex mu_;
   std::condition_variable cv_;
   std::string text_;
+  std::vector<LogprobEntry> logprobs_;
   bool finished_ = false;
   std::string reason_;
   int error_status_ = 0;

@@ -5,6 +5,8 @@
 #include <chrono>
 #include <optional>
 
+#include "logprobs.hpp"
+
 namespace retnet::serve {
 
 struct Scheduler::Slot {
@@ -26,6 +28,12 @@ struct Scheduler::Slot {
   std::optional<Tokenizer::StreamDecoder> decoder;
   std::string held;                                  // text held back while it may be the start of a stop string
   std::chrono::steady_clock::time_point last_token;  // when the previous token was emitted
+  // Logprob entries (jobs that ask for them only). The decoder's output is one byte stream: `decoded`
+  // counts its bytes, `sent` those pushed to the job (a prefix of it: the rest is held back as the
+  // possible start of a stop string). An entry is sent with the text holding its first byte.
+  std::vector<LogprobEntry> undecoded;  // tokens whose text the decoder still holds back
+  std::deque<LogprobEntry> unsent;      // tokens with an offset, their first byte not sent yet
+  size_t decoded = 0, sent = 0;
 };
 
 Scheduler::Scheduler(std::shared_ptr<const Model> model, Tokenizer tok, SchedulerOptions opt)
@@ -190,6 +198,9 @@ void Scheduler::start(Slot& s, std::shared_ptr<Job> job) {
   s.generated = 0;
   s.pending = -1;
   s.held.clear();
+  s.undecoded.clear();
+  s.unsent.clear();
+  s.decoded = s.sent = 0;
   s.stop = p.stop_ids;
   if (!p.ignore_eos) s.stop.insert(s.stop.end(), eos_.begin(), eos_.end());
   std::sort(s.stop.begin(), s.stop.end());
@@ -317,7 +328,18 @@ void Scheduler::on_logits(Slot& s, std::span<const float> logits) {
     else metrics_.itl.observe(std::chrono::duration<double>(now - s.last_token).count());
     s.last_token = now;
   }
-  if (emit(s, s.decoder->push(next))) {
+  if (p.logprobs >= 0) {
+    // Only for jobs that ask: a pass over the vocabulary, and the bytes of k + 1 tokens.
+    const LogSoftmaxTop lt = log_softmax_top(logits, next, p.logprobs);
+    const bool first = s.generated == 1;  // the decoder applies start-of-text rules to it
+    LogprobEntry e;
+    e.chosen = TokenLogprob{next, lt.chosen, token_bytes(next, first)};
+    for (const TokenLogprob& t : lt.top) e.top.push_back(TokenLogprob{t.id, t.logprob, token_bytes(t.id, first)});
+    s.undecoded.push_back(std::move(e));
+  }
+  const std::string piece = s.decoder->push(next);
+  decoded(s, piece);
+  if (emit(s, piece)) {
     release(s);
     return;
   }
@@ -339,16 +361,16 @@ void Scheduler::on_logits(Slot& s, std::span<const float> logits) {
 bool Scheduler::emit(Slot& s, const std::string& piece) {
   const auto& stops = s.job->params.stop_strings;
   if (stops.empty()) {
-    s.job->push_text(piece);
+    push(s, piece);
     return false;
   }
   s.held += piece;
   size_t first = std::string::npos;
   for (const auto& st : stops) first = std::min(first, s.held.find(st));
   if (first != std::string::npos) {
-    s.job->push_text(s.held.substr(0, first));
+    push(s, s.held.substr(0, first));
     s.held.clear();
-    finish(s, "stop");
+    finish(s, "stop", true);
     return true;
   }
   // Hold back the longest tail that may begin a stop string (it starts on a character boundary: a
@@ -360,25 +382,70 @@ bool Scheduler::emit(Slot& s, const std::string& piece) {
         keep = k;
         break;
       }
-  s.job->push_text(s.held.substr(0, s.held.size() - keep));
+  push(s, s.held.substr(0, s.held.size() - keep));
   s.held.erase(0, s.held.size() - keep);
   return false;
 }
 
-void Scheduler::finish(Slot& s, const std::string& reason) {
-  // What the stream decoder held back (an incomplete character, as U+FFFD) ends the text.
-  std::string rest = s.held + s.decoder->flush();
+std::string Scheduler::token_bytes(int32_t id, bool first) const {
+  // The model's vocabulary may be larger than the tokenizer's (padding rows): such ids have no text.
+  return id >= 0 && id < tok_.vocab_size() ? tok_.token_bytes(id, first) : std::string();
+}
+
+void Scheduler::decoded(Slot& s, const std::string& piece) {
+  if (s.job->params.logprobs < 0 || piece.empty()) return;
+  // The tokens held so far complete this piece. Their bytes concatenate to it unless the decoder
+  // repaired something (U+FFFD) or skipped a special token; then they all start where it starts.
+  size_t total = 0;
+  for (const auto& e : s.undecoded) total += e.chosen.bytes.size();
+  size_t at = s.decoded;
+  for (auto& e : s.undecoded) {
+    e.offset = std::min(at, s.decoded + piece.size() - 1);  // never past the piece's last byte
+    if (total == piece.size()) at += e.chosen.bytes.size();
+    s.unsent.push_back(std::move(e));
+  }
+  s.undecoded.clear();
+  s.decoded += piece.size();
+}
+
+void Scheduler::push(Slot& s, const std::string& text) {
+  s.sent += text.size();
+  std::vector<LogprobEntry> entries;
+  while (!s.unsent.empty() && s.unsent.front().offset < s.sent) {
+    entries.push_back(std::move(s.unsent.front()));
+    s.unsent.pop_front();
+  }
+  s.job->push_text(text, std::move(entries));
+}
+
+void Scheduler::finish(Slot& s, const std::string& reason, bool stop_string) {
+  // What the stream decoder held back (an incomplete character, as U+FFFD) ends the text, unless a
+  // stop string already ended it: what the decoder holds then comes after the stop string.
+  std::string rest = s.held;
+  const std::string tail = s.decoder->flush();
+  if (!stop_string) {
+    decoded(s, tail);
+    rest += tail;
+  }
   s.held.clear();
   if (!rest.empty()) {
     if (reason == "length" || s.job->params.stop_strings.empty()) {
-      s.job->push_text(rest);
+      push(s, rest);
     } else {
       const auto& stops = s.job->params.stop_strings;
       size_t first = std::string::npos;
       for (const auto& st : stops) first = std::min(first, rest.find(st));
-      s.job->push_text(rest.substr(0, first));
+      push(s, rest.substr(0, first));
     }
   }
+  // Tokens with no text at the end (special tokens, which the text skips) go too when nothing was
+  // cut; tokens after a stop string's cut are dropped with their text.
+  if (!stop_string && s.sent == s.decoded && !s.undecoded.empty()) {
+    for (auto& e : s.undecoded) e.offset = s.decoded;
+    s.job->push_text("", std::move(s.undecoded));
+  }
+  s.undecoded.clear();
+  s.unsent.clear();
   s.job->finish(reason, JobUsage{s.prompt_len, s.generated, s.cached, s.state_id, s.state_tokens});
   std::lock_guard lk(metrics_mu_);
   metrics_.jobs_done++;

@@ -79,7 +79,13 @@ class Scheduler {
   void prefill_block(Slot& s);
   void on_logits(Slot& s, std::span<const float> logits);
   bool emit(Slot& s, const std::string& piece);  // true when a stop string ended the job
-  void finish(Slot& s, const std::string& reason);
+  // stop_string: emit() found one (the text is complete; what the decoder still holds is dropped).
+  void finish(Slot& s, const std::string& reason, bool stop_string = false);
+  // The logprob entries' side of the text: decoded() gives the tokens held so far their offsets in
+  // the decoder's output (`piece` is its next part); push() sends text with the entries it begins.
+  void decoded(Slot& s, const std::string& piece);
+  void push(Slot& s, const std::string& text);
+  std::string token_bytes(int32_t id, bool first) const;
   void release(Slot& s);
   void snapshot(Slot& s, std::span<const float> logits);
   bool resume(Slot& s, std::span<const uint8_t> state, int64_t tokens);

@@ -14,6 +14,8 @@
 
 #include "api.hpp"
 #include "disk_cache.hpp"
+#include "logprobs.hpp"
+#include "peer.hpp"
 #include "scheduler.hpp"
 #include "serve.hpp"
 #include "state_blob.hpp"
@@ -21,7 +23,8 @@
 
 namespace retnet::serve {
 
-using nlohmann::json;
+// Responses keep their keys in insertion order (OpenAI's order; top_logprobs most likely first).
+using json = nlohmann::ordered_json;
 
 namespace {
 
@@ -258,11 +261,14 @@ class Server {
   }
 
   // The JSON of one choice's delta or whole result.
-  json choice_json(bool chat, bool stream, int64_t index, const std::string& text, const json& finish) const {
-    json c{{"index", index}, {"logprobs", nullptr}, {"finish_reason", finish}};
+  json choice_json(bool chat, bool stream, int64_t index, const std::string& text, const json& finish,
+                   json logprobs = nullptr) const {
+    json c{{"index", index}};
     if (!chat) c["text"] = text;
     else if (stream) c["delta"] = text.empty() && !finish.is_null() ? json::object() : json{{"content", text}};
     else c["message"] = {{"role", "assistant"}, {"content", text}};
+    c["logprobs"] = std::move(logprobs);
+    c["finish_reason"] = finish;
     return c;
   }
 
@@ -431,11 +437,26 @@ class Server {
     std::vector<std::string> texts(jobs.size());
     JobUsage total;
     json choices = json::array();
+    // A client that goes away while it waits cancels its jobs: their slots are free at the next step.
+    const int fd = find_connection_socket(req.local_port, req.remote_addr, req.remote_port);
+    auto checked = std::chrono::steady_clock::now();
     for (size_t i = 0; i < jobs.size(); ++i) {
       Job::Update u;
+      std::vector<LogprobEntry> entries;
       do {
-        u = jobs[i]->next(std::chrono::milliseconds(500));
+        u = jobs[i]->next(std::chrono::milliseconds(100));
         texts[i] += u.text;
+        for (auto& e : u.logprobs) entries.push_back(std::move(e));
+        const auto now = std::chrono::steady_clock::now();
+        if (!u.finished && now - checked >= std::chrono::milliseconds(100)) {
+          checked = now;
+          if (peer_closed(fd)) {
+            for (auto& j : jobs) j->cancelled = true;
+            ApiError e = error_for_status(499);  // nginx's "client closed request", for the request log
+            e.message = "the client closed the connection";
+            return send_error(res, e);
+          }
+        }
       } while (!u.finished);
       if (u.error_status) {
         for (auto& j : jobs) j->cancelled = true;
@@ -445,7 +466,10 @@ class Server {
       }
       if (i == 0) total = u.usage;
       else total.completion_tokens += u.usage.completion_tokens;
-      choices.push_back(choice_json(chat, false, int64_t(i), texts[i], u.finish_reason));
+      json lp = nullptr;
+      if (r.job.logprobs >= 0)
+        lp = chat ? chat_logprobs_json(entries) : completion_logprobs_json(entries, texts[i], 0, 0);
+      choices.push_back(choice_json(chat, false, int64_t(i), texts[i], u.finish_reason, std::move(lp)));
       if (!u.usage.state_id.empty()) choices.back()["retnet"] = state_json(u.usage);
     }
     json out = base;
@@ -466,6 +490,7 @@ class Server {
     struct State {
       std::vector<std::shared_ptr<Job>> jobs;
       std::vector<bool> done;
+      std::vector<size_t> bytes_sent, chars_sent;  // per choice: its text so far (text_offset's base)
       JobUsage usage;
       bool started = false, ended = false;
       std::chrono::steady_clock::time_point last_write = std::chrono::steady_clock::now();
@@ -473,20 +498,32 @@ class Server {
     auto st = std::make_shared<State>();
     st->jobs = std::move(jobs);
     st->done.assign(st->jobs.size(), false);
-    const bool chat = r.chat, include_usage = r.include_usage;
+    st->bytes_sent.assign(st->jobs.size(), 0);
+    st->chars_sent.assign(st->jobs.size(), 0);
+    const bool chat = r.chat, include_usage = r.include_usage, want_logprobs = r.job.logprobs >= 0;
     res.set_header("Cache-Control", "no-cache");
     res.set_chunked_content_provider(
         "text/event-stream",
-        [this, st, chat, include_usage, base](size_t, httplib::DataSink& sink) {
+        [this, st, chat, include_usage, want_logprobs, base](size_t, httplib::DataSink& sink) {
           const auto event = [&](const json& j) {
             const std::string s = "data: " + dump(j) + "\n\n";
             return sink.write(s.data(), s.size());
           };
-          const auto chunk = [&](size_t i, const std::string& text, const json& finish, const JobUsage* u = nullptr) {
+          const auto chunk = [&](size_t i, const std::string& text, const json& finish, json logprobs = nullptr,
+                                 const JobUsage* u = nullptr) {
             json j = base;
-            j["choices"] = json::array({choice_json(chat, true, int64_t(i), text, finish)});
+            j["choices"] = json::array({choice_json(chat, true, int64_t(i), text, finish, std::move(logprobs))});
             if (u && !u->state_id.empty()) j["choices"][0]["retnet"] = state_json(*u);  // on the choice's last chunk
             return event(j);
+          };
+          // A chunk's logprobs are those of the tokens whose text begins in it.
+          const auto chunk_logprobs = [&](size_t i, const Job::Update& u) -> json {
+            if (!want_logprobs) return nullptr;
+            json lp = chat ? chat_logprobs_json(u.logprobs)
+                           : completion_logprobs_json(u.logprobs, u.text, st->bytes_sent[i], st->chars_sent[i]);
+            st->bytes_sent[i] += u.text.size();
+            st->chars_sent[i] += utf8_char_index(u.text, u.text.size());
+            return lp;
           };
           if (!st->started) {
             st->started = true;
@@ -506,8 +543,9 @@ class Server {
             // Block on the first unfinished choice; look at the others without waiting.
             const Job::Update u = st->jobs[i]->next(std::chrono::milliseconds(waited ? 0 : 100));
             waited = true;
-            if (!u.text.empty() && !chunk(i, u.text, nullptr)) return false;
-            if (!u.text.empty()) st->last_write = std::chrono::steady_clock::now();
+            const bool news = !u.text.empty() || !u.logprobs.empty();
+            if (news && !chunk(i, u.text, nullptr, chunk_logprobs(i, u))) return false;
+            if (news) st->last_write = std::chrono::steady_clock::now();
             if (!u.finished) continue;
             st->done[i] = true;
             if (u.error_status) {
@@ -520,7 +558,7 @@ class Server {
               sink.done();
               return true;
             }
-            if (!chunk(i, "", u.finish_reason, &u.usage)) return false;
+            if (!chunk(i, "", u.finish_reason, nullptr, &u.usage)) return false;
             if (i == 0) st->usage = u.usage;
             else st->usage.completion_tokens += u.usage.completion_tokens;
           }
