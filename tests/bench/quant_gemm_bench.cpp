@@ -5,8 +5,8 @@
 //   quant_gemm_bench [--T 512] [--rows 3072] [--in 768] [--rounds 5] [--panel 64]
 //
 // Times one product [T, in] × [rows, in]ᵀ per method per round, methods interleaved (the VM is
-// shared), best round counts, CPU time of the thread; prints GFLOP/s (2·T·rows·in per product) and each method's ratio to
-// dequant+sgemm. Also checks that the GEMM's output is bit-identical to the GEMV's.
+// shared), best round counts, CPU time of the thread; prints GFLOP/s (2·T·rows·in per product) and each method's ratio
+// to dequant+sgemm. Also checks that the GEMM's output is bit-identical to the GEMV's.
 #include <algorithm>
 #include <ctime>
 #include <cmath>
@@ -108,10 +108,11 @@ int main(int argc, char** argv) {
     double maxrel = 0, scale = 0;
     for (size_t i = 0; i < y0.size(); ++i) scale = std::max(scale, double(std::fabs(y0[i])));
     for (size_t i = 0; i < y0.size(); ++i) maxrel = std::max(maxrel, std::fabs(double(y2[i]) - y0[i]) / scale);
-    std::printf("%-5s dequant+sgemm %6.1f GFLOP/s | gemv %6.1f (%.2fx) | gemm %6.1f (%.2fx) | gemm==gemv %s, "
-                "max |gemm - sgemm| / max|y| %.2g\n",
-                dtype_name(t), flop / best[0] * 1e-9, flop / best[1] * 1e-9, best[0] / best[1],
-                flop / best[2] * 1e-9, best[0] / best[2], same ? "yes" : "NO", maxrel);
+    std::printf(
+        "%-5s dequant+sgemm %6.1f GFLOP/s | gemv %6.1f (%.2fx) | gemm %6.1f (%.2fx) | gemm==gemv %s, "
+        "max |gemm - sgemm| / max|y| %.2g\n",
+        dtype_name(t), flop / best[0] * 1e-9, flop / best[1] * 1e-9, best[0] / best[1], flop / best[2] * 1e-9,
+        best[0] / best[2], same ? "yes" : "NO", maxrel);
   }
   return 0;
 }

@@ -29,7 +29,7 @@ namespace retnet::cpu::qgemm {
 #pragma GCC diagnostic ignored "-Wuninitialized"
 namespace {
 
-constexpr int kMR = 2;                 // weight rows per tile
+constexpr int kMR = 2;                // weight rows per tile
 constexpr int kNR = int(kGemmTileT);  // activation rows per tile: 2·kMR·kNR accumulators + kMR·kNR scales
 
 // The GEMV's final reduction (quant_gemv.hpp): R((acc0 + acc2) + (acc1 + acc3)), R as hsum8 reduces.
@@ -198,10 +198,8 @@ RETNET_VNNI void tile32(const uint8_t* w, size_t row_bytes, int64_t r, const Qua
       __m512 A = acc.A[m][i], B = acc.B[m][i];
       if (b < nb) {  // one block left: b mod 4 is 0 (into acc0, A's low half) or 2 (acc2, B's low half)
         const uint8_t* blk = rows[m] + size_t(b) * K::kBlockBytes;
-        if (b % 4 == 0)
-          A = with_lo(A, K::single(blk, a, x0 + b + i * nb, lo_half(A)));
-        else
-          B = with_lo(B, K::single(blk, a, x0 + b + i * nb, lo_half(B)));
+        if (b % 4 == 0) A = with_lo(A, K::single(blk, a, x0 + b + i * nb, lo_half(A)));
+        else B = with_lo(B, K::single(blk, a, x0 + b + i * nb, lo_half(B)));
       }
       const float v = finish(A, B);
       y[(t + i) * ldy + m] = K::kOffset ? v + hsum8(acc.off[m][i]) : v;
