@@ -79,6 +79,8 @@ int main(int argc, char** argv) {
   for (float& v : x) v = nd(rng);
   std::vector<uint8_t> qbuf(cpu::quant_acts_bytes(T, in) + 64);
   uint8_t* qa_at = qbuf.data() + (64 - reinterpret_cast<uintptr_t>(qbuf.data()) % 64) % 64;
+  std::vector<uint8_t> pbuf(cpu::quant_pack_bytes(panel, in) + 64);
+  uint8_t* pk = pbuf.data() + (64 - reinterpret_cast<uintptr_t>(pbuf.data()) % 64) % 64;
   std::vector<float> y0(size_t(T * rows)), y1(y0.size()), y2(y0.size()), scratch;
   const double flop = 2.0 * double(T) * double(rows) * double(in);
   for (DType t : {DType::Q8_0, DType::Q4_0, DType::Q4_K}) {
@@ -98,9 +100,9 @@ int main(int argc, char** argv) {
       qa = cpu::quantize_acts(x.data(), T, in, qa_at);
       for (int64_t r = 0; r < rows; r += panel) {
         const int64_t r1 = std::min(rows, r + panel);
-        if (t == DType::Q8_0) cpu::gemm_q8_0(qa, wb.data(), r, r1, y2.data() + r, rows);
-        else if (t == DType::Q4_0) cpu::gemm_q4_0(qa, wb.data(), r, r1, y2.data() + r, rows);
-        else cpu::gemm_q4_k(qa, wb.data(), r, r1, y2.data() + r, rows);
+        if (t == DType::Q8_0) cpu::gemm_q8_0(qa, wb.data(), r, r1, y2.data() + r, rows, pk);
+        else if (t == DType::Q4_0) cpu::gemm_q4_0(qa, wb.data(), r, r1, y2.data() + r, rows, pk);
+        else cpu::gemm_q4_k(qa, wb.data(), r, r1, y2.data() + r, rows, pk);
       }
       best[2] = std::min(best[2], now() - t0);
     }
@@ -109,7 +111,7 @@ int main(int argc, char** argv) {
     for (size_t i = 0; i < y0.size(); ++i) scale = std::max(scale, double(std::fabs(y0[i])));
     for (size_t i = 0; i < y0.size(); ++i) maxrel = std::max(maxrel, std::fabs(double(y2[i]) - y0[i]) / scale);
     std::printf(
-        "%-5s dequant+sgemm %6.1f GFLOP/s | gemv %6.1f (%.2fx) | gemm %6.1f (%.2fx) | gemm==gemv %s, "
+        "%-5s dequant+sgemm %6.1f GFLOP/s | gemv %6.1f (%.2fx) | gemm %6.1f (%.2fx) | gemm==gemv bits %s, "
         "max |gemm - sgemm| / max|y| %.2g\n",
         dtype_name(t), flop / best[0] * 1e-9, flop / best[1] * 1e-9, best[0] / best[1], flop / best[2] * 1e-9,
         best[0] / best[2], same ? "yes" : "NO", maxrel);

@@ -14,6 +14,7 @@
 #include <numeric>
 
 #include "backend/cpu/kernels_cpu.hpp"
+#include "backend/cpu/quant_gemm.hpp"
 #include "common/limits.hpp"
 #include "common/saturating.hpp"
 #include "retnet/error.hpp"
@@ -55,7 +56,7 @@ uint64_t alloc_request_bytes(uint64_t n_floats) {
 }
 }  // namespace
 
-CpuBackend::CpuBackend(int threads) : pool_(threads), scratch_(size_t(pool_.size())) {
+CpuBackend::CpuBackend(int threads) : pool_(threads), scratch_(size_t(pool_.size())), qpack_(size_t(pool_.size())) {
   // We parallelise across weight panels ourselves; nested BLAS threads would oversubscribe.
   openblas_set_num_threads(1);
 }
@@ -101,7 +102,13 @@ uint64_t CpuBackend::host_scratch_bytes(const ScratchShape& s) const {
   const uint64_t qacts = s.block_weights && s.widest_input > 0 && s.widest_input % cpu::kQActBlock == 0
                              ? uint64_t(cpu::quant_acts_bytes(kQuantMaxRows, s.widest_input) + kQuantActsAlign)
                              : 0;
-  return sat_add(sat_mul(sat_mul(uint64_t(pool_.size()), floats), 2 * sizeof(float)), sat_mul(2, qacts));
+  // And per thread a repacked panel of kQuantGemmPanelRows weight rows for the integer GEMM (grown
+  // to its final size at once: every panel of a width needs the same).
+  const uint64_t qpack = s.block_weights && s.widest_input > 0 && s.widest_input % cpu::kQActBlock == 0
+                             ? uint64_t(cpu::quant_pack_bytes(kQuantGemmPanelRows, s.widest_input) + 64)
+                             : 0;
+  return sat_add(sat_add(sat_mul(sat_mul(uint64_t(pool_.size()), floats), 2 * sizeof(float)), sat_mul(2, qacts)),
+                 sat_mul(uint64_t(pool_.size()), sat_mul(2, qpack)));
 }
 
 WeightRef CpuBackend::upload(const WeightRef& host, FnRef<void(uint64_t)> on_bytes) {
@@ -200,7 +207,7 @@ void CpuBackend::matmul(const float* x, int64_t T, int64_t in, std::span<const M
       float* y = jobs[j].y + r0;
       if (gemv && dtype_is_block(w.dtype)) cpu::gemv_rows_quant(qa, w, r0, r1, y, w.rows);
       else if (gemv) cpu::gemv_rows(x, T, in, w, r0, r1, y, w.rows, scratch_[size_t(tid)]);
-      else if (dtype_is_block(w.dtype) && quant_gemm(w.dtype)) cpu::gemm_rows_quant(qa, w, r0, r1, y, w.rows);
+      else if (dtype_is_block(w.dtype) && quant_gemm(w.dtype)) cpu::gemm_rows_quant(qa, w, r0, r1, y, w.rows, qpack_[size_t(tid)]);
       else if (bf16 && w.dtype == DType::BF16)
         cpu::gemm_bf16_rows(xb_.data(), T, in, w, r0, r1, y, w.rows, pack_[size_t(tid)]);
       else

@@ -51,6 +51,8 @@ class CpuBackend final : public Backend {
   std::vector<uint32_t> xb_;
   // matmul's activations quantized for block-typed weights (cpu::quantize_acts; aligned in place).
   std::vector<uint8_t> qacts_;
+  // Prefill's integer GEMM: each pool thread's repacked weight panel (quant_gemm.hpp).
+  std::vector<std::vector<uint8_t>> qpack_;
   std::vector<std::vector<uint32_t>> pack_;
 };
 

@@ -195,14 +195,19 @@ void gemv_rows_quant(const QuantActs& a, const WeightRef& w, int64_t r0, int64_t
       [&] { throw_bad_dtype(w.dtype, "gemv_rows_quant"); });
 }
 
-void gemm_rows_quant(const QuantActs& a, const WeightRef& w, int64_t r0, int64_t r1, float* y, int64_t ldy) {
+void gemm_rows_quant(const QuantActs& a, const WeightRef& w, int64_t r0, int64_t r1, float* y, int64_t ldy,
+                     std::vector<uint8_t>& pack) {
+  // The pack buffer aligned to 64 bytes (the kernels' aligned loads), grown as needed.
+  const size_t need = quant_pack_bytes(r1 - r0, a.nb * kQActBlock) + 64;
+  if (pack.size() < need) pack.resize(need);
+  uint8_t* p = pack.data() + (64 - reinterpret_cast<uintptr_t>(pack.data()) % 64) % 64;
   switch (w.dtype) {
     case DType::Q8_0:
-      return gemm_q8_0(a, w.data, r0, r1, y, ldy);
+      return gemm_q8_0(a, w.data, r0, r1, y, ldy, p);
     case DType::Q4_0:
-      return gemm_q4_0(a, w.data, r0, r1, y, ldy);
+      return gemm_q4_0(a, w.data, r0, r1, y, ldy, p);
     case DType::Q4_K:
-      return gemm_q4_k(a, w.data, r0, r1, y, ldy);
+      return gemm_q4_k(a, w.data, r0, r1, y, ldy, p);
     default:
       throw Error(std::string("gemm_rows_quant: ") + dtype_name(w.dtype) + " has no integer GEMM");
   }

@@ -1,27 +1,32 @@
 // Prefill GEMM on block-quantized weights (q8_0, q4_0, q4_k): y[t, r − r0] = Σ_i x[t, i] · W[r, i]
 // for many activation rows at once, with integer dot products on the activations quantize_acts
-// (quant_gemv.hpp) produced once per matmul. The prefill twin of gemv_q8_0 & co.
+// (quant_gemv.hpp) produced once per matmul (the decode path's int8 blocks of 32, reused as they are).
 //
 // Design
-// - Same arithmetic, same order as the decode GEMV (quant_gemv.hpp: per block eight exact int32
-//   lanes, fp32 fma into accumulator b mod 4, the fixed final reduction). So the result for an
-//   activation row is BIT-IDENTICAL to what gemv_q8_0 & co. give for it: prefill and decode agree
-//   exactly, and the scalar, AVX2 and AVX-512 paths agree exactly (quant_gemm_test checks both).
-// - AVX-512 VNNI (quant_gemm_avx512.cpp): a register tile of 2 weight rows × kGemmTileT activation
-//   rows (two zmm accumulators per pair, as the GEMV keeps per activation row), so that a weight
-//   block is unpacked once for kGemmTileT activation rows and an activation block loaded once for 2
-//   weight rows; q8_0 runs dpbusd with the activations as the unsigned operand (codes + 128, the
-//   excess removed exactly by starting the int32 sum at −128·Σw) instead of moving w's sign onto
-//   every activation row. Edge rows (an odd weight row, fewer than kGemmTileT activation rows) run
-//   the GEMV kernel: the same results by construction.
-// - AVX2 and scalar: the GEMV kernels of the path (the AVX2 one already keeps its 16 ymm registers
-//   full with 1 weight row × 2 activation rows), under the same cache blocking.
-// - Cache blocking: activation rows in chunks that fit L1 (kGemmChunkBytes of codes), each chunk
-//   run against every weight row of the caller's panel (a few KiB a row, in L2), so activations
-//   come from L2 once per panel rather than once per weight row.
+// - The decode GEMV sums each block in eight int32 lanes and scales every lane in fp32: four vector
+//   ops per 64 products, no better than sgemm once many rows share the weights (measured ~1.0–1.2×
+//   sgemm). Here the lanes are 16 WEIGHT ROWS instead: a panel of W is first repacked (quant_pack)
+//   so that one 64-byte load holds four codes of one block for 16 rows; dpbusd against the
+//   activation's four codes broadcast sums a whole block per row in eight steps, and the fp32 work
+//   (convert, scale, fma) is then one op per block for 16 outputs. Repacking costs one pass over
+//   the panel, shared by every activation row.
+// - Codes are packed unsigned: u = w + 128 (q8_0), the 4-bit codes c (q4_0: w = c − 8; q4_k), and
+//   the int32 sum starts at −bias·Σq, which quantize_acts already has (o = −8·Σq): L = Σ w·q exactly
+//   (q4_k: Σ c·q). Per packed block: scale s_w as fp32 (q4_k: d·sc_s, exact) and q4_k's min dmin·m_s.
+// - Order (the definition of the result, which the scalar, AVX2 and AVX-512 kernels all follow, so
+//   the three are BIT-IDENTICAL): per output (t, r), for blocks b = 0, 1, … in turn,
+//   acc = fma(float(L_b), s_w(r, b) · d(t, b), acc); q4_k also accm = fma(dmin·m_s, d·Σq, accm) and
+//   y = acc − accm. One fp32 rounding chain per output, as a dot product of block sums: not the
+//   decode GEMV's lane order, so prefill and decode agree to fp32 rounding (a few ulps of the
+//   summed terms; quant_gemm_test bounds both against a double reference), not bit for bit.
+// - Tiles: AVX-512 VNNI 16 weight rows × up to 8 activation rows (the eight 64-byte code registers
+//   of a block stay in registers for all of them); AVX2 the same with two 8-row halves and
+//   maddubs/madd (q8_0 with w's sign moved onto q, as maddubs needs); scalar plain loops.
+// - Cache blocking: the caller's panel of weight rows is packed once (a few KiB per row, in L2);
+//   activation rows run in chunks of kGemmChunkBytes of codes against every 16-row group.
 //
-// Threading: pure on its outputs, like the GEMV: disjoint [r0, r1) may run concurrently on one
-// QuantActs. No allocation, no exceptions.
+// Threading: pure on its outputs; disjoint [r0, r1) may run concurrently on one QuantActs, each with
+// its own pack buffer. No allocation, no exceptions (preconditions are the caller's, as the GEMV's).
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -30,30 +35,20 @@
 
 namespace retnet::cpu {
 
-// Activation rows of the AVX-512 register tile.
-inline constexpr int64_t kGemmTileT = 4;
-// Bytes of activation codes per cache-blocking chunk (L1 is 32–48 KiB on current x86 cores; the
-// weight rows of a tile and the scales need the rest).
+// Bytes of activation codes per cache-blocking chunk.
 inline constexpr int64_t kGemmChunkBytes = 16 << 10;
 
-// The kernels: gemv_q8_0's contract (quant_gemv.hpp), built for many activation rows. Results are
-// bit-identical to gemv_q8_0 & co. on the same arguments, on every path.
-void gemm_q8_0(const QuantActs& a, const void* w, int64_t r0, int64_t r1, float* y, int64_t ldy,
-               QuantPath path = quant_path_default());
-void gemm_q4_0(const QuantActs& a, const void* w, int64_t r0, int64_t r1, float* y, int64_t ldy,
-               QuantPath path = quant_path_default());
-void gemm_q4_k(const QuantActs& a, const void* w, int64_t r0, int64_t r1, float* y, int64_t ldy,
-               QuantPath path = quant_path_default());
+// Bytes of the pack buffer the kernels need for rows weight rows of width in (a multiple of 32).
+size_t quant_pack_bytes(int64_t rows, int64_t in);
 
-// Activation rows [t0, t0 + n) of a, as a view of the same buffer.
-inline QuantActs quant_acts_rows(const QuantActs& a, int64_t t0, int64_t n) {
-  QuantActs s = a;
-  s.T = n;
-  s.q = a.q + t0 * a.nb * kQActBlock;
-  s.d = a.d + t0 * a.nb;
-  s.s = a.s + t0 * a.nb;
-  s.o = a.o + t0 * a.nb;
-  return s;
-}
+// The kernels: gemv_q8_0's contract (quant_gemv.hpp: a = quantize_acts(x, T, in), w = W's row 0,
+// y[t·ldy + (r − r0)]) plus pack, quant_pack_bytes(r1 − r0, in) bytes aligned to 64, which they
+// overwrite. Any T >= 1.
+void gemm_q8_0(const QuantActs& a, const void* w, int64_t r0, int64_t r1, float* y, int64_t ldy, void* pack,
+               QuantPath path = quant_path_default());
+void gemm_q4_0(const QuantActs& a, const void* w, int64_t r0, int64_t r1, float* y, int64_t ldy, void* pack,
+               QuantPath path = quant_path_default());
+void gemm_q4_k(const QuantActs& a, const void* w, int64_t r0, int64_t r1, float* y, int64_t ldy, void* pack,
+               QuantPath path = quant_path_default());
 
 }  // namespace retnet::cpu
