@@ -59,6 +59,8 @@ uint64_t alloc_request_bytes(uint64_t n_floats) {
 CpuBackend::CpuBackend(int threads) : pool_(threads), scratch_(size_t(pool_.size())), qpack_(size_t(pool_.size())) {
   // We parallelise across weight panels ourselves; nested BLAS threads would oversubscribe.
   openblas_set_num_threads(1);
+  const char* off = std::getenv("RETNET_NO_QUANT_GEMM");
+  quant_gemm_ = !(off && *off && std::strcmp(off, "0") != 0);
 }
 
 float* CpuBackend::alloc(size_t n) {
@@ -147,7 +149,10 @@ void CpuBackend::matmul(const float* x, int64_t T, int64_t in, std::span<const M
   const bool gemv = T <= kGemvMaxRows;
   // Products on quantized activations: every block-typed job of a decode, those of a prefill whose
   // type has the integer GEMM.
-  auto on_qacts = [gemv](const MatmulJob& j) { return dtype_is_block(j.w->dtype) && (gemv || quant_gemm(j.w->dtype)); };
+  const bool qgemm = quant_gemm_;
+  auto on_qacts = [gemv, qgemm](const MatmulJob& j) {
+    return dtype_is_block(j.w->dtype) && (gemv || (qgemm && quant_gemm(j.w->dtype)));
+  };
   const bool any_qacts = std::any_of(jobs.begin(), jobs.end(), on_qacts);
   if (any_qacts && T > kQuantMaxRows) {  // bounded buffer: kQuantMaxRows rows at a time
     MatmulJob part[kMaxJobs];
@@ -207,7 +212,10 @@ void CpuBackend::matmul(const float* x, int64_t T, int64_t in, std::span<const M
       float* y = jobs[j].y + r0;
       if (gemv && dtype_is_block(w.dtype)) cpu::gemv_rows_quant(qa, w, r0, r1, y, w.rows);
       else if (gemv) cpu::gemv_rows(x, T, in, w, r0, r1, y, w.rows, scratch_[size_t(tid)]);
-      else if (dtype_is_block(w.dtype) && quant_gemm(w.dtype)) cpu::gemm_rows_quant(qa, w, r0, r1, y, w.rows, qpack_[size_t(tid)]);
+      else if (on_qacts(jobs[j]))  // at most kQuantGemmPanelRows rows per pack (the planned scratch)
+        for (int64_t s = r0; s < r1; s += kQuantGemmPanelRows)
+          cpu::gemm_rows_quant(qa, w, s, std::min(r1, s + kQuantGemmPanelRows), y + (s - r0), w.rows,
+                               qpack_[size_t(tid)]);
       else if (bf16 && w.dtype == DType::BF16)
         cpu::gemm_bf16_rows(xb_.data(), T, in, w, r0, r1, y, w.rows, pack_[size_t(tid)]);
       else

@@ -17,8 +17,9 @@ namespace retnet::cpu {
 namespace qgemm {
 
 void pack_panel(int type, const uint8_t* w, int64_t r0, int64_t r1, int64_t nb, uint8_t* out) {
-  const size_t rb = type == kQ8_0 ? q8_0_row_bytes(nb * 32) : type == kQ4_0 ? q4_0_row_bytes(nb * 32)
-                                                                               : q4_k_row_bytes(nb * 32);
+  const size_t rb = type == kQ8_0   ? q8_0_row_bytes(nb * 32)
+                    : type == kQ4_0 ? q4_0_row_bytes(nb * 32)
+                                    : q4_k_row_bytes(nb * 32);
   const int64_t groups = (r1 - r0 + kLanes - 1) / kLanes;
   for (int64_t g = 0; g < groups; ++g)
     for (int lane = 0; lane < kLanes; ++lane) {

@@ -46,7 +46,8 @@ void tile(const uint8_t* g, const QuantActs& a, int64_t t0, int h, float* y, int
       const __m256i aw = _mm256_sign_epi8(ws, ws);
       for (int i = 0; i < NT; ++i) {
         const __m256i qb = _mm256_set1_epi32(load_i32(a.q + ((t0 + i) * nb + b) * 32 + 4 * k));
-        const __m256i p = kType == kQ8_0 ? _mm256_maddubs_epi16(aw, _mm256_sign_epi8(qb, ws)) : _mm256_maddubs_epi16(u, qb);
+        const __m256i p =
+            kType == kQ8_0 ? _mm256_maddubs_epi16(aw, _mm256_sign_epi8(qb, ws)) : _mm256_maddubs_epi16(u, qb);
         L[i] = _mm256_add_epi32(L[i], _mm256_madd_epi16(p, ones));
       }
     }

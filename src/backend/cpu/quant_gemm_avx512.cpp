@@ -57,8 +57,8 @@ RETNET_VNNI void tile(const uint8_t* g, const QuantActs& a, int64_t t0, float* y
       for (int k = 0; k < 8; ++k) L = _mm512_dpbusd_epi32(L, w[k], _mm512_set1_epi32(load_i32(q + 4 * k)));
       acc[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(L), _mm512_mul_ps(sw, _mm512_set1_ps(a.d[x])), acc[i]);
       if constexpr (kType == kQ4K)
-        accm[i] = _mm512_fmadd_ps(_mm512_load_ps(reinterpret_cast<const float*>(pb + kPackMin)),
-                                  _mm512_set1_ps(a.s[x]), accm[i]);
+        accm[i] = _mm512_fmadd_ps(_mm512_load_ps(reinterpret_cast<const float*>(pb + kPackMin)), _mm512_set1_ps(a.s[x]),
+                                  accm[i]);
     }
   }
 #pragma GCC unroll 8
@@ -72,14 +72,22 @@ RETNET_VNNI void group(const uint8_t* g, const QuantActs& a, float* y, int64_t l
   int64_t t = 0;
   for (; t + kNT <= a.T; t += kNT) tile<kType, kNT>(g, a, t, y, ldy, m);
   switch (a.T - t) {
-    case 7: return tile<kType, 7>(g, a, t, y, ldy, m);
-    case 6: return tile<kType, 6>(g, a, t, y, ldy, m);
-    case 5: return tile<kType, 5>(g, a, t, y, ldy, m);
-    case 4: return tile<kType, 4>(g, a, t, y, ldy, m);
-    case 3: return tile<kType, 3>(g, a, t, y, ldy, m);
-    case 2: return tile<kType, 2>(g, a, t, y, ldy, m);
-    case 1: return tile<kType, 1>(g, a, t, y, ldy, m);
-    default: return;
+    case 7:
+      return tile<kType, 7>(g, a, t, y, ldy, m);
+    case 6:
+      return tile<kType, 6>(g, a, t, y, ldy, m);
+    case 5:
+      return tile<kType, 5>(g, a, t, y, ldy, m);
+    case 4:
+      return tile<kType, 4>(g, a, t, y, ldy, m);
+    case 3:
+      return tile<kType, 3>(g, a, t, y, ldy, m);
+    case 2:
+      return tile<kType, 2>(g, a, t, y, ldy, m);
+    case 1:
+      return tile<kType, 1>(g, a, t, y, ldy, m);
+    default:
+      return;
   }
 }
 
