@@ -113,18 +113,17 @@ size_t argmax_at(const std::vector<float>& a, size_t t, size_t V) {
 
 // The logits of a quantized model against the engine's fp32 path on a checkpoint holding the
 // dequantized values as F32: the weights are then the same numbers.
-// - Prefill (12 rows: sgemm on panels dequantized to fp32): the only difference is the order of
-//   summation, so they agree to fp32 accuracy. Tolerance 1e-4 of the largest logit: sums of <= 512
-//   products in fp32 through 4 layers (the tests of the f32 path against PyTorch use 2e-5 per product
-//   chain; 1e-4 leaves room for the residual stream).
-// - Decode (one row: the integer kernels, activations quantized to int8 per block of 32 as llama.cpp
-//   does) adds the activations' rounding, |x - x^| <= max|x_block| / 254 per value (the kernel bound
-//   is Quant.CpuProductsOnBlockWeightsAgainstDouble's); through the model that is no longer a
-//   summation-order bound, so it is held to what it costs in prediction: mean KL(fp32 || decode)
-//   below 5e-3 nats (measured here: 4.9e-5 for q8_0, 1.7e-3 for q4_k, most of it at the first
-//   position, whose hidden state has outlier channels that coarsen their blocks' other values; the
-//   quantization of the q4_k weights themselves costs ~7e-3 against the original model) and the
-//   same greedy token at every position.
+// - Prefill (12 rows: the integer GEMM) and decode (one row: the integer GEMV) both quantize the
+//   activations to int8 per block of 32 as llama.cpp does, |x - x^| <= max|x_block| / 254 per value
+//   (the kernel bounds are QuantGemmPath's and QuantGemvPath's); through the model that is no longer
+//   a summation-order bound, so each is held to what it costs in prediction: mean KL(fp32 || int8
+//   activations) below 5e-3 nats and the same greedy token at every position. Measured here, decode:
+//   4.9e-5 for q8_0, 1.7e-3 for q4_k, most of it at the first position, whose hidden state has
+//   outlier channels that coarsen their blocks' other values; prefill the same to within ~10% (the
+//   kernels sum in different orders, the hidden states differ by rounding). The quantization of the
+//   q4_k weights themselves costs ~7e-3 against the original model. (Before the integer GEMM,
+//   prefill dequantized weight panels for sgemm and matched this reference to 1e-4 of the largest
+//   logit.)
 TEST_F(Quantized, LogitsEqualF32ModelOfTheDequantizedWeights) {
   for (const std::string type : {"q8_0", "q4_k"}) {
     const std::string out = quantized_bundled(type);
@@ -142,9 +141,13 @@ TEST_F(Quantized, LogitsEqualF32ModelOfTheDequantizedWeights) {
     }
     write_file(ref / "model.safetensors", st_file(st));
     const auto qm = load(out), rm = load(ref.string());
-    const auto q = run_logits(qm, kIds, Mode::Parallel), r = run_logits(rm, kIds, Mode::Parallel);
-    EXPECT_LT(rel_err(q, r), 1e-4) << type;
     const size_t V = size_t(qm->info().vocab_size);
+    const auto q = run_logits(qm, kIds, Mode::Parallel), r = run_logits(rm, kIds, Mode::Parallel);
+    const double klp = mean_kl(r, q, V);
+    EXPECT_LT(klp, 5e-3) << type;
+    for (size_t t = 0; t < kIds.size(); ++t) EXPECT_EQ(argmax_at(q, t, V), argmax_at(r, t, V)) << type << " at " << t;
+    std::printf("[ measured ] %s prefill: mean KL(f32 || int8 activations) %.3g, max |d logit| %.3g of the largest\n",
+                type.c_str(), klp, rel_err(q, r));
     const auto qd = run_logits(qm, kIds, Mode::Recurrent, 0, 0), rd = run_logits(rm, kIds, Mode::Recurrent, 0, 0);
     const double kl = mean_kl(rd, qd, V);
     EXPECT_LT(kl, 5e-3) << type;

@@ -1,6 +1,8 @@
 // Weight upload of the CUDA backend (src/backend/cuda/cuda_upload.cpp, src/runtime/model_placement.cpp):
 // streamed in pinned chunks with progress, cancellable, and leaving no device or pinned allocation
 // behind when cancelled. Emulated build and device (Gpu*, skipped without one).
+#include <cstdlib>
+
 #include "cuda_test_util.hpp"
 
 namespace {
@@ -97,11 +99,28 @@ namespace {
 
 // Block-quantized models on the CUDA backend (kernels/gemv_quant.cuh, quant.cuh): loaded like any other
 // model and run against the same model on the CPU backend. Reference: the CPU's *prefill* logits of all
-// tokens (its T > 8 products use the dequantized weights and fp32 activations, as CUDA's decode and
-// prefill both do; the CPU's decode quantizes activations to int8, a different rounding). So the two
+// tokens with RETNET_NO_QUANT_GEMM (its T > 8 products then use the dequantized weights and fp32
+// activations, as CUDA's decode and prefill both do; the CPU's integer GEMV and GEMM quantize
+// activations to int8, a different rounding). So the two
 // differ by summation order only (and retention's recurrent vs chunkwise form for CUDA's decode), the
 // same difference as the fp32 fixtures': tolerance kLogitTol, as FixturesMatchCpuInEveryMode.
 // Random models of width 256 give every type — q4_k's 256-wide blocks included — its own matrices.
+// A CPU model made with RETNET_NO_QUANT_GEMM set (read when its backend is made): prefill on
+// dequantized panels with fp32 activations.
+template <class F>
+std::shared_ptr<const retnet::Model> cpu_dequant_prefill(F make) {
+  setenv("RETNET_NO_QUANT_GEMM", "1", 1);
+  std::shared_ptr<const retnet::Model> m;
+  try {
+    m = make();
+  } catch (...) {
+    unsetenv("RETNET_NO_QUANT_GEMM");
+    throw;
+  }
+  unsetenv("RETNET_NO_QUANT_GEMM");
+  return m;
+}
+
 std::vector<float> quant_logits(const std::shared_ptr<const retnet::Model>& m, const std::vector<int32_t>& ids,
                                 int64_t prefill) {
   return retnet::test::run_logits(m, ids, retnet::Mode::Chunkwise, 0, prefill);
@@ -122,7 +141,7 @@ KTEST(CudaLoad, QuantizedModelsRunAndMatchCpuPrefill) {
     retnet::LoadOptions lo;
     lo.device = retnet::Device::Cpu;
     lo.threads = 1;
-    const auto cpu = retnet::Model::random(sp, lo);
+    const auto cpu = cpu_dequant_prefill([&] { return retnet::Model::random(sp, lo); });
     lo.device = retnet::Device::Cuda;
     const auto cuda = retnet::Model::Impl::random(sp, lo, cuda_hooks(test_cuda_options()));
     EXPECT_EQ(cuda->info().device.rfind("cuda", 0), 0u) << cuda->info().device;
@@ -147,7 +166,7 @@ KTEST(CudaLoad, QuantizeAtLoadRunsOnCuda) {
   lo.device = retnet::Device::Cpu;
   lo.threads = 1;
   lo.quantize = "q8_0";
-  const auto cpu = retnet::Model::load(retnet::test::fixture_dir(fx), lo);
+  const auto cpu = cpu_dequant_prefill([&] { return retnet::Model::load(retnet::test::fixture_dir(fx), lo); });
   const auto cuda = load_cuda_fixture(fx, test_cuda_options(), lo);
   EXPECT_TRUE(retnet::test::Contains(cuda->info().weight_dtype, "q8_0")) << cuda->info().weight_dtype;
   const std::vector<int32_t> ids = retnet::test::golden_ids(fx);

@@ -200,14 +200,15 @@ TEST(Quant, NonFiniteAndRaggedInputRefused) {
   EXPECT_FALSE(quant_type_from_name("bf16").has_value());
 }
 
-// The CPU products on block-typed weights: decode (T <= 8: the integer kernels of quant_gemv.hpp on
-// activations quantized to int8 per block of 32) and prefill (T > 8: panels dequantized for sgemm),
-// against double sums of the dequantized weights times the fp32 x. Tolerance: an fp32 sum of n terms
+// The CPU products on block-typed weights: decode (T <= 8: the integer kernels of quant_gemv.hpp) and
+// prefill (T > 8: the integer GEMM of quant_gemm.hpp), both on activations quantized to int8 per
+// block of 32, against double sums of the dequantized weights times the fp32 x. Tolerance: an fp32 sum of n terms
 // is within n·2^-24·Σ|w·x| of the exact one (n <= 768: 4.6e-5 of Σ|w·x|); the dequantization itself
-// is exact but for q4_k's one rounding, which is the same value on both sides. Decode adds the
+// is exact but for q4_k's one rounding, which is the same value on both sides. Both add the
 // activations' rounding: each x is replaced by d·round(x/d) with d = max|x_block| / 127, off by at
 // most d/2, so the sum moves by at most Σ_blocks d/2 · Σ_block |w| (d itself is an fp32 division:
-// 1% slack). (quant_gemv_test holds the kernels to the quantized activations exactly.) Batch rows
+// 1% slack). (quant_gemv_test and quant_gemm_test hold the kernels to the quantized activations
+// tightly.) Batch rows
 // are bit-identical to the row alone.
 TEST(Quant, CpuProductsOnBlockWeightsAgainstDouble) {
   for (DType t : {DType::Q8_0, DType::Q4_0, DType::Q4_K})
@@ -240,7 +241,7 @@ TEST(Quant, CpuProductsOnBlockWeightsAgainstDouble) {
               }
               act += xmax / 254 * wsum * 1.01;
             }
-            const double bound = double(in) * std::ldexp(1.0, -24) * mag + (T <= 8 ? act : 0.0) + 1e-30;
+            const double bound = double(in) * std::ldexp(1.0, -24) * mag + act + 1e-30;
             ASSERT_NEAR(y[size_t(a * rows + o)], s, bound) << dtype_name(t) << " in " << in << " T " << T;
           }
         if (T <= 8) {  // decode rows: a batch row equals that row alone, bit for bit

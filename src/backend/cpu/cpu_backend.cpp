@@ -14,6 +14,8 @@
 #include <numeric>
 
 #include "backend/cpu/kernels_cpu.hpp"
+#include "backend/cpu/quant_gemm.hpp"
+#include "common/limits.hpp"
 #include "common/saturating.hpp"
 #include "retnet/error.hpp"
 
@@ -37,6 +39,14 @@ constexpr int64_t kGemmPanelRows = 256;
 // bf16-activation GEMM (opt-in): x is rounded once per matmul, not re-packed per panel, so panels can
 // be small enough to balance: 768-row matrices (125m's o and FFN down) give 2 threads 6 panels, not 3.
 constexpr int64_t kBf16PanelRows = 128;
+// Prefill on block-typed weights: the integer GEMM (quant_gemm.hpp) on activations quantized once per
+// matmul, at most kQuantMaxRows rows at a time (a prefill block: the buffer the memory plan counts;
+// longer products are split, which changes no result: rows are independent). Its panels are small,
+// because nothing is re-packed per panel: 768-row matrices give 2 threads 12 of them.
+constexpr int64_t kQuantMaxRows = kPrefillBlockTokens;
+constexpr int64_t kQuantGemmPanelRows = 64;
+// Whether prefill on these weights runs the integer GEMM rather than dequantized panels for sgemm.
+bool quant_gemm(DType t) { return t == DType::Q8_0 || t == DType::Q4_0 || t == DType::Q4_K; }
 
 // What alloc() asks aligned_alloc for: n floats rounded up to 64 bytes, plus 64 (saturating).
 uint64_t alloc_request_bytes(uint64_t n_floats) {
@@ -46,9 +56,11 @@ uint64_t alloc_request_bytes(uint64_t n_floats) {
 }
 }  // namespace
 
-CpuBackend::CpuBackend(int threads) : pool_(threads), scratch_(size_t(pool_.size())) {
+CpuBackend::CpuBackend(int threads) : pool_(threads), scratch_(size_t(pool_.size())), qpack_(size_t(pool_.size())) {
   // We parallelise across weight panels ourselves; nested BLAS threads would oversubscribe.
   openblas_set_num_threads(1);
+  const char* off = std::getenv("RETNET_NO_QUANT_GEMM");
+  quant_gemm_ = !(off && *off && std::strcmp(off, "0") != 0);
 }
 
 float* CpuBackend::alloc(size_t n) {
@@ -86,11 +98,19 @@ uint64_t CpuBackend::host_scratch_bytes(const ScratchShape& s) const {
                 uint64_t(cpu::retention_chunk_scratch_floats(C, std::max<int64_t>(0, s.head_dv))), u(s.head_dk)});
   // Each thread's scratch is a std::vector grown by resize(), whose capacity can reach twice the
   // largest request (libstdc++ doubles when the new size is under twice the old one). Plus the
-  // quantized activations of a decode matmul on block-typed weights (one buffer, all threads).
+  // quantized activations of a matmul on block-typed weights (one buffer, all threads): up to
+  // kQuantMaxRows rows (prefill's integer GEMM; decode quantizes at most kGemvMaxRows).
+  static_assert(kQuantMaxRows >= kGemvMaxRows);
   const uint64_t qacts = s.block_weights && s.widest_input > 0 && s.widest_input % cpu::kQActBlock == 0
-                             ? uint64_t(cpu::quant_acts_bytes(kGemvMaxRows, s.widest_input) + kQuantActsAlign)
+                             ? uint64_t(cpu::quant_acts_bytes(kQuantMaxRows, s.widest_input) + kQuantActsAlign)
                              : 0;
-  return sat_add(sat_mul(sat_mul(uint64_t(pool_.size()), floats), 2 * sizeof(float)), sat_mul(2, qacts));
+  // And per thread a repacked panel of kQuantGemmPanelRows weight rows for the integer GEMM (grown
+  // to its final size at once: every panel of a width needs the same).
+  const uint64_t qpack = s.block_weights && s.widest_input > 0 && s.widest_input % cpu::kQActBlock == 0
+                             ? uint64_t(cpu::quant_pack_bytes(kQuantGemmPanelRows, s.widest_input) + 64)
+                             : 0;
+  return sat_add(sat_add(sat_mul(sat_mul(uint64_t(pool_.size()), floats), 2 * sizeof(float)), sat_mul(2, qacts)),
+                 sat_mul(uint64_t(pool_.size()), sat_mul(2, qpack)));
 }
 
 WeightRef CpuBackend::upload(const WeightRef& host, FnRef<void(uint64_t)> on_bytes) {
@@ -127,6 +147,21 @@ void CpuBackend::matmul(const float* x, int64_t T, int64_t in, std::span<const M
     return;
   }
   const bool gemv = T <= kGemvMaxRows;
+  // Products on quantized activations: every block-typed job of a decode, those of a prefill whose
+  // type has the integer GEMM.
+  const bool qgemm = quant_gemm_;
+  auto on_qacts = [gemv, qgemm](const MatmulJob& j) {
+    return dtype_is_block(j.w->dtype) && (gemv || (qgemm && quant_gemm(j.w->dtype)));
+  };
+  const bool any_qacts = std::any_of(jobs.begin(), jobs.end(), on_qacts);
+  if (any_qacts && T > kQuantMaxRows) {  // bounded buffer: kQuantMaxRows rows at a time
+    MatmulJob part[kMaxJobs];
+    for (int64_t t0 = 0; t0 < T; t0 += kQuantMaxRows) {
+      for (size_t j = 0; j < jobs.size(); ++j) part[j] = {jobs[j].w, jobs[j].y + t0 * jobs[j].w->rows};
+      matmul(x + t0 * in, std::min(kQuantMaxRows, T - t0), in, std::span<const MatmulJob>(part, jobs.size()));
+    }
+    return;
+  }
   // Opt-in bf16 activations (GEMM only): x rounded to bf16 pairs once here, shared by every panel.
   bool bf16 = false;
   if (!gemv && bf16_act_)
@@ -136,9 +171,9 @@ void CpuBackend::matmul(const float* x, int64_t T, int64_t in, std::span<const M
     if (xb_.size() < size_t(T * kp)) xb_.resize(size_t(T * kp));
     pool_.parallel_for(T, [&](int64_t b, int64_t e, int) { cpu::round_rows_bf16(x + b * in, e - b, in, xb_.data() + b * kp); });
   }
-  // Block-typed weights (decode): x quantized to int8 blocks once here, shared by every panel and job.
+  // Block-typed weights: x quantized to int8 blocks once here, shared by every panel and job.
   cpu::QuantActs qa;
-  if (gemv && std::any_of(jobs.begin(), jobs.end(), [](const MatmulJob& j) { return dtype_is_block(j.w->dtype); })) {
+  if (any_qacts) {
     const size_t need = cpu::quant_acts_bytes(T, in) + kQuantActsAlign;
     if (qacts_.size() < need) qacts_.resize(need);
     const auto at = reinterpret_cast<uintptr_t>(qacts_.data());
@@ -149,6 +184,8 @@ void CpuBackend::matmul(const float* x, int64_t T, int64_t in, std::span<const M
     size_t row_bytes = 1;
     for (const MatmulJob& j : jobs) row_bytes = std::max(row_bytes, size_t(dtype_row_bytes(j.w->dtype, in)));
     kPanelRows = std::max<int64_t>(16, int64_t(kGemvPanelBytes / row_bytes) / 16 * 16);
+  } else if (std::all_of(jobs.begin(), jobs.end(), on_qacts)) {
+    kPanelRows = kQuantGemmPanelRows;
   } else if (pool_.size() == 1 && !bf16 &&
              std::all_of(jobs.begin(), jobs.end(), [](const MatmulJob& j) { return j.w->dtype == DType::F32; })) {
     // One thread, weights used in place: panels would only re-pack the activations once more each
@@ -175,6 +212,10 @@ void CpuBackend::matmul(const float* x, int64_t T, int64_t in, std::span<const M
       float* y = jobs[j].y + r0;
       if (gemv && dtype_is_block(w.dtype)) cpu::gemv_rows_quant(qa, w, r0, r1, y, w.rows);
       else if (gemv) cpu::gemv_rows(x, T, in, w, r0, r1, y, w.rows, scratch_[size_t(tid)]);
+      else if (on_qacts(jobs[j]))  // at most kQuantGemmPanelRows rows per pack (the planned scratch)
+        for (int64_t s = r0; s < r1; s += kQuantGemmPanelRows)
+          cpu::gemm_rows_quant(qa, w, s, std::min(r1, s + kQuantGemmPanelRows), y + (s - r0), w.rows,
+                               qpack_[size_t(tid)]);
       else if (bf16 && w.dtype == DType::BF16)
         cpu::gemm_bf16_rows(xb_.data(), T, in, w, r0, r1, y, w.rows, pack_[size_t(tid)]);
       else

@@ -48,9 +48,15 @@ class CpuBackend final : public Backend {
   // set_bf16_activations: GEMMs against BF16 weights use cpu::gemm_bf16_rows with x rounded once per
   // matmul into xb_ [T, (in+1)/2] bf16 pairs, weight panels packed into pack_ (one per pool thread).
   bool bf16_act_ = false;
+  // Prefill on q8_0/q4_0/q4_k weights by the integer GEMM (default) or, with RETNET_NO_QUANT_GEMM set
+  // when the backend is made, by panels dequantized to fp32 for sgemm (fp32 activations: the
+  // dequantized weights' results up to summation order; for comparisons and measurements).
+  bool quant_gemm_ = true;
   std::vector<uint32_t> xb_;
   // matmul's activations quantized for block-typed weights (cpu::quantize_acts; aligned in place).
   std::vector<uint8_t> qacts_;
+  // Prefill's integer GEMM: each pool thread's repacked weight panel (quant_gemm.hpp).
+  std::vector<std::vector<uint8_t>> qpack_;
   std::vector<std::vector<uint32_t>> pack_;
 };
 

@@ -53,6 +53,11 @@ void gemv_rows(const float* x, int64_t T, int64_t in, const WeightRef& w, int64_
 // matmul by quantize_acts (quant_gemv.hpp): one kernel per block type, bit-identical on every path.
 // gemv_rows refuses block types (they need the quantized activations).
 void gemv_rows_quant(const QuantActs& a, const WeightRef& w, int64_t r0, int64_t r1, float* y, int64_t ldy);
+// gemv_rows_quant's contract for many activation rows (prefill): the integer GEMM of quant_gemm.hpp,
+// the panel repacked into pack (grown to quant_pack_bytes(r1 − r0, in) + 64). Throws for a type
+// without one.
+void gemm_rows_quant(const QuantActs& a, const WeightRef& w, int64_t r0, int64_t r1, float* y, int64_t ldy,
+                     std::vector<uint8_t>& pack);
 // Same contract for large T: panels of W widened to fp32 into scratch, then sgemm (single-threaded).
 void gemm_rows(const float* x, int64_t T, int64_t in, const WeightRef& w, int64_t r0, int64_t r1, float* y,
                int64_t ldy, std::vector<float>& scratch);

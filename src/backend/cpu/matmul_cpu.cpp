@@ -1,7 +1,8 @@
 // Matrix products against weights stored as F32/F16/BF16 [rows, in], used in place from the mapping,
 // and against block-quantized weights (q8_0, q4_0, q4_k): decode rows through the integer kernels of
-// quant_gemv.hpp on activations quantized once per matmul (CpuBackend::matmul), prefill panels
-// dequantized to fp32 for sgemm (gemm_rows: widen_row).
+// quant_gemv.hpp on activations quantized once per matmul (CpuBackend::matmul), prefill rows
+// through the integer GEMM of quant_gemm.hpp on the same quantized activations (gemm_rows_quant;
+// gemm_rows can still dequantize panels to fp32 for sgemm: widen_row).
 #include <cblas.h>
 #include <immintrin.h>
 
@@ -9,6 +10,7 @@
 #include <cstring>
 
 #include "backend/cpu/kernels_cpu.hpp"
+#include "backend/cpu/quant_gemm.hpp"
 #include "backend/cpu/weights_cpu.hpp"
 #include "retnet/error.hpp"
 
@@ -191,6 +193,24 @@ void gemv_rows_quant(const QuantActs& a, const WeightRef& w, int64_t r0, int64_t
         }
       },
       [&] { throw_bad_dtype(w.dtype, "gemv_rows_quant"); });
+}
+
+void gemm_rows_quant(const QuantActs& a, const WeightRef& w, int64_t r0, int64_t r1, float* y, int64_t ldy,
+                     std::vector<uint8_t>& pack) {
+  // The pack buffer aligned to 64 bytes (the kernels' aligned loads), grown as needed.
+  const size_t need = quant_pack_bytes(r1 - r0, a.nb * kQActBlock) + 64;
+  if (pack.size() < need) pack.resize(need);
+  uint8_t* p = pack.data() + (64 - reinterpret_cast<uintptr_t>(pack.data()) % 64) % 64;
+  switch (w.dtype) {
+    case DType::Q8_0:
+      return gemm_q8_0(a, w.data, r0, r1, y, ldy, p);
+    case DType::Q4_0:
+      return gemm_q4_0(a, w.data, r0, r1, y, ldy, p);
+    case DType::Q4_K:
+      return gemm_q4_k(a, w.data, r0, r1, y, ldy, p);
+    default:
+      throw Error(std::string("gemm_rows_quant: ") + dtype_name(w.dtype) + " has no integer GEMM");
+  }
 }
 
 void gemm_rows(const float* x, int64_t T, int64_t in, const WeightRef& w, int64_t r0, int64_t r1, float* y,
