@@ -64,8 +64,9 @@ uint64_t random_all_matrix_bytes(const ModelConfig& c, DType dt) {
   auto mb = [&](int64_t rows, int64_t cols) { return random_matrix_bytes(dt, rows, cols, RandomRole::Projection); };
   const uint64_t per_layer = sat_add(sat_add(sat_mul(2, mb(KD, D)), sat_mul(2, mb(VD, D))),
                                      sat_add(sat_add(mb(D, VD), sat_mul(2, mb(F, D))), mb(D, F)));
-  return sat_add(sat_add(random_matrix_bytes(dt, V, D, RandomRole::Embed), random_matrix_bytes(dt, V, D, RandomRole::Head)),
-                 sat_mul(uint64_t(c.n_layers), per_layer));
+  return sat_add(
+      sat_add(random_matrix_bytes(dt, V, D, RandomRole::Embed), random_matrix_bytes(dt, V, D, RandomRole::Head)),
+      sat_mul(uint64_t(c.n_layers), per_layer));
 }
 
 }  // namespace

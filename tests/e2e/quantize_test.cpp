@@ -56,8 +56,8 @@ class Quantized : public TempDirTest {
 };
 
 // Each type: the directory loads mapped (every projection of that type, the embedding as stored,
-// the head q8_0: the default policy), generates, and gives bit for bit the logits of LoadOptions::quantize on the original
-// (the same quantize_row on the same values; the same kernels), in prefill and decode.
+// the head q8_0: the default policy), generates, and gives bit for bit the logits of LoadOptions::quantize on the
+// original (the same quantize_row on the same values; the same kernels), in prefill and decode.
 TEST_F(Quantized, BundledModelEachTypeLoadsGeneratesAndEqualsQuantizeOnLoad) {
   for (const std::string type : {"q8_0", "q4_0", "q4_k"}) {
     const std::string out = quantized_bundled(type);

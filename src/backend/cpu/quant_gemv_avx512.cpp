@@ -87,14 +87,14 @@ RETNET_VNNI inline void scale_group(const uint8_t* blk, size_t block_bytes, int 
     const __m512i h = _mm512_permutex2var_epi16(_mm512_loadu_si512(blk), idx, _mm512_loadu_si512(blk + 64));
     sw = _mm256_cvtph_ps(_mm512_castsi512_si128(h));
   } else if (kFull && block_bytes == sizeof(BlockQ8_0)) {
-    const __m512i i01 = _mm512_set_epi16(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-                                         0, 51, 34, 17, 0);
+    const __m512i i01 = _mm512_set_epi16(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+                                         0, 0, 51, 34, 17, 0);
     const __m512i i23 = _mm512_set_epi16(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 55, 38,
                                          21, 4, 0, 0, 0, 0);
     const __m512i h01 = _mm512_permutex2var_epi16(_mm512_loadu_si512(blk), i01, _mm512_loadu_si512(blk + 64));
     const __m512i h23 = _mm512_permutex2var_epi16(_mm512_loadu_si512(blk + 128), i23, _mm512_loadu_si512(blk + 192));
-    sw = _mm256_cvtph_ps(
-        _mm_mask_blend_epi16(__mmask8(0xF0), _mm512_castsi512_si128(h01), _mm512_castsi512_si128(h23)));
+    sw =
+        _mm256_cvtph_ps(_mm_mask_blend_epi16(__mmask8(0xF0), _mm512_castsi512_si128(h01), _mm512_castsi512_si128(h23)));
   } else {
     uint64_t lo, hi;
     gather_f16x8<kFull>(blk, block_bytes, n, lo, hi);
@@ -158,8 +158,8 @@ struct Q4_0 {
     const __m512i both = _mm512_mask_broadcast_i32x4(
         _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 2))), __mmask16(0xFF00),
         _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + kBlockBytes + 2)));
-    const __m512i c = _mm512_and_si512(_mm512_mask_srli_epi16(both, __mmask32(0xFF00FF00u), both, 4),
-                                       _mm512_set1_epi8(0x0F));
+    const __m512i c =
+        _mm512_and_si512(_mm512_mask_srli_epi16(both, __mmask32(0xFF00FF00u), both, 4), _mm512_set1_epi8(0x0F));
 #pragma GCC unroll 8
     for (int i = 0; i < NT; ++i) {
       const int64_t xi = x + i * a.nb;
