@@ -142,7 +142,8 @@ QuantizeResult quantize_model(const std::string& in_dir, const std::string& out_
       const std::string& tensor_file = t->file;
       quantize_rows(
           q->second, t->dtype, t->data, rows, cols, buf.data(),
-          [&](int64_t r) { return tensor_file + ": tensor '" + tensor_name + "' row " + std::to_string(r); }, options.threads,
+          [&](int64_t r) { return tensor_file + ": tensor '" + tensor_name + "' row " + std::to_string(r); },
+          options.threads,
           [&](int64_t done_rows) {
             progress(size_t(done_rows - reported) * src_rb);
             reported = done_rows;
