@@ -241,8 +241,9 @@ TEST_F(Quantized, FixturesShardedFusedTiedAndUnfitWidths) {
 
 // The head's policy: q8_0 by default whatever the type, "same", "keep", another type, or kept by
 // --keep head (which wins); the embedding kept unless --keep leaves it out. A tied embedding is the
-// head, so head_type decides it. decode_weight_bytes moves by exactly the head's bytes: bf16 2 bytes
-// a value, q8_0 34 bytes per 32, q4_0 18 per 32 (vocabulary 4096 × width 256).
+// head, so head_type decides it. decode_weight_bytes moves by exactly the head's bytes and one
+// embedding row's: bf16 2 bytes a value, q8_0 34 bytes per 32, q4_0 18 per 32 (vocabulary 4096 ×
+// width 256).
 TEST_F(Quantized, HeadTypeAndKeepDecideTheHeadAndEmbedding) {
   struct Case {
     std::string type, keep, head_type, embed_want, head_want;
@@ -271,9 +272,10 @@ TEST_F(Quantized, HeadTypeAndKeepDecideTheHeadAndEmbedding) {
     EXPECT_EQ(m->info().weight_dtype, c.type) << out;
     EXPECT_EQ(m->info().embedding_dtype, c.embed_want) << out;
     EXPECT_EQ(m->info().head_dtype, c.head_want) << out;
-    if (c.type == "q4_0" && c.head_want != "q4_k") {  // the embedding is not read whole: only the head counts
+    if (c.type == "q4_0" && c.head_want != "q4_k") {  // the whole head, and one row of the embedding
       const uint64_t head = c.head_want == "BF16" ? bf16_head : V * D / 32 * (c.head_want == "q8_0" ? 34 : 18);
-      EXPECT_EQ(m->info().decode_weight_bytes + bf16_head - head, base) << out;
+      const uint64_t embed_row = c.embed_want == "BF16" ? D * 2 : D / 32 * 18;
+      EXPECT_EQ(m->info().decode_weight_bytes + bf16_head - head + D * 2 - embed_row, base) << out;
     }
   }
   // Tied: one tensor, the head's rule (quantized by default, kept with head_type keep).
