@@ -14,9 +14,13 @@ namespace retnet {
 struct QuantizeOptions {
   std::string type;  // "q8_0", "q4_0" or "q4_k"
   // What keeps its stored precision, comma-separated: embed, head, attn (= q,k,v,g,o), q, k, v, g, o,
-  // ffn; "none" (or "") quantizes every matrix. The default keeps the embedding and the head (the
-  // perplexities in docs/library.md chose it).
-  std::string keep = "embed,head";
+  // ffn; "none" (or "") keeps nothing. The default keeps the embedding (decode reads one row of it
+  // per token: quantizing it costs quality and saves no time; README.md, "Quantized weights").
+  std::string keep = "embed";
+  // The LM head's type: "q8_0" (default: it is read whole every token, and q8_0 halves bf16's bytes
+  // at no measurable perplexity), "q4_0" or "q4_k", "same" (= type), or "keep" (as stored; so does
+  // "head" in keep). A head tied to the embedding is the head: this decides it.
+  std::string head_type = "q8_0";
   bool force = false;  // replace an existing output directory (else Error)
   int threads = 0;     // threads quantizing rows (0: all hardware threads); the bytes do not depend on it
   // Called with the weight bytes read so far and their total; false cancels (Error, nothing written).

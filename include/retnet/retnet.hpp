@@ -52,8 +52,8 @@ struct LoadOptions {
   // converts every matrix at load (norm vectors are always fp32; quantized matrices stay quantized).
   std::string dtype;
   // "q8_0", "q4_0" or "q4_k": quantizes the projection matrices (q, k, v, g, o, FFN) at load, for a
-  // one-off run, exactly as quantize_model() with its default keep list would (the same bytes, so
-  // the same logits as loading its output): the embedding and the head keep their precision.
+  // one-off run, exactly as quantize_model() with its default options would (the same bytes, so
+  // the same logits as loading its output): the embedding keeps its precision, the head is q8_0.
   // "" (default): none. Quantized weights run on either device (CUDA: fp32 activations, see
   // docs/library.md).
   std::string quantize;
@@ -141,7 +141,8 @@ struct RandomModelSpec {
   int64_t value_dim = 0;  // 0: 2 × hidden_size (dv = 512 at dk = 256, as the paper's shapes)
   int64_t ffn_dim = 0;    // 0: 2 × hidden_size
   // "f32", "f16" or "bf16": storage of the matrices; "q8_0", "q4_0" or "q4_k": the projection
-  // matrices quantized (from fp32 random values), the embedding and head in bf16
+  // matrices quantized (from fp32 random values), the head q8_0 and the embedding bf16 (quantize's
+  // default policy)
   std::string dtype = "bf16";
   uint64_t seed = 1;
 };

@@ -171,7 +171,7 @@ class Model:
             contexts). check_weights: scan every weight for NaN/Inf first. bf16_activations: faster,
             inexact bf16 prefill on CPUs with AVX512-BF16. quantize: None, or "q8_0", "q4_0" or "q4_k"
             to block-quantize the projection matrices at load for this run (as `retnet quantize` would,
-            embedding and head kept; a directory written by `retnet quantize` loads as it is). progress: called as progress(done, total)
+            embedding kept, head q8_0; a directory written by `retnet quantize` loads as it is). progress: called as progress(done, total)
             in bytes while the weights load; return False to cancel (raises retnet.Error), an
             exception it raises ends the load and propagates.
         Raises retnet.Error naming the file, key or tensor on any problem (a missing directory, a

@@ -122,7 +122,8 @@ std::vector<const TensorInfo*> plan_binding(ModelDesc& m, const std::string& dir
   bind_weights(m, dry);
   m.needs = ModelNeeds{dry.plan_.mapped, dry.plan_.owned, dry.vectors_};
   if (m.quantize) {  // LoadOptions::quantize: the plan reads the dry binding's slots (which tensor plays which role)
-    QuantPlan qp = plan_quantization(m, dry.used_tensors(), *m.quantize, parse_quant_keep(kDefaultQuantKeep, "keep"));
+    QuantPlan qp = plan_quantization(m, dry.used_tensors(), *m.quantize, parse_quant_keep(kDefaultQuantKeep, "keep"),
+                                     parse_head_type(kDefaultHeadType, *m.quantize, "head type"));
     for (const std::string& note : qp.notes) lib_log().info("quantize: {}", note);
     m.needs.owned = sat_add(m.needs.owned, qp.quantized_bytes());
     m.quant_plan = std::move(qp.quantize);

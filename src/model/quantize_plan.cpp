@@ -1,5 +1,6 @@
 #include "model/quantize_plan.hpp"
 
+#include "common/quant.hpp"  // quant_type_from_name
 #include "retnet/error.hpp"
 
 namespace retnet {
@@ -25,6 +26,13 @@ std::set<std::string> parse_quant_keep(const std::string& list, const std::strin
   return keep;
 }
 
+std::optional<DType> parse_head_type(const std::string& head, DType type, const std::string& flag) {
+  if (head == "keep") return std::nullopt;
+  if (head == "same") return type;
+  if (const std::optional<DType> t = quant_type_from_name(head)) return t;
+  throw Error(flag + ": '" + head + "' is not one of " + quant_type_names() + ", same, keep");
+}
+
 uint64_t QuantPlan::quantized_bytes() const {
   uint64_t n = 0;
   for (const auto& [t, type] : quantize) n += uint64_t(t->shape[0]) * dtype_row_bytes(type, t->shape[1]);
@@ -32,7 +40,7 @@ uint64_t QuantPlan::quantized_bytes() const {
 }
 
 QuantPlan plan_quantization(const ModelDesc& m, const std::vector<const TensorInfo*>& used, DType type,
-                            const std::set<std::string>& keep) {
+                            const std::set<std::string>& keep, std::optional<DType> head) {
   // Each weight slot with its role.
   std::vector<std::pair<const WeightRef*, const char*>> slots = {{&m.weights.embed, "embed"},
                                                                  {&m.weights.lm_head, "head"}};
@@ -48,7 +56,6 @@ QuantPlan plan_quantization(const ModelDesc& m, const std::vector<const TensorIn
       slots.push_back({w, role});
   QuantPlan plan;
   plan.type = type;
-  const int64_t block = dtype_traits(type).block_elems;
   for (const TensorInfo* t : used) {
     if (t->shape.size() != 2 || !t->data) continue;
     std::set<std::string> roles;
@@ -57,22 +64,29 @@ QuantPlan plan_quantization(const ModelDesc& m, const std::vector<const TensorIn
       if (p && p >= t->data && p < t->data + t->nbytes) roles.insert(role);
     }
     if (roles.empty()) continue;  // not a matrix slot (e.g. stored rotation buffers)
-    bool kept = false;
-    for (const std::string& r : roles) kept = kept || keep.count(r);
-    if (kept) continue;
+    DType to = type;
+    if (roles.count("head")) {  // the head's own rule, tied to the embedding or not
+      if (!head || keep.count("head")) continue;
+      to = *head;
+    } else {
+      bool kept = false;
+      for (const std::string& r : roles) kept = kept || keep.count(r);
+      if (kept) continue;
+    }
     if (dtype_is_block(t->dtype)) {  // already quantized: used as it is (quantizing again compounds errors)
-      if (t->dtype != type)
+      if (t->dtype != to)
         plan.notes.push_back("'" + t->name + "' stays " + dtype_name(t->dtype) +
-                             ": it is already quantized (quantize the original model for " + dtype_name(type) + ")");
+                             ": it is already quantized (quantize the original model for " + dtype_name(to) + ")");
       continue;
     }
+    const int64_t block = dtype_traits(to).block_elems;
     if (t->shape[1] % block != 0) {
       plan.notes.push_back("'" + t->name + "' " + t->shape_str() + " stays " + dtype_name(t->dtype) + ": its width " +
-                           std::to_string(t->shape[1]) + " is not a multiple of the " + dtype_name(type) + " block (" +
+                           std::to_string(t->shape[1]) + " is not a multiple of the " + dtype_name(to) + " block (" +
                            std::to_string(block) + ")");
       continue;
     }
-    plan.quantize[t] = type;
+    plan.quantize[t] = to;
   }
   return plan;
 }

@@ -15,9 +15,17 @@ namespace retnet {
 
 // The roles a matrix plays; --keep names them. "attn" stands for q, k, v, g and o together.
 inline constexpr const char* kQuantRoles[] = {"embed", "head", "q", "k", "v", "g", "o", "ffn"};
-// What stays at the source precision when the caller does not say (docs/library.md, "Quantized
-// models", gives the perplexities that chose it).
-inline constexpr const char* kDefaultQuantKeep = "embed,head";
+// The default policy (README.md, "Quantized weights", gives the perplexities and speeds that chose
+// it): the embedding stays at the source precision (decode reads one of its rows per token, so
+// quantizing it saves no time and costs quality), the LM head becomes q8_0 whatever the type (it is
+// read whole every token: at the 125m shape, bf16, it was a third of a q4 step's bytes, while q8_0
+// costs no measurable perplexity; llama.cpp's defaults keep it at 6 to 8 bits too).
+inline constexpr const char* kDefaultQuantKeep = "embed";
+inline constexpr const char* kDefaultHeadType = "q8_0";
+
+// What the LM head becomes when the projections are quantized to `type`: "q8_0", "q4_0", "q4_k"
+// that type, "same" `type`, "keep" nullopt (its stored precision). Throws Error naming `flag`.
+std::optional<DType> parse_head_type(const std::string& head, DType type, const std::string& flag);
 
 // "embed,head" -> {"embed", "head"}; "" or "none" -> {}; "attn" adds q, k, v, g, o. Throws Error
 // naming `flag` for an unknown role.
@@ -31,12 +39,14 @@ struct QuantPlan {
   uint64_t quantized_bytes() const;
 };
 
-// The plan for m after a dry binding (its weight slots are views into m.store's mapping): every
-// tensor bound as a matrix whose roles are all outside `keep` is quantized to `type`, unless it is
+// The plan for m after a dry binding (its weight slots are views into m.store's mapping): the tensor
+// bound as the LM head is quantized to `head` (nullopt, or "head" in `keep`: kept; a head tied to the
+// embedding is the head: it is read whole every token); every other tensor bound as a matrix whose
+// roles are all outside `keep` is quantized to `type`. Either way a tensor stays as it is when it is
 // already a block type (a note says so when it is another one) or its width is not a multiple of the
 // block (a note says so).
 QuantPlan plan_quantization(const ModelDesc& m, const std::vector<const TensorInfo*>& used, DType type,
-                            const std::set<std::string>& keep);
+                            const std::set<std::string>& keep, std::optional<DType> head);
 
 // The first block type among the tensors of a store, or nullopt (a plain checkpoint).
 std::optional<DType> stored_block_type(const TensorStore& store);

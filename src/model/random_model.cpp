@@ -7,6 +7,7 @@
 #include "model/family.hpp"
 #include "common/saturating.hpp"
 #include "model/model_desc.hpp"
+#include "model/quantize_plan.hpp"  // the default head type
 #include "retnet/error.hpp"
 
 namespace retnet {
@@ -34,26 +35,38 @@ DType parse_dtype(const std::string& s) {
   throw Error("dtype: '" + s + "' is not one of f32, f16, bf16, " + quant_type_names());
 }
 
+// The roles of a random model's matrices that the quantization policy tells apart.
+enum class RandomRole { Projection, Embed, Head };
+
 // The type of each matrix of a random model of dtype dt: a block type quantizes the projection
-// matrices, while the embedding and the head are then BF16 (as `retnet quantize` keeps them by
-// default), and so is a matrix whose width is not a multiple of the block (as quantize leaves it).
-DType random_matrix_type(DType dt, int64_t cols, bool vocab) {
+// matrices and the head as `retnet quantize` does by default (quantize_plan.hpp: the head q8_0, the
+// embedding kept, here BF16), and a matrix whose width is not a multiple of its block stays BF16 (as
+// quantize leaves it).
+DType random_matrix_type(DType dt, int64_t cols, RandomRole role) {
   if (!dtype_is_block(dt)) return dt;
-  if (vocab || cols % dtype_traits(dt).block_elems != 0) return DType::BF16;
-  return dt;
+  if (role == RandomRole::Embed) return DType::BF16;
+  DType to = dt;
+  if (role == RandomRole::Head) {
+    const std::optional<DType> head = parse_head_type(kDefaultHeadType, dt, "head type");
+    if (!head) return DType::BF16;
+    to = *head;
+  }
+  return cols % dtype_traits(to).block_elems != 0 ? DType::BF16 : to;
 }
 
-uint64_t random_matrix_bytes(DType dt, int64_t rows, int64_t cols, bool vocab) {
-  return sat_mul(uint64_t(rows), dtype_row_bytes(random_matrix_type(dt, cols, vocab), cols));
+uint64_t random_matrix_bytes(DType dt, int64_t rows, int64_t cols, RandomRole role) {
+  return sat_mul(uint64_t(rows), dtype_row_bytes(random_matrix_type(dt, cols, role), cols));
 }
 
 // Bytes of every matrix of the model, as generate_random_weights makes them.
 uint64_t random_all_matrix_bytes(const ModelConfig& c, DType dt) {
   const int64_t D = c.d_model, KD = c.key_dim(), VD = c.value_dim(), F = c.ffn_dim, V = c.vocab_size;
-  auto mb = [&](int64_t rows, int64_t cols) { return random_matrix_bytes(dt, rows, cols, false); };
+  auto mb = [&](int64_t rows, int64_t cols) { return random_matrix_bytes(dt, rows, cols, RandomRole::Projection); };
   const uint64_t per_layer = sat_add(sat_add(sat_mul(2, mb(KD, D)), sat_mul(2, mb(VD, D))),
                                      sat_add(sat_add(mb(D, VD), sat_mul(2, mb(F, D))), mb(D, F)));
-  return sat_add(sat_mul(2, random_matrix_bytes(dt, V, D, true)), sat_mul(uint64_t(c.n_layers), per_layer));
+  return sat_add(
+      sat_add(random_matrix_bytes(dt, V, D, RandomRole::Embed), random_matrix_bytes(dt, V, D, RandomRole::Head)),
+      sat_mul(uint64_t(c.n_layers), per_layer));
 }
 
 }  // namespace
@@ -111,8 +124,8 @@ void generate_random_weights(ModelDesc& m, const RandomModelSpec& sp,
   const uint64_t total = random_all_matrix_bytes(c, dt);
   uint64_t done = 0;
   std::vector<float> row;
-  auto matrix = [&](int64_t rows, int64_t cols, bool vocab = false) {
-    const DType mt = random_matrix_type(dt, cols, vocab);
+  auto matrix = [&](int64_t rows, int64_t cols, RandomRole role = RandomRole::Projection) {
+    const DType mt = random_matrix_type(dt, cols, role);
     const size_t n = size_t(rows * cols), rb = size_t(dtype_row_bytes(mt, cols)), bytes = size_t(rows) * rb;
     AlignedBytes buf = alloc_aligned_bytes(bytes);
     const float a = std::sqrt(3.0f / float(cols));  // unit-variance outputs for unit-variance inputs
@@ -145,7 +158,7 @@ void generate_random_weights(ModelDesc& m, const RandomModelSpec& sp,
   };
   const int64_t D = c.d_model, KD = c.key_dim(), VD = c.value_dim(), F = c.ffn_dim, V = c.vocab_size;
   ModelWeights& mw = m.weights;
-  mw.embed = matrix(V, D, true);
+  mw.embed = matrix(V, D, RandomRole::Embed);
   if (c.embed_norm) mw.embed_norm = ones(D);
   for (int64_t l = 0; l < c.n_layers; ++l) {
     LayerWeights w;
@@ -163,7 +176,7 @@ void generate_random_weights(ModelDesc& m, const RandomModelSpec& sp,
     mw.layers.push_back(w);
   }
   mw.final_norm = ones(D);
-  mw.lm_head = matrix(V, D, true);
+  mw.lm_head = matrix(V, D, RandomRole::Head);
   finalize_model(m);
 }
 

@@ -89,6 +89,7 @@ QuantizeResult quantize_model(const std::string& in_dir, const std::string& out_
   const std::optional<DType> type = quant_type_from_name(options.type);
   if (!type) throw Error("type: '" + options.type + "' is not one of " + quant_type_names());
   const std::set<std::string> keep = parse_quant_keep(options.keep, "keep");
+  const std::optional<DType> head = parse_head_type(options.head_type, *type, "head_type");
   if (out_dir.empty()) throw Error("output: empty path");
   if (options.threads < 0 || options.threads > kMaxThreads)
     throw Error("threads: must be in [0, " + std::to_string(kMaxThreads) + "], got " + std::to_string(options.threads));
@@ -112,7 +113,7 @@ QuantizeResult quantize_model(const std::string& in_dir, const std::string& out_
   WeightBinder dry(m, in_dir);
   dry.dry_ = true;
   family_of(m.cfg.family).bind(m, dry);
-  const QuantPlan plan = plan_quantization(m, dry.used_tensors(), *type, keep);
+  const QuantPlan plan = plan_quantization(m, dry.used_tensors(), *type, keep, head);
 
   QuantizeResult res;
   res.notes = plan.notes;

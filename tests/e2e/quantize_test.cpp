@@ -55,9 +55,9 @@ class Quantized : public TempDirTest {
   }
 };
 
-// Each type: the directory loads mapped (every projection of that type, embedding and head as
-// stored), generates, and gives bit for bit the logits of LoadOptions::quantize on the original
-// (the same quantize_row on the same values; the same kernels), in prefill and decode.
+// Each type: the directory loads mapped (every projection of that type, the embedding as stored,
+// the head q8_0: the default policy), generates, and gives bit for bit the logits of LoadOptions::quantize on the
+// original (the same quantize_row on the same values; the same kernels), in prefill and decode.
 TEST_F(Quantized, BundledModelEachTypeLoadsGeneratesAndEqualsQuantizeOnLoad) {
   for (const std::string type : {"q8_0", "q4_0", "q4_k"}) {
     const std::string out = quantized_bundled(type);
@@ -67,9 +67,11 @@ TEST_F(Quantized, BundledModelEachTypeLoadsGeneratesAndEqualsQuantizeOnLoad) {
     const auto m = load(out);
     EXPECT_EQ(m->info().weight_dtype, type);
     EXPECT_EQ(m->info().embedding_dtype, "BF16");
-    EXPECT_EQ(m->info().head_dtype, "BF16");
+    EXPECT_EQ(m->info().head_dtype, "q8_0");
     const auto fly = load(bundled_dir(), type);
     EXPECT_EQ(fly->info().weight_dtype, type);
+    EXPECT_EQ(fly->info().embedding_dtype, "BF16");
+    EXPECT_EQ(fly->info().head_dtype, "q8_0");
     EXPECT_EQ(fly->info().decode_weight_bytes, m->info().decode_weight_bytes);
     EXPECT_LT(m->info().decode_weight_bytes, load_bundled()->info().decode_weight_bytes);
     const auto a = run_logits(m, kIds, Mode::Chunkwise, 0, 8), b = run_logits(fly, kIds, Mode::Chunkwise, 0, 8);
@@ -164,7 +166,7 @@ TEST_F(Quantized, CliQuantizeInfoGenerateAndOverwriteRules) {
   EXPECT_TRUE(Contains(r.err, "matrices quantized to q4_0"));
   r = cli({"info", "-m", out});
   ASSERT_EQ(r.code, 0) << r.err;
-  EXPECT_TRUE(Contains(r.out, "weight types    projections q4_0, embedding BF16, head BF16"));
+  EXPECT_TRUE(Contains(r.out, "weight types    projections q4_0, embedding BF16, head q8_0"));
   EXPECT_TRUE(Contains(r.out, "bytes per token "));
   r = cli({"info", "-m", bundled_dir(), "--quantize", "q8_0"});
   ASSERT_EQ(r.code, 0) << r.err;
@@ -193,7 +195,9 @@ TEST_F(Quantized, CliQuantizeInfoGenerateAndOverwriteRules) {
   // Bad arguments: one error line.
   for (const auto& [args, msg] : std::vector<std::pair<std::vector<std::string>, std::string>>{
            {{"--type", "q5_1"}, "--type: 'q5_1' is not one of q8_0, q4_0, q4_k"},
-           {{"--type", "q8_0", "--keep", "embed,lm"}, "keep: 'lm' is not one of"}}) {
+           {{"--type", "q8_0", "--keep", "embed,lm"}, "keep: 'lm' is not one of"},
+           {{"--type", "q4_0", "--head-type", "q6_k"}, "head_type: 'q6_k' is not one of q8_0, q4_0, q4_k, same, keep"},
+           {{"--type", "q4_0", "--head-type", ""}, "head_type: '' is not one of"}}) {
     std::vector<std::string> a = {"quantize", "-m", bundled_dir(), "-o", (dir_ / "x").string()};
     a.insert(a.end(), args.begin(), args.end());
     r = cli(a);
@@ -214,8 +218,8 @@ TEST_F(Quantized, CliQuantizeInfoGenerateAndOverwriteRules) {
 }
 
 // Fixtures: a sharded input keeps its shards (and index); widths that are not a multiple of the
-// block stay as stored, with a note; a fused [2F, D] gate|up is quantized once and split at load;
-// tied embeddings (kept by default) stay. Each result loads and matches LoadOptions::quantize.
+// block stay as stored, with a note; a fused [2F, D] gate|up is quantized once and split at load.
+// Everything quantized to the one type (keep none, head same). Each result loads.
 TEST_F(Quantized, FixturesShardedFusedTiedAndUnfitWidths) {
   for (const std::string fx : {"ts_sharded", "fla_fused_mlp", "ts_gelu_tied_bf16"})
     for (const std::string type : {"q8_0", "q4_k"}) {
@@ -223,6 +227,7 @@ TEST_F(Quantized, FixturesShardedFusedTiedAndUnfitWidths) {
       QuantizeOptions o;
       o.type = type;
       o.keep = "none";
+      o.head_type = "same";
       const QuantizeResult res = quantize_model(fixture_dir(fx), out, o);
       if (type == "q4_k") {  // every fixture width is under 256
         EXPECT_EQ(res.quantized, 0) << fx;
@@ -235,6 +240,65 @@ TEST_F(Quantized, FixturesShardedFusedTiedAndUnfitWidths) {
       const auto m = load(out);
       EXPECT_GT(run_logits(m, {1, 2, 3}, Mode::Chunkwise).size(), 0u);
     }
+}
+
+// The head's policy: q8_0 by default whatever the type, "same", "keep", another type, or kept by
+// --keep head (which wins); the embedding kept unless --keep leaves it out. A tied embedding is the
+// head, so head_type decides it. decode_weight_bytes moves by exactly the head's bytes and one
+// embedding row's: bf16 2 bytes a value, q8_0 34 bytes per 32, q4_0 18 per 32 (vocabulary 4096 ×
+// width 256).
+TEST_F(Quantized, HeadTypeAndKeepDecideTheHeadAndEmbedding) {
+  struct Case {
+    std::string type, keep, head_type, embed_want, head_want;
+  };
+  const auto base = [&] {
+    QuantizeOptions o;
+    o.type = "q4_0";
+    o.head_type = "keep";
+    quantize_model(bundled_dir(), (dir_ / "base").string(), o);
+    return load((dir_ / "base").string())->info().decode_weight_bytes;
+  }();
+  const uint64_t V = 4096, D = 256, bf16_head = V * D * 2;
+  for (const Case& c : std::vector<Case>{{"q4_0", "embed", "q8_0", "BF16", "q8_0"},
+                                         {"q4_0", "embed", "same", "BF16", "q4_0"},
+                                         {"q4_0", "embed", "q4_k", "BF16", "q4_k"},
+                                         {"q4_0", "embed,head", "q8_0", "BF16", "BF16"},
+                                         {"q4_0", "none", "q8_0", "q4_0", "q8_0"},
+                                         {"q4_k", "none", "keep", "q4_k", "BF16"}}) {
+    const std::string out = (dir_ / (c.type + c.keep + c.head_type)).string();
+    QuantizeOptions o;
+    o.type = c.type;
+    o.keep = c.keep;
+    o.head_type = c.head_type;
+    quantize_model(bundled_dir(), out, o);
+    const auto m = load(out);
+    EXPECT_EQ(m->info().weight_dtype, c.type) << out;
+    EXPECT_EQ(m->info().embedding_dtype, c.embed_want) << out;
+    EXPECT_EQ(m->info().head_dtype, c.head_want) << out;
+    if (c.type == "q4_0" && c.head_want != "q4_k") {  // the whole head, and one row of the embedding
+      const uint64_t head = c.head_want == "BF16" ? bf16_head : V * D / 32 * (c.head_want == "q8_0" ? 34 : 18);
+      const uint64_t embed_row = c.embed_want == "BF16" ? D * 2 : D / 32 * 18;
+      EXPECT_EQ(m->info().decode_weight_bytes + bf16_head - head + D * 2 - embed_row, base) << out;
+    }
+  }
+  // Tied: one tensor, the head's rule (quantized by default, kept with head_type keep).
+  for (const std::string head_type : {"q8_0", "keep"}) {
+    const std::string out = (dir_ / ("tied" + head_type)).string();
+    QuantizeOptions o;
+    o.type = "q4_0";
+    o.head_type = head_type;
+    quantize_model(fixture_dir("ts_gelu_tied_bf16"), out, o);
+    const auto m = load(out);
+    const std::string want = head_type == "keep" ? "BF16" : "q8_0";
+    EXPECT_EQ(m->info().embedding_dtype, want);
+    EXPECT_EQ(m->info().head_dtype, want);
+  }
+  QuantizeOptions o;
+  o.type = "q8_0";
+  o.head_type = "Q8_0 ";
+  EXPECT_EQ(error_of([&] { quantize_model(bundled_dir(), (dir_ / "bad").string(), o); }),
+            "head_type: 'Q8_0 ' is not one of q8_0, q4_0, q4_k, same, keep");
+  EXPECT_FALSE(fs::exists(dir_ / "bad"));
 }
 
 // A quantized directory as input: its block matrices are copied as they are (not quantized twice),

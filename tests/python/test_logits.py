@@ -108,4 +108,4 @@ def test_quantize_at_load_equals_cli_and_a_quantized_directory(tmp_path, qtype):
     with pytest.raises(retnet.Error, match="quantize: expected None or one of"):
         retnet.Model.load(BUNDLED, device="cpu", quantize=4)
     assert model.info.weight_dtype == qtype and again.info.weight_dtype == qtype
-    assert model.info.embedding_dtype == "BF16" and model.info.head_dtype == "BF16"
+    assert model.info.embedding_dtype == "BF16" and model.info.head_dtype == "q8_0"

@@ -12,7 +12,7 @@ namespace retnet::cli {
 
 namespace {
 struct QuantArgs {
-  std::string model, out, type, keep = "embed,head";
+  std::string model, out, type, keep = "embed", head_type = "q8_0";
   bool force = false;
   int threads = 0;
 };
@@ -30,6 +30,10 @@ Runner add_quantize_command(CLI::App& app) {
   c->add_option("--keep", a->keep,
                 "Matrices that keep their precision: embed, head, attn (q,k,v,g,o), q, k, v, g, o, ffn, or none")
       ->capture_default_str();
+  c->add_option("--head-type", a->head_type,
+                "The LM head's type: q8_0, q4_0, q4_k, same (as --type) or keep (as stored); a tied head is the "
+                "embedding too")
+      ->capture_default_str();
   c->add_flag("--force", a->force, "Replace the output directory if it exists");
   c->add_option("-t,--threads", a->threads, "Threads quantizing (0 = all); the output does not depend on it");
   return [a, c]() -> int {
@@ -45,6 +49,7 @@ Runner add_quantize_command(CLI::App& app) {
     QuantizeOptions o;
     o.type = a->type;
     o.keep = a->keep;
+    o.head_type = a->head_type;
     o.force = a->force;
     o.threads = a->threads;
     // The bar where stderr is a terminal and -q is not given; Ctrl-C cancels either way.

@@ -73,12 +73,33 @@ RETNET_VNNI inline __m512 accumulate(__m512 acc, __m512i L, __m512 S8, __m512i s
 // The products S = s_w · d of up to eight blocks (weights at blk) for NT activation rows from block x:
 // the fp32 product of the scalar kernels, formed once per group and row. With kOffset (q4_0) also
 // acc_off = fma(float(−8·Σq), S, acc_off) for the group (lanes past n: 0·0, which changes nothing).
+// A full group of eight q4_0 blocks (144 bytes) takes its scales from two 64-byte loads and one
+// word permute (block k's scale is word 9k), eight q8_0 blocks (272 bytes) from four loads, two
+// permutes and a blend (word 17k): a few vector operations instead of gather_f16x8's two dozen
+// scalar ones (q4_0 ran 1.25x as fast in L2 with this and the broadcast unpack below).
 template <int NT, bool kFull, bool kOffset>
 RETNET_VNNI inline void scale_group(const uint8_t* blk, size_t block_bytes, int n, const QuantActs& a, int64_t x,
                                     __m512 (&S)[NT], __m256 (&acc_off)[NT]) {
-  uint64_t lo, hi;
-  gather_f16x8<kFull>(blk, block_bytes, n, lo, hi);
-  const __m256 sw = _mm256_cvtph_ps(_mm_set_epi64x(int64_t(hi), int64_t(lo)));
+  __m256 sw;
+  if (kFull && block_bytes == sizeof(BlockQ4_0)) {
+    const __m512i idx = _mm512_set_epi16(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 63, 54,
+                                         45, 36, 27, 18, 9, 0);
+    const __m512i h = _mm512_permutex2var_epi16(_mm512_loadu_si512(blk), idx, _mm512_loadu_si512(blk + 64));
+    sw = _mm256_cvtph_ps(_mm512_castsi512_si128(h));
+  } else if (kFull && block_bytes == sizeof(BlockQ8_0)) {
+    const __m512i i01 = _mm512_set_epi16(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+                                         0, 0, 51, 34, 17, 0);
+    const __m512i i23 = _mm512_set_epi16(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 55, 38,
+                                         21, 4, 0, 0, 0, 0);
+    const __m512i h01 = _mm512_permutex2var_epi16(_mm512_loadu_si512(blk), i01, _mm512_loadu_si512(blk + 64));
+    const __m512i h23 = _mm512_permutex2var_epi16(_mm512_loadu_si512(blk + 128), i23, _mm512_loadu_si512(blk + 192));
+    sw =
+        _mm256_cvtph_ps(_mm_mask_blend_epi16(__mmask8(0xF0), _mm512_castsi512_si128(h01), _mm512_castsi512_si128(h23)));
+  } else {
+    uint64_t lo, hi;
+    gather_f16x8<kFull>(blk, block_bytes, n, lo, hi);
+    sw = _mm256_cvtph_ps(_mm_set_epi64x(int64_t(hi), int64_t(lo)));
+  }
   const __mmask8 m = kFull ? __mmask8(0xFF) : __mmask8((1u << n) - 1);
 #pragma GCC unroll 8
   for (int i = 0; i < NT; ++i) {
@@ -130,13 +151,15 @@ struct Q4_0 {
   RETNET_VNNI static void pair(const uint8_t* blk, const QuantActs& a, int64_t x, const __m512 (&S)[NT], __m512i sidx,
                                __m512 (&acc)[NT]) {
     prefetch(blk + kPrefetchBytes);
-    // Codes: both blocks' 16 bytes, then the 128-bit lanes (qs0, qs1, qs0 >> 4, qs1 >> 4) reordered
-    // to values 0..15, 16..31 of block x, then of block x + 1.
-    const __m256i raw = _mm256_set_m128i(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + kBlockBytes + 2)),
-                                         _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 2)));
-    const __m512i both = join(raw, _mm256_srli_epi16(raw, 4));
+    // Codes: each block's 16 bytes broadcast into two 128-bit lanes (qs0, qs0, qs1, qs1: loads, no
+    // shuffle), the odd lanes shifted right by 4: values 0..15, 16..31 of block x, then of block
+    // x + 1. (Joining and reordering the lanes instead took three shuffles per pair, the port this
+    // loop is short of.)
+    const __m512i both = _mm512_mask_broadcast_i32x4(
+        _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 2))), __mmask16(0xFF00),
+        _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + kBlockBytes + 2)));
     const __m512i c =
-        _mm512_and_si512(_mm512_shuffle_i64x2(both, both, _MM_SHUFFLE(3, 1, 2, 0)), _mm512_set1_epi8(0x0F));
+        _mm512_and_si512(_mm512_mask_srli_epi16(both, __mmask32(0xFF00FF00u), both, 4), _mm512_set1_epi8(0x0F));
 #pragma GCC unroll 8
     for (int i = 0; i < NT; ++i) {
       const int64_t xi = x + i * a.nb;
