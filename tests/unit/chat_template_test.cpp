@@ -104,9 +104,7 @@ TEST(ChatTemplateJinja, WhitespaceControl) {
 }
 
 TEST(ChatTemplateJinja, ParseErrorsNameLineAndColumn) {
-  const auto err = [](const std::string& src) {
-    return error_of([&] { jinja::Template::parse(src, "bad.jinja"); });
-  };
+  const auto err = [](const std::string& src) { return error_of([&] { jinja::Template::parse(src, "bad.jinja"); }); };
   EXPECT_TRUE(Contains(err("ab\n  {{ x"), "bad.jinja: line 2, column 3: unterminated tag"));
   EXPECT_TRUE(Contains(err("{% if x %}a"), "expected {% elif or else or endif %}"));
   EXPECT_TRUE(Contains(err("{% for x in y %}{% endif %}"), "line 1, column 17"));
@@ -155,9 +153,10 @@ TEST(ChatTemplateJinja, HostileTemplatesStopAtTheirLimits) {
   // A list shared 2^60 times over: built in 60 steps, its text would never end.
   fails("{% set ns = namespace(a=[1]) %}{% for i in range(60) %}{% set ns.a = [ns.a, ns.a] %}{% endfor %}{{ ns.a }}",
         "longer than");
-  fails("{% set ns = namespace(a=[1]) %}{% for i in range(60) %}{% set ns.a = [ns.a, ns.a] %}{% endfor %}"
-        "{{ ns.a == ns.a }}",
-        "budget");
+  fails(
+      "{% set ns = namespace(a=[1]) %}{% for i in range(60) %}{% set ns.a = [ns.a, ns.a] %}{% endfor %}"
+      "{{ ns.a == ns.a }}",
+      "budget");
   fails("{% set ns = namespace(a=1) %}{% for i in range(1000) %}{% set ns.a = [ns.a] %}{% endfor %}", "nest");
   fails("{% set ns = namespace() %}{% set ns.self = ns %}", "cannot hold a namespace");
   fails("{% set ns = namespace(s='x') %}{% for i in range(100000) %}{% set ns.s = ns.s ~ ns.s %}{% endfor %}",
@@ -247,12 +246,13 @@ TEST_F(ChatTemplateModelDir, ModelTemplateSpecialTokensAndBos) {
 }
 
 TEST_F(ChatTemplateModelDir, NamedTemplatesOverridesAndErrors) {
-  nlohmann::json cfg = {{"eos_token", "<|im_end|>"},
-                        {"chat_template",
-                         {{{"name", "tool_use"}, {"template", "TOOLS"}}, {{"name", "default"}, {"template", kChatML}}}}};
+  nlohmann::json cfg = {
+      {"eos_token", "<|im_end|>"},
+      {"chat_template", {{{"name", "tool_use"}, {"template", "TOOLS"}}, {{"name", "default"}, {"template", kChatML}}}}};
   write_model(cfg);
   const auto one = template_messages(nlohmann::json::parse(R"([{"role": "user", "content": "x"}])"));
-  EXPECT_EQ(ChatTemplate::load(dir_.string(), "").render(one), "<|im_start|>user\nx<|im_end|>\n<|im_start|>assistant\n");
+  EXPECT_EQ(ChatTemplate::load(dir_.string(), "").render(one),
+            "<|im_start|>user\nx<|im_end|>\n<|im_start|>assistant\n");
   // --chat-template plain / FILE win over the model's.
   EXPECT_TRUE(ChatTemplate::load(dir_.string(), "plain").is_plain());
   spit(dir_ / "mine.jinja", "{{ messages[0].content | upper }}{{ eos_token }}\n");

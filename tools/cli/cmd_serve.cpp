@@ -63,7 +63,8 @@ Runner add_serve_command(CLI::App& app) {
     at_least("--threads", a->threads, 0);
     if (c->count("--api-key") && o.api_key.empty()) throw Error("--api-key: the key is empty");
     if (o.host.empty()) throw Error("--host: empty");
-    if (c->count("--chat-template") && o.chat_template.empty()) throw Error("--chat-template: empty (a file, or 'plain')");
+    if (c->count("--chat-template") && o.chat_template.empty())
+      throw Error("--chat-template: empty (a file, or 'plain')");
     o.load.device = parse_device(a->device);
     o.load.angles = parse_angles(a->angles);
     o.load.threads = a->threads;

@@ -125,9 +125,9 @@ std::vector<int32_t> ChatTemplate::encode(const std::string& prompt, const Token
 std::vector<int32_t> ChatTemplate::stop_ids(const Tokenizer& tok) const {
   std::vector<int32_t> ids;
   if (!tmpl_) return ids;
-  static const char* const enders[] = {"<|im_end|>",  "<|eot_id|>",       "<|eom_id|>", "<end_of_turn>",
-                                       "<|end|>",     "<|endoftext|>",    "</s>",       "<|end_of_text|>",
-                                       "<｜end▁of▁sentence｜>"};
+  static const char* const enders[] = {"<|im_end|>",    "<|eot_id|>",      "<|eom_id|>",
+                                       "<end_of_turn>", "<|end|>",         "<|endoftext|>",
+                                       "</s>",          "<|end_of_text|>", "<｜end▁of▁sentence｜>"};
   std::vector<std::string> cands(std::begin(enders), std::end(enders));
   if (eos_) cands.push_back(*eos_);
   for (const auto& c : cands) {

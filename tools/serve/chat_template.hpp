@@ -24,8 +24,8 @@ class ChatTemplate {
   static ChatTemplate load(const std::string& model_dir, const std::string& override_arg);
   // A template from its source; bos/eos: the special tokens' text the template sees (nullopt:
   // undefined there, as HF leaves tokens the config does not set). Throws Error as load().
-  static ChatTemplate from_source(const std::string& source, const std::string& origin,
-                                  std::optional<std::string> bos, std::optional<std::string> eos);
+  static ChatTemplate from_source(const std::string& source, const std::string& origin, std::optional<std::string> bos,
+                                  std::optional<std::string> eos);
 
   bool is_plain() const { return !tmpl_; }
   // Where the template came from, for the startup log and /v1/models: "plain", or e.g.

@@ -38,7 +38,8 @@ std::string ascii_map(std::string s, int (*f)(int)) {
 
 std::string capitalize(const std::string& s) {
   std::string r = ascii_map(s, [](int c) { return std::tolower(c); });
-  if (!r.empty() && static_cast<unsigned char>(r[0]) < 0x80) r[0] = char(std::toupper(static_cast<unsigned char>(r[0])));
+  if (!r.empty() && static_cast<unsigned char>(r[0]) < 0x80)
+    r[0] = char(std::toupper(static_cast<unsigned char>(r[0])));
   return r;
 }
 
@@ -164,7 +165,8 @@ struct Args {
     return def;
   }
   void at_most(size_t n) const {
-    if (pos.size() > n) r.fail(fname + ": takes at most " + std::to_string(n) + " arguments, got " + std::to_string(pos.size()));
+    if (pos.size() > n)
+      r.fail(fname + ": takes at most " + std::to_string(n) + " arguments, got " + std::to_string(pos.size()));
   }
   const std::string& string(const Value& v, const char* what) const {
     if (!v.is_string()) r.fail(fname + ": " + what + " must be a string, got a " + type_name(v));
@@ -197,7 +199,9 @@ Value attribute_of(Renderer& r, const Value& v, const std::string& path) {
     const size_t dot = path.find('.', pos);
     const std::string part = path.substr(pos, dot == std::string::npos ? std::string::npos : dot - pos);
     if (cur.is_undefined()) return cur;
-    if (!part.empty() && std::all_of(part.begin(), part.end(), [](char c) { return std::isdigit(static_cast<unsigned char>(c)); }) && cur.is_array())
+    if (!part.empty() &&
+        std::all_of(part.begin(), part.end(), [](char c) { return std::isdigit(static_cast<unsigned char>(c)); }) &&
+        cur.is_array())
       cur = get_item(r, cur, Value::integer(std::stoll(part.substr(0, 18))));
     else cur = get_item(r, cur, Value::string(part));
     if (dot == std::string::npos) return cur;
@@ -241,11 +245,11 @@ Value slice(Renderer& r, const Value& obj, const std::vector<Value>& parts) {
 }
 
 Value method(const std::string& mname, Value self, std::function<Value(Args&)> f) {
-  return Value::function(mname, [self = std::move(self), mname, f = std::move(f)](Renderer& r, std::vector<Value>& pos,
-                                                                                   KwArgs& kw) {
-    Args a{r, mname, pos, kw};
-    return f(a);
-  });
+  return Value::function(
+      mname, [self = std::move(self), mname, f = std::move(f)](Renderer& r, std::vector<Value>& pos, KwArgs& kw) {
+        Args a{r, mname, pos, kw};
+        return f(a);
+      });
 }
 
 Value string_method(const Value& self, const std::string& name) {
@@ -269,7 +273,8 @@ Value string_method(const Value& self, const std::string& name) {
       Array cands = p.is_array() ? *p.a : Array{p};
       for (const Value& c : cands) {
         const std::string& x = a.string(c, "the prefix");
-        if (x.size() <= s.size() && (start ? s.compare(0, x.size(), x) : s.compare(s.size() - x.size(), x.size(), x)) == 0)
+        if (x.size() <= s.size() &&
+            (start ? s.compare(0, x.size(), x) : s.compare(s.size() - x.size(), x.size(), x)) == 0)
           return Value::boolean(true);
       }
       return Value::boolean(false);
@@ -280,7 +285,8 @@ Value string_method(const Value& self, const std::string& name) {
     return method(name, self, [s, right](Args& a) {
       a.at_most(2);
       const Value sep = a.get(0, "sep", Value::none());
-      if (!sep.is_none() && (!sep.is_string() || sep.str().empty())) a.r.fail("split: the separator must be a non-empty string");
+      if (!sep.is_none() && (!sep.is_string() || sep.str().empty()))
+        a.r.fail("split: the separator must be a non-empty string");
       const Value m = a.get(1, "maxsplit", Value::integer(-1));
       a.r.step(s.size() / 16);
       return Value::array(split(s, sep, a.integer(m, "maxsplit"), right));
@@ -387,7 +393,9 @@ Value dict_method(const Value& self, const std::string& name) {
   return Value::undefined(name);
 }
 
-std::string pretty_name(const Value& v) { return v.is_undefined() ? "'" + v.name + "'" : std::string("a ") + type_name(v); }
+std::string pretty_name(const Value& v) {
+  return v.is_undefined() ? "'" + v.name + "'" : std::string("a ") + type_name(v);
+}
 
 }  // namespace
 
@@ -425,7 +433,8 @@ Array iterate(Renderer& r, const Value& v, const char* what) {
       const auto offs = cp_offsets(v.str());
       r.step(offs.size());
       Array chars;
-      for (size_t k = 0; k + 1 < offs.size(); ++k) chars.push_back(Value::string(v.str().substr(offs[k], offs[k + 1] - offs[k])));
+      for (size_t k = 0; k + 1 < offs.size(); ++k)
+        chars.push_back(Value::string(v.str().substr(offs[k], offs[k + 1] - offs[k])));
       return chars;
     }
     default:
@@ -476,11 +485,11 @@ const std::map<std::string, int>& filter_names() {
   static const std::map<std::string, int> names = [] {
     std::map<std::string, int> m;
     for (const char* n :
-         {"abs",     "attr",  "capitalize", "count",      "d",       "default", "dictsort", "e",    "escape",
-          "first",   "float", "indent",     "int",        "items",   "join",    "last",     "length", "list",
-          "lower",   "map",   "max",        "min",        "reject",  "rejectattr", "replace", "reverse", "round",
-          "safe",    "select", "selectattr", "sort",      "string",  "sum",     "title",    "tojson", "trim",
-          "unique",  "upper", "wordcount",  "__slice__"})
+         {"abs",     "attr",    "capitalize", "count",  "d",      "default",    "dictsort",  "e",
+          "escape",  "first",   "float",      "indent", "int",    "items",      "join",      "last",
+          "length",  "list",    "lower",      "map",    "max",    "min",        "reject",    "rejectattr",
+          "replace", "reverse", "round",      "safe",   "select", "selectattr", "sort",      "string",
+          "sum",     "title",   "tojson",     "trim",   "unique", "upper",      "wordcount", "__slice__"})
       m[n] = 1;
     return m;
   }();
@@ -489,10 +498,11 @@ const std::map<std::string, int>& filter_names() {
 const std::map<std::string, int>& test_names() {
   static const std::map<std::string, int> names = [] {
     std::map<std::string, int> m;
-    for (const char* n : {"boolean", "callable", "defined", "divisibleby", "eq", "equalto", "==", "even", "false",
-                          "float", "ge", "gt", "in", "integer", "iterable", "le", "lower", "lt", "mapping", "ne",
-                          "none", "number", "odd", "sameas", "sequence", "string", "true", "undefined", "upper",
-                          "greaterthan", "lessthan"})
+    for (const char* n :
+         {"boolean",  "callable", "defined", "divisibleby", "eq",    "equalto",     "==",       "even",
+          "false",    "float",    "ge",      "gt",          "in",    "integer",     "iterable", "le",
+          "lower",    "lt",       "mapping", "ne",          "none",  "number",      "odd",      "sameas",
+          "sequence", "string",   "true",    "undefined",   "upper", "greaterthan", "lessthan"})
       m[n] = 1;
     return m;
   }();
@@ -645,7 +655,8 @@ Value apply_filter(Renderer& r, const std::string& name, const Value& v, std::ve
   if (name == "indent") {
     a.at_most(3);
     const Value w = a.get(0, "width", Value::integer(4));
-    const std::string pad = w.is_string() ? w.str() : std::string(size_t(std::clamp<int64_t>(a.integer(w, "width"), 0, 256)), ' ');
+    const std::string pad =
+        w.is_string() ? w.str() : std::string(size_t(std::clamp<int64_t>(a.integer(w, "width"), 0, 256)), ' ');
     const bool first = truthy(a.get(1, "first", Value::boolean(false)));
     const bool blank = truthy(a.get(2, "blank", Value::boolean(false)));
     const std::string s = need_string();
@@ -669,7 +680,8 @@ Value apply_filter(Renderer& r, const std::string& name, const Value& v, std::ve
     a.at_most(2);
     if (v.kind == Value::Kind::Int) return v;
     if (v.kind == Value::Kind::Bool) return Value::integer(v.b);
-    if (v.kind == Value::Kind::Float && std::isfinite(v.f) && std::fabs(v.f) < 9.2e18) return Value::integer(int64_t(v.f));
+    if (v.kind == Value::Kind::Float && std::isfinite(v.f) && std::fabs(v.f) < 9.2e18)
+      return Value::integer(int64_t(v.f));
     if (v.is_string()) {
       const std::string t = strip(v.str(), kSpace, true, true);
       char* end = nullptr;
@@ -677,7 +689,8 @@ Value apply_filter(Renderer& r, const std::string& name, const Value& v, std::ve
       const long long x = std::strtoll(t.c_str(), &end, 10);
       if (!t.empty() && end && *end == 0 && errno == 0) return Value::integer(x);
       const double d = std::strtod(t.c_str(), &end);
-      if (!t.empty() && end && *end == 0 && std::isfinite(d) && std::fabs(d) < 9.2e18) return Value::integer(int64_t(d));
+      if (!t.empty() && end && *end == 0 && std::isfinite(d) && std::fabs(d) < 9.2e18)
+        return Value::integer(int64_t(d));
     }
     return a.get(0, "default", Value::integer(0));
   }
@@ -720,7 +733,8 @@ Value apply_filter(Renderer& r, const std::string& name, const Value& v, std::ve
   if (name == "dictsort") {
     if (!v.is_object()) r.fail("filter 'dictsort': expected a dict, got " + pretty_name(v));
     const bool cs = truthy(a.get(0, "case_sensitive", Value::boolean(false)));
-    const std::string by = a.get(1, "by", Value::string("key")).is_string() ? a.get(1, "by", Value::string("key")).str() : "key";
+    const std::string by =
+        a.get(1, "by", Value::string("key")).is_string() ? a.get(1, "by", Value::string("key")).str() : "key";
     const bool rev = truthy(a.get(2, "reverse", Value::boolean(false)));
     Array pairs;
     for (const auto& kv : v.o->items) pairs.push_back(Value::array({Value::string(kv.first), kv.second}));
@@ -768,7 +782,8 @@ Value apply_filter(Renderer& r, const std::string& name, const Value& v, std::ve
     for (const Value& x : items) {
       const Value y = attr.is_none() ? x : attribute_of(r, x, r.str(attr));
       if (!y.is_number() || !acc.is_number()) r.fail("filter 'sum': expected numbers");
-      if (acc.kind == Value::Kind::Float || y.kind == Value::Kind::Float) acc = Value::number(acc.as_double() + y.as_double());
+      if (acc.kind == Value::Kind::Float || y.kind == Value::Kind::Float)
+        acc = Value::number(acc.as_double() + y.as_double());
       else {
         int64_t s = 0;
         if (__builtin_add_overflow(acc.kind == Value::Kind::Bool ? int64_t(acc.b) : acc.i,
@@ -848,7 +863,8 @@ Value apply_filter(Renderer& r, const std::string& name, const Value& v, std::ve
     }
     std::string test;
     if (pos.size() > k0) {
-      if (!pos[k0].is_string() || !is_test(pos[k0].str())) r.fail("filter '" + name + "': unknown test '" + r.str(pos[k0]) + "'");
+      if (!pos[k0].is_string() || !is_test(pos[k0].str()))
+        r.fail("filter '" + name + "': unknown test '" + r.str(pos[k0]) + "'");
       test = pos[k0].str();
     }
     std::vector<Value> targs(pos.begin() + std::min(pos.size(), k0 + 1), pos.end());
@@ -902,12 +918,14 @@ std::vector<std::pair<std::string, Value>> global_functions() {
                  }));
   g.emplace_back("dict", Value::function("dict", [](Renderer& r, std::vector<Value>& pos, KwArgs& kw) {
                    Object o;
-                   if (pos.size() > 1 || (pos.size() == 1 && !pos[0].is_object())) r.fail("dict: expected a dict or keyword arguments");
+                   if (pos.size() > 1 || (pos.size() == 1 && !pos[0].is_object()))
+                     r.fail("dict: expected a dict or keyword arguments");
                    if (!pos.empty()) o.items = pos[0].o->items;
                    for (const auto& kv : kw) o.set(kv.first, kv.second);
                    return Value::object(std::move(o));
                  }));
-  g.emplace_back("raise_exception", Value::function("raise_exception", [](Renderer& r, std::vector<Value>& pos, KwArgs&) {
+  g.emplace_back("raise_exception",
+                 Value::function("raise_exception", [](Renderer& r, std::vector<Value>& pos, KwArgs&) {
                    throw RaisedError(pos.empty() ? std::string("raise_exception") : r.str(pos[0]));
                    return Value();
                  }));

@@ -17,9 +17,9 @@ namespace retnet::serve::jinja {
 
 namespace {
 
-constexpr int kMaxDepth = 128;       // nesting of blocks: bounds the parser's and the renderer's recursion
-constexpr int kMaxExprDepth = 512;   // the parser's recursion for one expression (about 11 per bracket)
-constexpr int kMaxTreeDepth = 256;   // an expression tree's depth ("a ~ b ~ c ..." and "x|f|f..." too)
+constexpr int kMaxDepth = 128;      // nesting of blocks: bounds the parser's and the renderer's recursion
+constexpr int kMaxExprDepth = 512;  // the parser's recursion for one expression (about 11 per bracket)
+constexpr int kMaxTreeDepth = 256;  // an expression tree's depth ("a ~ b ~ c ..." and "x|f|f..." too)
 
 struct Token {
   enum class Type { Name, Int, Float, String, Op, End } type = Type::End;
@@ -79,8 +79,7 @@ class Parser {
         // lstrip_blocks: spaces and tabs between the line's start and a block or comment tag go.
         const size_t l = text.rfind('\n') + 1;  // npos + 1 == 0
         const bool line_starting = text_start == 0 || src_[text_start - 1] == '\n';
-        if ((l > 0 || line_starting) && text.find_first_not_of(" \t\f\v\r", l) == std::string::npos)
-          text.erase(l);
+        if ((l > 0 || line_starting) && text.find_first_not_of(" \t\f\v\r", l) == std::string::npos) text.erase(l);
       }
       if (!text.empty()) pieces_.push_back(Piece{0, std::move(text), {}, text_start});
       size_t q = p + 2 + (mod ? 1 : 0);
@@ -230,7 +229,8 @@ class Parser {
           for (size_t j = 0; j < n; ++j) {
             const char h = src_[k + j];
             if (!std::isxdigit(static_cast<unsigned char>(h))) fail(k - 2, "bad escape in a string literal");
-            cp = cp * 16 + uint32_t(std::isdigit(static_cast<unsigned char>(h)) ? h - '0' : (std::tolower(h) - 'a' + 10));
+            cp = cp * 16 +
+                 uint32_t(std::isdigit(static_cast<unsigned char>(h)) ? h - '0' : (std::tolower(h) - 'a' + 10));
           }
           k += n;
           if (cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) fail(k - n - 2, "bad code point in a string literal");
@@ -384,8 +384,8 @@ class Parser {
       enter(i++);
       expect_end();
     } else {
-      static const std::set<std::string> stray = {"elif", "else", "endif", "endfor", "endset", "endmacro",
-                                                  "endgeneration"};
+      static const std::set<std::string> stray = {"elif",   "else",     "endif",        "endfor",
+                                                  "endset", "endmacro", "endgeneration"};
       if (stray.count(kw)) fail(pos, "unexpected '{% " + kw + " %}' (no block open to end)");
       fail(pos, "unknown or unsupported statement '" + kw + "'");
     }

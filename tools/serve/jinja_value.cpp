@@ -217,7 +217,8 @@ struct Sink {
   Budget& budget;
   size_t max_bytes;
   void check() const {
-    if (out.size() > max_bytes) throw RenderError("a value's text is longer than " + std::to_string(max_bytes) + " bytes");
+    if (out.size() > max_bytes)
+      throw RenderError("a value's text is longer than " + std::to_string(max_bytes) + " bytes");
   }
 };
 
