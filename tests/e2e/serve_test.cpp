@@ -354,13 +354,22 @@ TEST_F(ServeApi, BodyParsingRefusesNestingBadUtf8AndNonObjects) {
 // The command's own argument errors: one "error:" line, exit status 1, before any model is loaded.
 TEST(CliServe, BadArgumentsAreOneErrorLine) {
   const std::vector<std::string> cases[] = {
-      {"--port", "70000"},   {"--port", "-1"},     {"--parallel", "0"},   {"--queue", "-1"},
-      {"--cache-ram", "-5"}, {"--max-body", "10"}, {"--max-tokens", "0"}, {"--timeout", "0"},
-      {"--api-key", ""},     {"--device", "tpu"},  {"--port", "x"},
+      {"--port", "70000"},
+      {"--port", "-1"},
+      {"--parallel", "0"},
+      {"--queue", "-1"},
+      {"--cache-ram", "-5"},
+      {"--max-body", "10"},
+      {"--max-tokens", "0"},
+      {"--timeout", "0"},
+      {"--api-key", ""},
+      {"--device", "tpu"},
+      {"--port", "x"},
       // Chat templates are read before the model: a missing or broken one is one line too.
       {"--chat-template", ""},
       {"--chat-template", "/nonexistent/t.jinja"},
-      {"--chat-template", (std::filesystem::temp_directory_path() / ("serve_tmpl_" + std::to_string(getpid()))).string()},
+      {"--chat-template",
+       (std::filesystem::temp_directory_path() / ("serve_tmpl_" + std::to_string(getpid()))).string()},
   };
   const std::filesystem::path err = std::filesystem::temp_directory_path() / ("serve_err_" + std::to_string(getpid()));
   std::ofstream(cases[std::size(cases) - 1][1]) << "line one\n{% for m in messages %}{{ m.content | nosuch }}";

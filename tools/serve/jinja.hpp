@@ -18,7 +18,7 @@ namespace retnet::serve::jinja {
 struct Stmt;
 
 struct RenderLimits {
-  uint64_t max_steps = 1'000'000;  // evaluations, iterations, visits (1000 messages: 32k to 57k)
+  uint64_t max_steps = 1'000'000;         // evaluations, iterations, visits (1000 messages: 32k to 57k)
   uint64_t max_string_bytes = 256 << 20;  // bytes of all strings built (a quadratic ~ loop ends here)
   size_t max_output = 4 << 20;            // bytes of the rendered text (and of any one string)
   int max_call_depth = 64;                // nested macro calls

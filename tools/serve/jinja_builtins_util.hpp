@@ -56,5 +56,4 @@ struct Args {
   }
 };
 
-
 }  // namespace retnet::serve::jinja
