@@ -162,7 +162,7 @@ TEST(ChatTemplateJinja, HostileTemplatesStopAtTheirLimits) {
       "budget");
   fails("{% set ns = namespace(a=1) %}{% for i in range(1000) %}{% set ns.a = [ns.a] %}{% endfor %}", "nest");
   fails("{% set ns = namespace() %}{% set ns.self = ns %}", "cannot hold a namespace");
-  fails("{% set ns = namespace(s='x') %}{% for i in range(100000) %}{% set ns.s = ns.s ~ ns.s %}{% endfor %}",
+  fails("{% set ns = namespace(s='x') %}{% for i in range(100) %}{% set ns.s = ns.s ~ ns.s %}{% endfor %}",
         "longer than");
   fails("{% set x = 1 %}{% set x.a = 2 %}", "only namespace() objects");
   fails("{{ messages.content }}", "'messages' is undefined");
