@@ -12,7 +12,7 @@ cd "$(dirname "$0")/.."
 secs=${1:-60}
 shift || true
 targets=("$@")
-((${#targets[@]})) || targets=(safetensors config tokenizer_load tokenizer_roundtrip state_snapshot cli_args state_blob)
+((${#targets[@]})) || targets=(safetensors config tokenizer_load tokenizer_roundtrip state_snapshot cli_args state_blob chat_template)
 dir=${RETNET_FUZZ_BUILD_DIR:-build-fuzz}
 command -v clang++ >/dev/null || { echo "fuzz: clang++ not found (bash tools/install-deps.sh)" >&2; exit 1; }
 

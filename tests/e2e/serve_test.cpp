@@ -380,11 +380,25 @@ TEST_F(ServeApi, BodyParsingRefusesNestingBadUtf8AndNonObjects) {
 // The command's own argument errors: one "error:" line, exit status 1, before any model is loaded.
 TEST(CliServe, BadArgumentsAreOneErrorLine) {
   const std::vector<std::string> cases[] = {
-      {"--port", "70000"},   {"--port", "-1"},     {"--parallel", "0"},   {"--queue", "-1"},
-      {"--cache-ram", "-5"}, {"--max-body", "10"}, {"--max-tokens", "0"}, {"--timeout", "0"},
-      {"--api-key", ""},     {"--device", "tpu"},  {"--port", "x"},
+      {"--port", "70000"},
+      {"--port", "-1"},
+      {"--parallel", "0"},
+      {"--queue", "-1"},
+      {"--cache-ram", "-5"},
+      {"--max-body", "10"},
+      {"--max-tokens", "0"},
+      {"--timeout", "0"},
+      {"--api-key", ""},
+      {"--device", "tpu"},
+      {"--port", "x"},
+      // Chat templates are read before the model: a missing or broken one is one line too.
+      {"--chat-template", ""},
+      {"--chat-template", "/nonexistent/t.jinja"},
+      {"--chat-template",
+       (std::filesystem::temp_directory_path() / ("serve_tmpl_" + std::to_string(getpid()))).string()},
   };
   const std::filesystem::path err = std::filesystem::temp_directory_path() / ("serve_err_" + std::to_string(getpid()));
+  std::ofstream(cases[std::size(cases) - 1][1]) << "line one\n{% for m in messages %}{{ m.content | nosuch }}";
   for (const auto& args : cases) {
     std::string cmd = std::string(RETNET_CLI_PATH) + " serve";
     for (const auto& a : args) cmd += " '" + a + "'";
@@ -394,8 +408,11 @@ TEST(CliServe, BadArgumentsAreOneErrorLine) {
     EXPECT_EQ(WEXITSTATUS(st), 1) << cmd;
     EXPECT_EQ(text.rfind("error: ", 0), 0u) << cmd << ": " << text;
     EXPECT_EQ(std::count(text.begin(), text.end(), '\n'), 1) << cmd << ": " << text;
+    if (args[0] == "--chat-template" && args[1].find("serve_tmpl_") != std::string::npos)
+      EXPECT_TRUE(Contains(text, "line 2, column 39: unknown filter 'nosuch'")) << text;
   }
   std::filesystem::remove(err);
+  std::filesystem::remove(cases[std::size(cases) - 1][1]);
 }
 
 }  // namespace

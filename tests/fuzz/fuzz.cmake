@@ -3,7 +3,7 @@
 #   fuzz_replay_<target>   always built (any compiler): replays tests/fuzz/corpus/<target>, one ctest each
 #   fuzz_<target>          only with -DRETNET_FUZZ=ON (clang): the libFuzzer binary, built with
 #                          -fsanitize=fuzzer,address,undefined; tools/fuzz.sh builds and runs them
-set(RETNET_FUZZ_TARGETS safetensors config tokenizer_load tokenizer_roundtrip state_snapshot cli_args state_blob)
+set(RETNET_FUZZ_TARGETS safetensors config tokenizer_load tokenizer_roundtrip state_snapshot cli_args state_blob chat_template)
 set(_fuzz_dir ${CMAKE_CURRENT_SOURCE_DIR}/fuzz)
 
 function(_retnet_fuzz_setup tgt name)
@@ -13,13 +13,13 @@ function(_retnet_fuzz_setup tgt name)
   target_compile_definitions(${tgt} PRIVATE RETNET_TEST_DATA="${CMAKE_CURRENT_SOURCE_DIR}/data"
                                             RETNET_MODEL_DIR="${PROJECT_SOURCE_DIR}/models/kjv-retnet")
   target_link_libraries(${tgt} PRIVATE retnet_internal nlohmann_json::nlohmann_json spdlog::spdlog)
-  if(name STREQUAL "cli_args" OR name STREQUAL "state_blob")
+  if(name STREQUAL "cli_args" OR name STREQUAL "state_blob" OR name STREQUAL "chat_template")
     target_link_libraries(${tgt} PRIVATE retnet_cli_lib)
   endif()
 endfunction()
 
 foreach(_t ${RETNET_FUZZ_TARGETS})
-  if((_t STREQUAL "cli_args" OR _t STREQUAL "state_blob") AND NOT TARGET retnet_cli_lib)
+  if((_t STREQUAL "cli_args" OR _t STREQUAL "state_blob" OR _t STREQUAL "chat_template") AND NOT TARGET retnet_cli_lib)
     continue()
   endif()
   add_executable(fuzz_replay_${_t} ${_fuzz_dir}/${_t}.cpp ${_fuzz_dir}/replay_main.cpp)

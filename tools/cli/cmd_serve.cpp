@@ -30,6 +30,8 @@ Runner add_serve_command(CLI::App& app) {
   c->add_option("--parallel", o.parallel, "Slots: streams decoded together")->capture_default_str();
   c->add_option("--queue", o.queue_limit, "Requests waiting for a slot before 503")->capture_default_str();
   c->add_option("--api-key", o.api_key, "Require Authorization: Bearer KEY (all but /health)");
+  c->add_option("--chat-template", o.chat_template,
+                "Jinja chat template file, or 'plain' (default: the model's tokenizer_config.json chat_template)");
   c->add_option("--cache-ram", o.cache_ram_mib, "Prefix-state cache budget in MiB (0: off)")->capture_default_str();
   c->add_option("--cache-dir", o.cache_dir,
                 "Also keep prompt and reply states in this directory (survives restarts; may be shared)");
@@ -67,6 +69,8 @@ Runner add_serve_command(CLI::App& app) {
     at_least("--threads", a->threads, 0);
     if (c->count("--api-key") && o.api_key.empty()) throw Error("--api-key: the key is empty");
     if (o.host.empty()) throw Error("--host: empty");
+    if (c->count("--chat-template") && o.chat_template.empty())
+      throw Error("--chat-template: empty (a file, or 'plain')");
     o.load.device = parse_device(a->device);
     o.load.angles = parse_angles(a->angles);
     o.load.threads = a->threads;

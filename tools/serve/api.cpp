@@ -1,6 +1,7 @@
 // Request parsing and error JSON in OpenAI's formats (api.hpp).
 #include "api.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <random>
@@ -133,6 +134,22 @@ std::string plain_chat_prompt(const json& messages) {
   return out;
 }
 
+json template_messages(const json& messages) {
+  if (!messages.is_array() || messages.empty()) throw bad("messages", "expected a non-empty array of messages");
+  json out = json::array();
+  for (size_t i = 0; i < messages.size(); ++i) {
+    const json& m = messages[i];
+    if (!m.is_object() || !m.contains("role") || !m["role"].is_string())
+      throw bad("messages[" + std::to_string(i) + "]", "expected an object with a string role");
+    json c = m;
+    auto content = m.find("content");
+    if ((content == m.end() || content->is_null()) && m.contains("tool_calls")) c["content"] = nullptr;
+    else c["content"] = message_content(m, i);
+    out.push_back(std::move(c));
+  }
+  return out;
+}
+
 CompletionRequest parse_completion(const json& b, bool chat, const ApiContext& ctx) {
   CompletionRequest r;
   r.chat = chat;
@@ -192,11 +209,30 @@ CompletionRequest parse_completion(const json& b, bool chat, const ApiContext& c
   const int64_t vocab = ctx.info->vocab_size;
   std::vector<int32_t> ids;
   std::vector<std::string> default_stops;
+  std::vector<int32_t> template_stops;  // end-of-turn tokens of the chat template
   if (chat) {
     auto it = b.find("messages");
     if (it == b.end()) throw bad("messages", "required");
-    ids = tok.encode(plain_chat_prompt(*it), true);
-    default_stops.push_back("\nUser:");
+    const ChatTemplate* ct = ctx.chat_template;
+    if (!ct || ct->is_plain()) {
+      ids = tok.encode(plain_chat_prompt(*it), true);
+      default_stops.push_back("\nUser:");
+    } else {
+      std::string prompt;
+      try {
+        prompt = ct->render(template_messages(*it));
+      } catch (const jinja::RaisedError& e) {
+        throw bad("messages", e.what());  // the template refuses the conversation (e.g. role order)
+      } catch (const jinja::RenderError& e) {
+        ApiError err;
+        err.status = 500;
+        err.type = "server_error";
+        err.message = std::string("the chat template failed: ") + e.what();
+        throw err;
+      }
+      ids = ct->encode(prompt, tok);
+      template_stops = ct->stop_ids(tok);
+    }
   } else {
     auto it = b.find("prompt");
     if (it == b.end() || it->is_null()) throw bad("prompt", "required");
@@ -271,6 +307,11 @@ CompletionRequest parse_completion(const json& b, bool chat, const ApiContext& c
     r.job.stop_ids = token_array(*it, "stop_token_ids", vocab);
   }
   for (auto& s : default_stops) r.job.stop_strings.push_back(s);
+  // ignore_eos (benchmarks) also lets the reply run past the template's end of turn.
+  if (!r.job.ignore_eos)
+    for (int32_t id : template_stops)
+      if (std::find(r.job.stop_ids.begin(), r.job.stop_ids.end(), id) == r.job.stop_ids.end())
+        r.job.stop_ids.push_back(id);
   return r;
 }
 

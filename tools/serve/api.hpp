@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "chat_template.hpp"
 #include "job.hpp"
 #include "retnet/retnet.hpp"
 
@@ -37,6 +38,7 @@ struct CompletionRequest {
 struct ApiContext {
   const Tokenizer* tok = nullptr;
   const ModelInfo* info = nullptr;
+  const ChatTemplate* chat_template = nullptr;  // null: the plain template
   std::string model_name;
   Limits limits;
 };
@@ -47,6 +49,11 @@ nlohmann::json parse_body(const std::string& body, int max_depth);
 
 // POST /v1/completions (chat = false) and /v1/chat/completions. Throws ApiError.
 CompletionRequest parse_completion(const nlohmann::json& body, bool chat, const ApiContext& ctx);
+
+// The messages a Jinja chat template sees: each an object with a string role; content a string
+// (OpenAI's list of text parts joined; absent or null: "", or null kept beside tool_calls); other
+// keys (name, tool_calls, tool_call_id) as sent. Throws ApiError 400 naming the message.
+nlohmann::json template_messages(const nlohmann::json& messages);
 
 // The plain chat template used when a model has none (the bundled model has none):
 //   "System: <content>\n" "User: <content>\n" "Assistant: <content>\n" for each message, then

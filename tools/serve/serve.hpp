@@ -14,6 +14,8 @@ struct ServeOptions {
   std::string host = "127.0.0.1";
   int port = 8080;  // 0: an ephemeral port (printed on stderr)
   std::string api_key;
+  // "" : the model's chat template (tokenizer_config.json), else the plain one; "plain"; or a Jinja file.
+  std::string chat_template;
   int parallel = 4;
   int64_t queue_limit = 64;
   int64_t cache_ram_mib = 256;

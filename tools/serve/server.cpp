@@ -71,11 +71,12 @@ std::unique_ptr<DiskCache> make_disk_cache(const ServeOptions& opt, const ModelI
 
 class Server {
  public:
-  Server(const ServeOptions& opt, std::shared_ptr<const Model> model, Tokenizer tok)
+  Server(const ServeOptions& opt, std::shared_ptr<const Model> model, Tokenizer tok, ChatTemplate chat)
       : opt_(opt),
         model_(std::move(model)),
         tok_(std::move(tok)),
         disk_(make_disk_cache(opt, model_->info())),
+        chat_(std::move(chat)),
         sched_(model_, tok_,
                SchedulerOptions{opt.parallel, size_t(opt.queue_limit), uint64_t(opt.cache_ram_mib) << 20, disk_.get()}),
         validator_(model_) {
@@ -84,6 +85,7 @@ class Server {
     max_state_body_ = state_blob_bytes(limits_.max_tokens, limits_.vocab_size, snapshot_bytes_);
     ctx_.tok = &tok_;
     ctx_.info = &model_->info();
+    ctx_.chat_template = &chat_;
     ctx_.model_name = opt.model_name;
     ctx_.limits.max_prompt_tokens = opt.max_prompt_tokens;
     ctx_.limits.max_tokens = opt.max_tokens;
@@ -257,7 +259,8 @@ class Server {
                   {"n_params", i.n_params},
                   {"vocab_size", i.vocab_size},
                   {"state_bytes", i.state_bytes},
-                  {"device", i.device}}}};
+                  {"device", i.device},
+                  {"chat_template", chat_.origin()}}}};
   }
 
   // The JSON of one choice's delta or whole result.
@@ -660,6 +663,7 @@ class Server {
   std::shared_ptr<const Model> model_;
   Tokenizer tok_;
   std::unique_ptr<DiskCache> disk_;  // before sched_, which uses it
+  ChatTemplate chat_;
   Scheduler sched_;
   std::mutex validator_mu_;
   Session validator_;  // checks imported snapshots with the library's own load_state
@@ -682,9 +686,12 @@ int run_serve(const ServeOptions& opt_in) {
   ServeOptions opt = opt_in;
   if (opt.model_name.empty()) opt.model_name = std::filesystem::path(opt.model_dir).filename().string();
   if (opt.model_name.empty()) opt.model_name = std::filesystem::path(opt.model_dir).parent_path().filename().string();
+  // The template first: a broken one is refused before the (slower) model load.
+  ChatTemplate chat = ChatTemplate::load(opt.model_dir, opt.chat_template);
   auto model = Model::load(opt.model_dir, opt.load);
   Tokenizer tok = Tokenizer::load(opt.model_dir);
-  Server server(opt, model, std::move(tok));
+  const std::string chat_origin = chat.origin();
+  Server server(opt, model, std::move(tok), std::move(chat));
   const int port = server.bind();
   if (port < 0) throw Error("serve: cannot listen on " + opt.host + ":" + std::to_string(opt.port));
 
@@ -710,6 +717,7 @@ int run_serve(const ServeOptions& opt_in) {
         info.family.c_str(), double(info.n_params) / 1e6, info.device.c_str(), opt.parallel,
         (long long)opt.cache_ram_mib,
         opt.cache_dir.empty() ? "" : (" + " + std::to_string(opt.cache_disk_mib) + " MiB in " + opt.cache_dir).c_str());
+  if (!opt.quiet) std::fprintf(stderr, "chat template: %s\n", chat_origin.c_str());
   // Always printed (also with --quiet): scripts and tests read the port from this line.
   std::fprintf(stderr, "retnet serve: listening on http://%s:%d\n", opt.host.c_str(), port);
   std::fflush(stderr);
