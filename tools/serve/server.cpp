@@ -447,7 +447,7 @@ class Server {
       Job::Update u;
       std::vector<LogprobEntry> entries;
       do {
-        u = jobs[i]->next(std::chrono::milliseconds(100));
+        u = jobs[i]->next(std::chrono::milliseconds(100), /*whole=*/true);
         texts[i] += u.text;
         for (auto& e : u.logprobs) entries.push_back(std::move(e));
         const auto now = std::chrono::steady_clock::now();
