@@ -10,6 +10,7 @@
 
 #include "serve/logprobs.hpp"
 #include "serve/scheduler.hpp"
+#include "serve_fixture.hpp"
 #include "test_util.hpp"
 
 namespace {
@@ -98,17 +99,8 @@ TEST(ServeLogprobs, JsonShapes) {
   EXPECT_EQ(c["text_offset"], nlohmann::ordered_json::array({2, 4}));  // bytes 3 ("x") and 7 (" the")
 }
 
-class ServeSchedulerLogprobs : public ::testing::Test {
+class ServeSchedulerLogprobs : public retnet::test::BundledModelSuite {
  protected:
-  static void SetUpTestSuite() {
-    model_ = retnet::test::load_bundled(2);
-    tok_ = new Tokenizer(Tokenizer::load(retnet::test::bundled_dir()));
-  }
-  static void TearDownTestSuite() {
-    delete tok_;
-    tok_ = nullptr;
-    model_.reset();
-  }
   struct Result {
     std::string text, reason;
     std::vector<LogprobEntry> entries;
@@ -132,8 +124,6 @@ class ServeSchedulerLogprobs : public ::testing::Test {
       }
     }
   }
-  static inline std::shared_ptr<const Model> model_;
-  static inline Tokenizer* tok_ = nullptr;
 };
 
 // Greedy, 5 alternatives, sampled with penalties and temperature that must not change the reported

@@ -15,6 +15,7 @@
 #include "serve/disk_cache.hpp"
 #include "serve/scheduler.hpp"
 #include "serve/state_blob.hpp"
+#include "serve_fixture.hpp"
 #include "test_util.hpp"
 
 namespace {
@@ -25,17 +26,8 @@ using retnet::test::Contains;
 using retnet::test::error_of;
 namespace fs = std::filesystem;
 
-class ServeStates : public ::testing::Test {
+class ServeStates : public retnet::test::BundledModelSuite {
  protected:
-  static void SetUpTestSuite() {
-    model_ = retnet::test::load_bundled(2);
-    tok_ = new Tokenizer(Tokenizer::load(retnet::test::bundled_dir()));
-  }
-  static void TearDownTestSuite() {
-    delete tok_;
-    tok_ = nullptr;
-    model_.reset();
-  }
   void SetUp() override {
     dir_ = (fs::temp_directory_path() / ("serve_states_" + std::to_string(getpid()) + "_" +
                                          ::testing::UnitTest::GetInstance()->current_test_info()->name()))
@@ -71,8 +63,6 @@ class ServeStates : public ::testing::Test {
     return error_of([&] { decode_state_blob(b, limits()); });
   }
 
-  static inline std::shared_ptr<const Model> model_;
-  static inline Tokenizer* tok_ = nullptr;
   std::string dir_;
 };
 

@@ -14,6 +14,7 @@
 #include "serve/api.hpp"
 #include "serve/prefix_cache.hpp"
 #include "serve/scheduler.hpp"
+#include "serve_fixture.hpp"
 #include "test_util.hpp"
 
 namespace {
@@ -52,17 +53,8 @@ std::string reference(const std::shared_ptr<const Model>& m, const Tokenizer& to
   return s.generate(tok, ids, 0, go).text;
 }
 
-class ServeScheduler : public ::testing::Test {
+class ServeScheduler : public retnet::test::BundledModelSuite {
  protected:
-  static void SetUpTestSuite() {
-    model_ = retnet::test::load_bundled(2);
-    tok_ = new Tokenizer(Tokenizer::load(retnet::test::bundled_dir()));
-  }
-  static void TearDownTestSuite() {
-    delete tok_;
-    tok_ = nullptr;
-    model_.reset();
-  }
   static std::shared_ptr<Job> job(const std::string& prompt, int64_t n, float temp = 0, uint64_t seed = 0) {
     JobParams p;
     p.prompt = tok_->encode(prompt, true);
@@ -76,8 +68,6 @@ class ServeScheduler : public ::testing::Test {
     for (int i = 0; i < words; ++i) s += (i % 7 == 0 ? "and the LORD spake unto Moses " : "saying ");
     return s;
   }
-  static inline std::shared_ptr<const Model> model_;
-  static inline Tokenizer* tok_ = nullptr;
 };
 
 // Mixed lengths at once, two of them longer than one prefill block (512 tokens): each prompt is

@@ -16,22 +16,21 @@
 #include "backend/cpu/cpu_backend.hpp"
 #include "backend/cpu/quant_gemm.hpp"
 #include "common/dtype.hpp"
+#include "quant_test_util.hpp"
 
 namespace retnet {
 namespace {
 
 using cpu::QuantActs;
 using cpu::QuantPath;
+using quant_test::Acts;
+using quant_test::kTypeName;
+using quant_test::put16;
 
-const char* kTypeName[3] = {"q8_0", "q4_0", "q4_k"};
 const DType kDType[3] = {DType::Q8_0, DType::Q4_0, DType::Q4_K};
 size_t block_bytes(int type) { return type == 0 ? 34 : type == 1 ? 18 : 144; }
 int64_t block_elems(int type) { return type == 2 ? 256 : 32; }
 
-void put16(uint8_t* p, float v) {
-  const uint16_t h = f32_to_f16(v);
-  std::memcpy(p, &h, 2);
-}
 double get16(const uint8_t* p) {
   uint16_t h;
   std::memcpy(&h, p, 2);
@@ -85,14 +84,6 @@ Block32 decode(int type, const std::vector<uint8_t>& m, int64_t in, int64_t r, i
   return o;
 }
 
-struct Acts {
-  std::vector<uint8_t> buf;
-  QuantActs a;
-  Acts(const float* x, int64_t T, int64_t in) : buf(cpu::quant_acts_bytes(T, in)) {
-    a = cpu::quantize_acts(x, T, in, buf.data());
-  }
-};
-
 // 64-byte aligned pack buffer for rows weight rows.
 struct Pack {
   std::vector<uint8_t> buf;
@@ -117,13 +108,7 @@ std::vector<float> random_x(int64_t T, int64_t in, std::mt19937& rng) {
   return x;
 }
 
-class QuantGemmPath : public ::testing::TestWithParam<QuantPath> {
- protected:
-  void SetUp() override {
-    if (!cpu::quant_path_supported(GetParam()))
-      GTEST_SKIP() << "the " << cpu::quant_path_name(GetParam()) << " path is not in this build or CPU";
-  }
-};
+class QuantGemmPath : public quant_test::QuantPathTest {};
 
 // Against Σ_b d_x(t,b)·(scale·Σ c·q − min·Σ q) in double: the weights and activations exactly as the
 // kernel sees them, so only its fp32 arithmetic differs. Each block's integer sum is exact; then one
@@ -227,11 +212,7 @@ TEST_P(QuantGemmPath, NonFiniteActivationsGiveNaN) {
 
 INSTANTIATE_TEST_SUITE_P(Paths, QuantGemmPath,
                          ::testing::Values(QuantPath::Scalar, QuantPath::Avx2, QuantPath::Avx512Vnni),
-                         [](const auto& info) {
-                           std::string n = cpu::quant_path_name(info.param);
-                           std::replace(n.begin(), n.end(), '-', '_');
-                           return n;
-                         });
+                         quant_test::path_param_name);
 
 // CpuBackend::matmul on block-typed weights with many rows: 2 threads give exactly 1 thread's
 // results (and the kernel's, called directly), for a fused product of all three types, for T past

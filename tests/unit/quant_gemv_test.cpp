@@ -16,12 +16,16 @@
 #include "backend/cpu/quant_gemv.hpp"
 #include "backend/cpu/quant_gemv_impl.hpp"
 #include "common/dtype.hpp"
+#include "quant_test_util.hpp"
 
 namespace retnet {
 namespace {
 
 using cpu::QuantActs;
 using cpu::QuantPath;
+using quant_test::Acts;
+using quant_test::kTypeName;
+using quant_test::put16;
 
 // ---- The test's own quantizers (independent of the library's, which the format issue adds): they
 // make realistic weights; the kernels are checked against these weights dequantized, in double.
@@ -37,10 +41,6 @@ size_t row_bytes(int type, int64_t in) {
   return type == 0 ? cpu::q8_0_row_bytes(in) : type == 1 ? cpu::q4_0_row_bytes(in) : cpu::q4_k_row_bytes(in);
 }
 
-void put16(uint8_t* p, float v) {
-  const uint16_t h = f32_to_f16(v);
-  std::memcpy(p, &h, 2);
-}
 float get16(const uint8_t* p) {
   uint16_t h;
   std::memcpy(&h, p, 2);
@@ -187,23 +187,7 @@ double kernel_terms(const Matrix& m, int64_t r, int64_t b, const QuantActs& a, i
   return dx * (std::fabs(get16(blk)) * sm.scale * sum + std::fabs(get16(blk + 2)) * sm.min * std::fabs(qsum));
 }
 
-struct Acts {
-  std::vector<uint8_t> buf;
-  QuantActs a;
-  Acts(const float* x, int64_t T, int64_t in) : buf(cpu::quant_acts_bytes(T, in)) {
-    a = cpu::quantize_acts(x, T, in, buf.data());
-  }
-};
-
-const char* kTypeName[3] = {"q8_0", "q4_0", "q4_k"};
-
-class QuantGemvPath : public ::testing::TestWithParam<QuantPath> {
- protected:
-  void SetUp() override {
-    if (!cpu::quant_path_supported(GetParam()))
-      GTEST_SKIP() << "the " << cpu::quant_path_name(GetParam()) << " path is not in this build or CPU";
-  }
-};
+class QuantGemvPath : public quant_test::QuantPathTest {};
 
 // Every type against the double-precision dot of the dequantized weights and the dequantized
 // activations (so only the kernel's fp32 arithmetic differs), and against the unquantized x.
@@ -325,11 +309,7 @@ TEST_P(QuantGemvPath, NonFiniteActivationsGiveNaN) {
 
 INSTANTIATE_TEST_SUITE_P(Paths, QuantGemvPath,
                          ::testing::Values(QuantPath::Scalar, QuantPath::Avx2, QuantPath::Avx512Vnni),
-                         [](const auto& info) {
-                           std::string n = cpu::quant_path_name(info.param);
-                           std::replace(n.begin(), n.end(), '-', '_');
-                           return n;
-                         });
+                         quant_test::path_param_name);
 
 // The activation blocks: codes within d/2 of x (round to nearest), d = max|x| / 127, the sums; the
 // vector quantizer writes exactly the scalar one's bytes.
