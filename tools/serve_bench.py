@@ -109,14 +109,19 @@ def grow_tokenizer(src, dst, vocab):
 
 
 # ---------------------------------------------------------------- HTTP
-def request(url, key, method, path, body=None):
+def send(url, key, method, path, body=None):
+    """(connection, response) of one JSON request; the caller reads the response and closes."""
     u = urllib.parse.urlparse(url)
     conn = http.client.HTTPConnection(u.hostname, u.port or 80, timeout=600)
     headers = {"Content-Type": "application/json"}
     if key:
         headers["Authorization"] = "Bearer " + key
     conn.request(method, path, body=None if body is None else json.dumps(body), headers=headers)
-    r = conn.getresponse()
+    return conn, conn.getresponse()
+
+
+def request(url, key, method, path, body=None):
+    conn, r = send(url, key, method, path, body)
     data = r.read()
     conn.close()
     if r.status != 200:
@@ -125,14 +130,8 @@ def request(url, key, method, path, body=None):
 
 
 def post(url, key, body, stream=False):
-    u = urllib.parse.urlparse(url)
-    conn = http.client.HTTPConnection(u.hostname, u.port or 80, timeout=600)
-    headers = {"Content-Type": "application/json"}
-    if key:
-        headers["Authorization"] = "Bearer " + key
     t0 = time.perf_counter()
-    conn.request("POST", "/v1/completions", body=json.dumps(body), headers=headers)
-    r = conn.getresponse()
+    conn, r = send(url, key, "POST", "/v1/completions", body)
     if r.status != 200:
         raise SystemExit(f"HTTP {r.status}: {r.read()[:300]!r}")
     if not stream:

@@ -278,6 +278,14 @@ Value Renderer::call_macro(const Stmt& m, std::vector<Value>& args, KwArgs& kwar
   return Value::string(std::move(out));
 }
 
+// The arguments of a call or filter node (args[0] is the callee or the filtered value), evaluated in
+// order; the node's line is then current, so that an error in the call names it.
+void Renderer::eval_arguments(const Expr& e, std::vector<Value>& args, KwArgs& kw) {
+  for (size_t k = 1; k < e.args.size(); ++k) args.push_back(eval(*e.args[k]));
+  for (const auto& kv : e.kwargs) kw.emplace_back(kv.first, eval(*kv.second));
+  line_ = e.line;
+}
+
 Value Renderer::eval(const Expr& e) {
   step();
   switch (e.kind) {
@@ -309,19 +317,15 @@ Value Renderer::eval(const Expr& e) {
     case Expr::Kind::Call: {
       const Value f = eval(*e.args[0]);
       std::vector<Value> args;
-      for (size_t k = 1; k < e.args.size(); ++k) args.push_back(eval(*e.args[k]));
       KwArgs kw;
-      for (const auto& kv : e.kwargs) kw.emplace_back(kv.first, eval(*kv.second));
-      line_ = e.line;
+      eval_arguments(e, args, kw);
       return call(f, args, kw);
     }
     case Expr::Kind::Filter: {
       const Value v = eval(*e.args[0]);
       std::vector<Value> args;
-      for (size_t k = 1; k < e.args.size(); ++k) args.push_back(eval(*e.args[k]));
       KwArgs kw;
-      for (const auto& kv : e.kwargs) kw.emplace_back(kv.first, eval(*kv.second));
-      line_ = e.line;
+      eval_arguments(e, args, kw);
       return apply_filter(*this, e.name, v, args, kw);
     }
     case Expr::Kind::Test: {

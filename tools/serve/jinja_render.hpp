@@ -37,6 +37,7 @@ class Renderer {
   Flow exec_for(const Stmt& s, std::string& out);
   void emit(std::string& out, const std::string& text);
   Value eval(const Expr& e);
+  void eval_arguments(const Expr& e, std::vector<Value>& args, KwArgs& kw);
   Value eval_binary(const std::string& op, const Value& a, const Value& b);
   Value lookup(const std::string& name) const;
   void assign(const std::string& name, Value v);
