@@ -399,14 +399,38 @@ TEST_F(StateFile, FingerprintIsTheCheckpointsWhateverTheStorageDtype) {
   EXPECT_NE(Model::random(sp, lo)->info().fingerprint, a);
 }
 
-// FNV-1a 64, the snapshot's trailing checksum (recomputed here to forge snapshots that pass it).
+// The snapshot's trailing checksums, written out here from their definitions (to forge snapshots that
+// pass them): format 3's hash_words (src/common/hash_words.hpp) with seed 0, format 2's FNV-1a 64.
 uint64_t fnv1a64(const std::string& s, size_t n) {
   uint64_t h = 0xcbf29ce484222325ull;
   for (size_t i = 0; i < n; ++i) h = (h ^ uint8_t(s[i])) * 0x100000001b3ull;
   return h;
 }
+uint64_t words_hash(const std::string& s, size_t n) {
+  constexpr uint64_t kMul = 0x9fb21c651e98df25ull;
+  const auto rotl = [](uint64_t x, int r) { return (x << r) | (x >> (64 - r)); };
+  const auto word = [&](size_t i, size_t len) {
+    uint64_t v = 0;
+    std::memcpy(&v, s.data() + i, len);
+    return v;
+  };
+  const auto step = [&](uint64_t lane, uint64_t w) { return rotl((lane ^ w) * kMul, 29); };
+  const auto mix = [](uint64_t z) {
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+  };
+  uint64_t lane[4] = {0x243f6a8885a308d3ull, 0x13198a2e03707344ull, 0xa4093822299f31d0ull, 0x082efa98ec4e6c89ull};
+  size_t i = 0;
+  for (; i + 32 <= n; i += 32)
+    for (int k = 0; k < 4; ++k) lane[k] = step(lane[k], word(i + 8 * size_t(k), 8));
+  for (; i + 8 <= n; i += 8) lane[0] = step(lane[0], word(i, 8));
+  if (i < n) lane[1] = step(lane[1], word(i, n - i));
+  const uint64_t h = mix(lane[0]) ^ rotl(mix(lane[1]), 16) ^ rotl(mix(lane[2]), 32) ^ rotl(mix(lane[3]), 48);
+  return mix(h ^ uint64_t(n) * kMul);
+}
 void reseal(std::string& snap) {
-  const uint64_t sum = fnv1a64(snap, snap.size() - 8);
+  const uint64_t sum = snap[8] == 2 ? fnv1a64(snap, snap.size() - 8) : words_hash(snap, snap.size() - 8);
   std::memcpy(snap.data() + snap.size() - 8, &sum, 8);
 }
 
@@ -447,7 +471,35 @@ TEST_F(StateFile, NonFiniteStateOrScaleIsRefused) {
   v1[8] = 1;
   reseal(v1);
   write_file(bad, v1);
-  EXPECT_TRUE(Contains(load_error(s, bad), "format version 1 is not supported (this build reads 2)"));
+  EXPECT_TRUE(Contains(load_error(s, bad), "format version 1 is not supported (this build reads 2 and 3)"));
+}
+
+TEST_F(StateFile, Format2WithItsFnvChecksumStillLoads) {
+  // Snapshots written before the checksum became hash_words (format 2: the same layout, FNV-1a 64)
+  // load as they did: same state, same next logits.
+  const fs::path v3 = dir_ / "v3.state", v2 = dir_ / "v2.state";
+  session(7).save_state_file(v3.string());
+  const std::string full = slurp_file(v3);
+  ASSERT_EQ(full[8], 3) << "this build writes format 3";
+  uint64_t stored = 0;
+  std::memcpy(&stored, full.data() + full.size() - 8, 8);
+  EXPECT_EQ(stored, words_hash(full, full.size() - 8)) << "the checksum is hash_words as documented";
+  std::string old = full;
+  old[8] = 2;
+  reseal(old);
+  write_file(v2, old);
+  Session a(model_), b(model_);
+  a.load_state_file(v3.string());
+  b.load_state_file(v2.string());
+  EXPECT_EQ(a.position(), b.position());
+  const auto la = a.decode(11);
+  const std::vector<float> ka(la.begin(), la.end());
+  const auto lb = b.decode(11);
+  EXPECT_EQ(ka, std::vector<float>(lb.begin(), lb.end()));
+  // A format 2 snapshot whose FNV checksum does not match is still refused.
+  old[100] ^= 1;
+  write_file(v2, old);
+  EXPECT_TRUE(Contains(load_error(a, v2), "checksum mismatch"));
 }
 
 }  // namespace

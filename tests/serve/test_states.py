@@ -41,17 +41,24 @@ def parse_blob(b):
     """(fingerprint, tokens, n_logits, snapshot bytes) of a state blob, checking its frame."""
     assert b[:8] == b"RETNETSV"
     version, reserved, fp, n, n_logits, state_bytes = struct.unpack_from("<IIQQQQ", b, 8)
-    assert (version, reserved) == (1, 0)
+    assert (version, reserved) == (2, 0)
     assert len(b) == 48 + 4 * n + 4 * n_logits + state_bytes + 8
-    assert struct.unpack_from("<Q", b, len(b) - 8)[0] == fnv1a_64(b[:-8])
+    assert struct.unpack_from("<Q", b, len(b) - 8)[0] == container_sum(b)
     tokens = list(struct.unpack_from(f"<{n}i", b, 48))
     snapshot = b[48 + 4 * n + 4 * n_logits:-8]
     assert snapshot[:8] == b"RETNETST"
     return fp, tokens, n_logits, snapshot
 
 
+def container_sum(b):
+    """The blob's checksum (state_blob.hpp): FNV-1a 64 over the bytes before the library snapshot and
+    over the snapshot's own trailing checksum, which covers the rest of it."""
+    state_bytes = struct.unpack_from("<Q", b, 40)[0]
+    return fnv1a_64(b[:len(b) - 8 - state_bytes] + b[-16:-8])
+
+
 def reseal(b):
-    return b[:-8] + struct.pack("<Q", fnv1a_64(b[:-8]))
+    return b[:-8] + struct.pack("<Q", container_sum(b))
 
 
 def raw(server, method, path, body=None, headers=None, key=API_KEY):

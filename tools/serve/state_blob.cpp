@@ -10,7 +10,8 @@ namespace retnet::serve {
 
 namespace {
 constexpr char kMagic[8] = {'R', 'E', 'T', 'N', 'E', 'T', 'S', 'V'};
-constexpr uint32_t kVersion = 1;
+constexpr uint32_t kVersion = 2;
+constexpr uint32_t kVersionWhole = 1;  // read, not written: its checksum ran over the snapshot's every byte
 // The library snapshot's own header (src/runtime/state_io.cpp documents it): magic, then the
 // fingerprint at 16 and the position at 24. Read here only to tie the two headers together.
 constexpr char kSnapshotMagic[8] = {'R', 'E', 'T', 'N', 'E', 'T', 'S', 'T'};
@@ -32,6 +33,16 @@ uint64_t fnv1a64(const uint8_t* p, size_t n) {
   uint64_t h = 0xcbf29ce484222325ull;
   for (size_t i = 0; i < n; ++i) h = (h ^ p[i]) * 0x100000001b3ull;
   return h;
+}
+// The container's checksum (state_blob.hpp): FNV-1a 64 over the bytes before the snapshot and over
+// the snapshot's own trailing checksum, which covers the rest of it (version 1: over every byte).
+uint64_t container_sum(const uint8_t* b, size_t head, size_t state_bytes, uint32_t version) {
+  if (version == kVersionWhole) return fnv1a64(b, head + state_bytes);
+  const uint64_t h = fnv1a64(b, head);
+  const uint8_t* inner = b + head + state_bytes - 8;
+  uint64_t x = h;
+  for (size_t i = 0; i < 8; ++i) x = (x ^ inner[i]) * 0x100000001b3ull;  // FNV-1a continued over them
+  return x;
 }
 [[noreturn]] void bad(const std::string& what) { throw Error("state blob: " + what); }
 }  // namespace
@@ -59,7 +70,7 @@ std::vector<uint8_t> encode_state_blob(uint64_t fingerprint, std::span<const int
   append(tokens.data(), tokens.size_bytes());
   append(logits.data(), logits.size_bytes());
   append(state.data(), state.size());
-  put(out, fnv1a64(out.data(), out.size()));
+  put(out, container_sum(out.data(), out.size() - state.size(), state.size(), kVersion));
   return out;
 }
 
@@ -68,9 +79,9 @@ StateBlob decode_state_blob(std::span<const uint8_t> b, const StateBlobLimits& l
   if (b.size() < kStateBlobHeader + 8)
     bad(std::to_string(b.size()) + " bytes, truncated inside the " + std::to_string(kStateBlobHeader) + "-byte header");
   const uint32_t version = get<uint32_t>(b.data() + 8);
-  if (version != kVersion)
+  if (version != kVersion && version != kVersionWhole)
     bad("container version " + std::to_string(version) + " is not supported (this build reads " +
-        std::to_string(kVersion) + ")");
+        std::to_string(kVersionWhole) + " and " + std::to_string(kVersion) + ")");
   if (get<uint32_t>(b.data() + 12) != 0) bad("reserved header field is not 0");
   const uint64_t n_tokens = get<uint64_t>(b.data() + 24), n_logits = get<uint64_t>(b.data() + 32),
                  state_bytes = get<uint64_t>(b.data() + 40);
@@ -86,7 +97,10 @@ StateBlob decode_state_blob(std::span<const uint8_t> b, const StateBlobLimits& l
   if (b.size() < expect) bad(std::to_string(b.size()) + " bytes, expected " + std::to_string(expect) + " (truncated)");
   if (b.size() > expect)
     bad(std::to_string(b.size()) + " bytes, expected " + std::to_string(expect) + " (trailing bytes)");
-  if (get<uint64_t>(b.data() + b.size() - 8) != fnv1a64(b.data(), b.size() - 8)) bad("checksum mismatch (corrupted)");
+  if (state_bytes < 8) bad("state snapshot of " + std::to_string(state_bytes) + " bytes, truncated");
+  if (get<uint64_t>(b.data() + b.size() - 8) !=
+      container_sum(b.data(), size_t(expect - 8 - state_bytes), size_t(state_bytes), version))
+    bad("checksum mismatch (corrupted)");
 
   StateBlob s;
   s.fingerprint = get<uint64_t>(b.data() + 16);
