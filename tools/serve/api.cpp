@@ -173,13 +173,11 @@ CompletionRequest parse_completion(const json& b, bool chat, const ApiContext& c
       continue;
     throw bad(unsupported, "not supported by this server yet");
   }
-  if (!chat) {
-    bool echo = false;
-    get_bool(b, "echo", echo);
-    // The prompt's logprobs would need logits for every prompt token (the prefill computes the last
-    // one's only) and no prefix-cache reuse; echo alone is the prompt pasted before the text.
-    if (echo) throw bad("echo", "not supported by this server (see README: retnet serve)");
-  }
+  // echo: the completion's text starts with the prompt (and its logprobs with the prompt's). OpenAI's
+  // chat completions have no echo: asked there, it is refused rather than ignored.
+  bool echo = false;
+  get_bool(b, "echo", echo);
+  if (echo && chat) throw bad("echo", "only /v1/completions takes echo (chat completions have none)");
 
   // logprobs: completions take the number of alternatives (0..20); chat takes a boolean plus
   // top_logprobs (0..20), which needs logprobs: true.
@@ -238,9 +236,14 @@ CompletionRequest parse_completion(const json& b, bool chat, const ApiContext& c
     if (it == b.end() || it->is_null()) throw bad("prompt", "required");
     json p = *it;
     if (p.is_array() && p.size() == 1 && (p[0].is_string() || p[0].is_array())) p = p[0];
-    if (p.is_string()) ids = tok.encode(p.get<std::string>(), true);
-    else if (p.is_array()) ids = token_array(p, "prompt", vocab);
-    else throw bad("prompt", "expected a string, an array of token ids, or an array holding one of those");
+    // echo repeats a prompt string as sent (OpenAI's), and token ids as their text.
+    if (p.is_string()) {
+      ids = tok.encode(p.get<std::string>(), true);
+      if (echo) r.job.echo_text = p.get<std::string>();
+    } else if (p.is_array()) {
+      ids = token_array(p, "prompt", vocab);
+      if (echo) r.job.echo_text = tok.decode(ids);
+    } else throw bad("prompt", "expected a string, an array of token ids, or an array holding one of those");
   }
   if (ids.empty()) {
     if (tok.bos_id() < 0) throw bad("prompt", "empty, and the tokenizer has no BOS token to start from");
@@ -251,6 +254,7 @@ CompletionRequest parse_completion(const json& b, bool chat, const ApiContext& c
                                                 " tokens, more than this server's limit of " +
                                                 std::to_string(ctx.limits.max_prompt_tokens));
   r.job.prompt = std::move(ids);
+  r.job.echo = echo;
 
   // Sampling: the model's generation_config.json defaults (as `retnet generate`), then the request.
   SamplerParams& sp = r.job.sampler;
