@@ -135,7 +135,7 @@ TEST_F(ServeEcho, PromptEntriesAreTheAllLogitsLogSoftmaxAndAStreamRunsBeside) {
       EXPECT_NEAR(e.top[t].logprob, d[size_t(e.top[t].id)], 1e-5) << j;
     }
   }
-  EXPECT_EQ(joined, r.text);  // the bundled byte-level tokenizer gives the prompt back exactly
+  EXPECT_EQ(joined, r.text);                   // the bundled byte-level tokenizer gives the prompt back exactly
   EXPECT_TRUE(tok_->is_special(p.prompt[0]));  // encode(text, true) starts with BOS here
 }
 
@@ -191,7 +191,8 @@ TEST_F(ServeEcho, PromptOffsetsFollowTheDecodedText) {
   const std::vector<int32_t> ids = tok_->encode(text, true);
   std::vector<LogprobEntry> entries;
   entries.push_back(first_prompt_entry(ids, *tok_));
-  for (size_t j = 1; j < ids.size(); ++j) entries.push_back(LogprobEntry{TokenLogprob{ids[j], 0, tok_->token_bytes(ids[j])}});
+  for (size_t j = 1; j < ids.size(); ++j)
+    entries.push_back(LogprobEntry{TokenLogprob{ids[j], 0, tok_->token_bytes(ids[j])}});
   set_prompt_offsets(ids, *tok_, entries, text.size());
   size_t at = 0;
   for (const auto& e : entries) {

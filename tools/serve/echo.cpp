@@ -41,8 +41,8 @@ LogprobEntry first_prompt_entry(std::span<const int32_t> prompt, const Tokenizer
   return e;
 }
 
-void append_prompt_logprobs(std::span<const float> logits, int64_t vocab, std::span<const int32_t> prompt,
-                            int64_t pos, int k, const Tokenizer& tok, std::vector<LogprobEntry>& entries) {
+void append_prompt_logprobs(std::span<const float> logits, int64_t vocab, std::span<const int32_t> prompt, int64_t pos,
+                            int k, const Tokenizer& tok, std::vector<LogprobEntry>& entries) {
   const int64_t rows = int64_t(logits.size()) / vocab;
   // Only the first rows can open the text (after leading special tokens): check those alone.
   bool first = opens_text(prompt, tok, size_t(pos + 1));

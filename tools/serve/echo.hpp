@@ -30,8 +30,8 @@ LogprobEntry first_prompt_entry(std::span<const int32_t> prompt, const Tokenizer
 // exist: the last row of the prompt predicts the first generated token, not a prompt token), each with
 // its top k alternatives (log_softmax_top) and the tokens' bytes. Offsets are set later
 // (set_prompt_offsets).
-void append_prompt_logprobs(std::span<const float> logits, int64_t vocab, std::span<const int32_t> prompt,
-                            int64_t pos, int k, const Tokenizer& tok, std::vector<LogprobEntry>& entries);
+void append_prompt_logprobs(std::span<const float> logits, int64_t vocab, std::span<const int32_t> prompt, int64_t pos,
+                            int k, const Tokenizer& tok, std::vector<LogprobEntry>& entries);
 
 // The entries' offsets in the echoed text, found as the generated tokens' are (Scheduler::decoded): a
 // stream decoder reads the prompt, and each token starts where its text starts in the decoder's

@@ -513,7 +513,7 @@ class Server {
     res.set_chunked_content_provider(
         "text/event-stream",
         [this, st, chat, include_usage, want_logprobs, echo_bytes, echo_entries, base](size_t,
-                                                                                        httplib::DataSink& sink) {
+                                                                                       httplib::DataSink& sink) {
           const auto event = [&](const json& j) {
             const std::string s = "data: " + dump(j) + "\n\n";
             return sink.write(s.data(), s.size());
