@@ -65,6 +65,15 @@ def test_scoring_request_gives_the_prompts_logprobs(server, tmp_path):
         assert r2["choices"][0]["text"] == PROMPT
         assert r2["choices"][0]["logprobs"]["token_logprobs"] == lp["token_logprobs"]
         assert r2["usage"]["prompt_tokens_details"]["cached_tokens"] == 0
+    # The other prompt shapes the server takes (plain token ids, a one-element list of a string), and
+    # max_tokens 1 (lm-evaluation-harness reads token_logprobs[ctxlen:-1], dropping the generated one).
+    for extra in ({"prompt": ids}, {"prompt": [PROMPT]}, {"prompt": [ids], "max_tokens": 1}):
+        status, r3 = server.request("POST", "/v1/completions", {**body, **extra})
+        assert status == 200, r3
+        got = r3["choices"][0]["logprobs"]
+        assert got["token_logprobs"][:len(ids)] == lp["token_logprobs"], extra
+        assert len(got["tokens"]) == len(ids) + extra.get("max_tokens", 0)
+        assert r3["choices"][0]["text"].startswith(PROMPT)
 
 
 def test_echo_then_completion_equals_the_plain_request(client, server, tmp_path):
