@@ -122,7 +122,15 @@ def test_echo_is_refused_on_chat_and_past_the_prompt_limit(server):
     status, r = server.request("POST", "/v1/chat/completions",
                                {"messages": [{"role": "user", "content": "x"}], "echo": True})
     assert status == 400 and r["error"]["param"] == "echo", r
-    # Past --max-prompt-tokens (8192 here): a clear 400 before any work.
+    # At --max-prompt-tokens (8192 here) with the most alternatives: every prompt token's entry (the
+    # server holds one block's logits at a time; 4.7 MB of JSON). Past it: a clear 400 before any work.
+    ids = [0] + [(i * 37) % 4000 + 50 for i in range(8191)]
+    status, r = server.request("POST", "/v1/completions",
+                               {"prompt": [ids], "max_tokens": 0, "echo": True, "logprobs": 20}, timeout=120)
+    assert status == 200, r
+    lp = r["choices"][0]["logprobs"]
+    assert len(lp["tokens"]) == 8192 and lp["token_logprobs"][0] is None
+    assert all(len(t) in (20, 21) for t in lp["top_logprobs"][1:])
     status, r = server.request("POST", "/v1/completions",
                                {"prompt": [[1] * 8193], "max_tokens": 0, "echo": True, "logprobs": 5})
     assert status == 400 and r["error"]["param"] == "prompt" and "8192" in r["error"]["message"], r
