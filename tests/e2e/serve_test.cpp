@@ -305,6 +305,16 @@ TEST_F(ServeApi, ParsesWhatOpenAIClientsSend) {
   EXPECT_EQ(t.job.echo_text, "And God said");
   EXPECT_EQ(t.job.logprobs, 1);
   EXPECT_FALSE(parse_completion(parse_body(R"({"prompt": "x", "echo": false})", 64), false, ctx_).job.echo);
+  // A batch: each element a prompt of its own (strings or token-id arrays), the first in job.
+  const CompletionRequest batch =
+      parse_completion(parse_body(R"({"prompt": ["And God said", [5, 6]], "echo": true, "n": 2})", 64), false, ctx_);
+  ASSERT_EQ(batch.prompts.size(), 2u);
+  EXPECT_EQ(batch.prompts[0], tok_->encode("And God said", true));
+  EXPECT_EQ(batch.prompts[1], (std::vector<int32_t>{5, 6}));
+  EXPECT_EQ(batch.echo_texts[0], "And God said");
+  EXPECT_EQ(batch.echo_texts[1], tok_->decode(std::vector<int32_t>{5, 6}));
+  EXPECT_EQ(batch.job.prompt, batch.prompts[0]);
+  EXPECT_EQ(parse_completion(parse_body(R"({"prompt": [7, 8]})", 64), false, ctx_).prompts.size(), 1u);
   // An empty prompt starts from BOS, as `retnet generate` does.
   EXPECT_EQ(parse_completion(parse_body(R"({"prompt": ""})", 64), false, ctx_).job.prompt,
             std::vector<int32_t>{tok_->bos_id()});
@@ -338,6 +348,8 @@ TEST_F(ServeApi, RefusesBadTypesAndBoundsNamingTheField) {
       {R"({"prompt": {"a": 1}})", "prompt"},
       {R"({"max_tokens": 1})", "prompt"},
       {R"({"prompt": "x", "echo": 1})", "echo"},
+      {R"({"prompt": ["x", "y", "z"], "n": 2})", "prompt"},  // 6 choices: past max_n
+      {R"({"prompt": ["x", 1]})", "prompt"},
       {R"({"prompt": "x", "logprobs": -1})", "logprobs"},
       {R"({"prompt": "x", "logprobs": 21})", "logprobs"},
       {R"({"prompt": "x", "logprobs": true})", "logprobs"},

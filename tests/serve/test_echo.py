@@ -134,3 +134,41 @@ def test_echo_is_refused_on_chat_and_past_the_prompt_limit(server):
     status, r = server.request("POST", "/v1/completions",
                                {"prompt": [[1] * 8193], "max_tokens": 0, "echo": True, "logprobs": 5})
     assert status == 400 and r["error"]["param"] == "prompt" and "8192" in r["error"]["message"], r
+
+
+def test_a_batch_of_prompts_gives_each_its_own_choices(server, client):
+    # lm-evaluation-harness with batch_size > 1 sends its prompts as one list; choice q * n + i is prompt
+    # q's choice i, the same as the prompt alone gives (seed + i), and usage counts each prompt once.
+    a, b = PROMPT, "Blessed are the meek"
+    ids_a, ids_b = prompt_ids(server, a), prompt_ids(server, b)
+    body = {"prompt": [ids_a, ids_b], "max_tokens": 0, "echo": True, "logprobs": 2}
+    status, r = server.request("POST", "/v1/completions", body)
+    assert status == 200, r
+    assert [c["index"] for c in r["choices"]] == [0, 1]
+    for c, ids, text in zip(r["choices"], (ids_a, ids_b), (a, b)):
+        status, alone = server.request("POST", "/v1/completions", {**body, "prompt": ids})
+        assert c["text"] == text and c["logprobs"] == alone["choices"][0]["logprobs"]
+    assert r["usage"]["prompt_tokens"] == len(ids_a) + len(ids_b) and r["usage"]["completion_tokens"] == 0
+
+    args = dict(model="kjv-retnet", max_tokens=6, temperature=0.9, seed=21, n=2, echo=True)
+    batch = client.completions.create(prompt=[a, b], **args)
+    assert [c.index for c in batch.choices] == [0, 1, 2, 3]
+    singles = [client.completions.create(prompt=p, **args) for p in (a, b)]
+    assert [c.text for c in batch.choices] == [c.text for s in singles for c in s.choices]
+    assert batch.usage.prompt_tokens == len(ids_a) + len(ids_b)
+    assert batch.usage.completion_tokens == sum(s.usage.completion_tokens for s in singles)
+    # Streamed: each choice's chunks carry its index; its echo comes first.
+    texts = {}
+    for c in client.completions.create(prompt=[a, b], stream=True, **args):
+        for ch in c.choices:
+            if ch.index not in texts:
+                assert ch.text == (a if ch.index < 2 else b)
+            texts[ch.index] = texts.get(ch.index, "") + ch.text
+    assert [texts[i] for i in range(4)] == [c.text for c in batch.choices]
+
+    # More choices than --max-n (4 here): a clear 400 naming the limit. Mixed or bad elements: 400.
+    status, r = server.request("POST", "/v1/completions", {"prompt": [a, b, a], "n": 2})
+    assert status == 400 and r["error"]["param"] == "prompt" and "6 choices" in r["error"]["message"], r
+    for bad in ([a, 3], [[1, 2], {"x": 1}], [ids_a, [-1]]):
+        status, r = server.request("POST", "/v1/completions", {"prompt": bad})
+        assert status == 400 and r["error"]["param"] == "prompt", (bad, r)

@@ -275,6 +275,20 @@ class Server {
     return c;
   }
 
+  // Choice i's usage into a request's, in whatever order the choices end: every choice's completion;
+  // a prompt's tokens once (its first choice's, of n); choice 0's state.
+  static void add_usage(JobUsage& total, const JobUsage& u, size_t i, size_t n) {
+    total.completion_tokens += u.completion_tokens;
+    if (i % n == 0) {
+      total.prompt_tokens += u.prompt_tokens;
+      total.cached_tokens += u.cached_tokens;
+    }
+    if (i == 0) {
+      total.state_id = u.state_id;
+      total.state_tokens = u.state_tokens;
+    }
+  }
+
   static json usage_json(const JobUsage& u) {
     return json{{"prompt_tokens", u.prompt_tokens},
                 {"completion_tokens", u.completion_tokens},
@@ -413,11 +427,14 @@ class Server {
       return send_error(res, e);
     }
     std::vector<std::shared_ptr<Job>> jobs;
-    for (int64_t i = 0; i < r.n; ++i) {
-      JobParams p = r.job;
-      p.sampler.seed += uint64_t(i);  // choice i samples with seed + i
-      jobs.push_back(std::make_shared<Job>(std::move(p)));
-    }
+    for (size_t q = 0; q < r.prompts.size(); ++q)
+      for (int64_t i = 0; i < r.n; ++i) {
+        JobParams p = r.job;
+        p.prompt = r.prompts[q];
+        p.echo_text = r.echo_texts[q];
+        p.sampler.seed += uint64_t(i);  // choice i of each prompt samples with seed + i
+        jobs.push_back(std::make_shared<Job>(std::move(p)));
+      }
     switch (sched_.submit(jobs)) {
       case Scheduler::Submit::Ok:
         break;
@@ -467,8 +484,7 @@ class Server {
         e.message = u.error;
         return send_error(res, e);
       }
-      if (i == 0) total = u.usage;
-      else total.completion_tokens += u.usage.completion_tokens;
+      add_usage(total, u.usage, i, size_t(r.n));
       json lp = nullptr;
       if (r.job.logprobs >= 0)
         lp = chat ? chat_logprobs_json(entries) : completion_logprobs_json(entries, texts[i], 0, 0);
@@ -495,6 +511,10 @@ class Server {
       std::vector<bool> done;
       std::vector<size_t> bytes_sent, chars_sent;  // per choice: its text so far (text_offset's base)
       std::vector<bool> echo_pending;              // per choice: its prompt (echo) not sent yet
+      // per choice: its echo's text and entries (one per prompt token with logprobs), which the
+      // scheduler sends before anything generated
+      std::vector<size_t> echo_bytes, echo_entries;
+      size_t n = 1;  // choices per prompt
       JobUsage usage;
       bool started = false, ended = false;
       std::chrono::steady_clock::time_point last_write = std::chrono::steady_clock::now();
@@ -505,15 +525,16 @@ class Server {
     st->bytes_sent.assign(st->jobs.size(), 0);
     st->chars_sent.assign(st->jobs.size(), 0);
     st->echo_pending.assign(st->jobs.size(), r.job.echo);
+    st->n = size_t(r.n);
     const bool chat = r.chat, include_usage = r.include_usage, want_logprobs = r.job.logprobs >= 0;
-    // echo: the prompt's text and its entries (one per prompt token with logprobs), which the
-    // scheduler sends before anything generated.
-    const size_t echo_bytes = r.job.echo_text.size(), echo_entries = want_logprobs ? r.job.prompt.size() : 0;
+    for (const auto& j : st->jobs) {
+      st->echo_bytes.push_back(j->params.echo_text.size());
+      st->echo_entries.push_back(want_logprobs ? j->params.prompt.size() : 0);
+    }
     res.set_header("Cache-Control", "no-cache");
     res.set_chunked_content_provider(
         "text/event-stream",
-        [this, st, chat, include_usage, want_logprobs, echo_bytes, echo_entries, base](size_t,
-                                                                                       httplib::DataSink& sink) {
+        [this, st, chat, include_usage, want_logprobs, base](size_t, httplib::DataSink& sink) {
           const auto event = [&](const json& j) {
             const std::string s = "data: " + dump(j) + "\n\n";
             return sink.write(s.data(), s.size());
@@ -557,9 +578,9 @@ class Server {
               // the next one.
               st->echo_pending[i] = false;
               Job::Update e;
-              e.text = u.text.substr(0, echo_bytes);
+              e.text = u.text.substr(0, st->echo_bytes[i]);
               u.text.erase(0, e.text.size());
-              const auto n = std::ptrdiff_t(std::min(echo_entries, u.logprobs.size()));
+              const auto n = std::ptrdiff_t(std::min(st->echo_entries[i], u.logprobs.size()));
               e.logprobs.assign(std::make_move_iterator(u.logprobs.begin()),
                                 std::make_move_iterator(u.logprobs.begin() + n));
               u.logprobs.erase(u.logprobs.begin(), u.logprobs.begin() + n);
@@ -583,8 +604,7 @@ class Server {
               return true;
             }
             if (!chunk(i, "", u.finish_reason, nullptr, &u.usage)) return false;
-            if (i == 0) st->usage = u.usage;
-            else st->usage.completion_tokens += u.usage.completion_tokens;
+            add_usage(st->usage, u.usage, i, st->n);
           }
           // Nothing sent for a second (queued, or a long prefill): an SSE comment, which clients ignore,
           // so that a client that went away is noticed (its write fails) and its job cancelled.
