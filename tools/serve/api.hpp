@@ -21,7 +21,7 @@ struct ApiError {
 struct Limits {
   int64_t max_prompt_tokens = 8192;
   int64_t max_tokens = 4096;  // per choice: the largest max_tokens a request may ask (and the default for chat)
-  int64_t max_n = 8;  // choices per request: n, times the prompts of a batch
+  int64_t max_n = 8;          // choices per request: n, times the prompts of a batch
   int max_json_depth = 64;
 };
 
