@@ -11,7 +11,12 @@ import subprocess
 from conftest import CLI
 from test_logprobs import MODEL, TOL, log_softmax, prompt_ids, read_npy
 
+# Each test its own prompts, none a prefix of another test's (here or in the other files, which share
+# the server): a plain request resuming from a snapshot an echo left mid-prompt would differ from a
+# cold prefill by float rounding (README: prefix-state cache), which their comparisons do not allow.
 PROMPT = "And the LORD spake unto Moses, saying, Speak unto the children of Israel"
+PROMPT2 = "Now the serpent was more subtil than any beast of the field"
+PROMPT3 = "And God called the light Day, and the darkness he called Night"
 
 
 def prompt_reference(ids, tmp_path):
@@ -77,33 +82,33 @@ def test_scoring_request_gives_the_prompts_logprobs(server, tmp_path):
 
 
 def test_echo_then_completion_equals_the_plain_request(client, server, tmp_path):
-    args = dict(model="kjv-retnet", prompt=PROMPT + ":", max_tokens=12, temperature=0, logprobs=3)
+    args = dict(model="kjv-retnet", prompt=PROMPT2, max_tokens=12, temperature=0, logprobs=3)
     plain = client.completions.create(**args)
     echo = client.completions.create(echo=True, **args)
-    ids = prompt_ids(server, PROMPT + ":")
+    ids = prompt_ids(server, PROMPT2)
     n = len(ids)
     e, p = echo.choices[0], plain.choices[0]
-    assert e.text == PROMPT + ":" + p.text
+    assert e.text == PROMPT2 + p.text
     assert len(e.logprobs.tokens) == n + 12 and e.logprobs.tokens[n:] == p.logprobs.tokens
     assert all(abs(a - b) < TOL for a, b in zip(e.logprobs.token_logprobs[n:], p.logprobs.token_logprobs))
-    assert e.logprobs.text_offset[n:] == [len(PROMPT) + 1 + o for o in p.logprobs.text_offset]
+    assert e.logprobs.text_offset[n:] == [len(PROMPT2) + o for o in p.logprobs.text_offset]
     assert echo.usage.completion_tokens == plain.usage.completion_tokens == 12
     assert echo.usage.prompt_tokens_details.cached_tokens == 0
     ref = prompt_reference(ids, tmp_path)
     check_prompt_part(e.logprobs.model_dump(), ids, ref, 3)
 
     # Without logprobs: the prompt, then the same completion.
-    bare = client.completions.create(model="kjv-retnet", prompt=PROMPT + ":", max_tokens=12, temperature=0, echo=True)
-    assert bare.choices[0].text == PROMPT + ":" + p.text and bare.choices[0].logprobs is None
+    bare = client.completions.create(model="kjv-retnet", prompt=PROMPT2, max_tokens=12, temperature=0, echo=True)
+    assert bare.choices[0].text == PROMPT2 + p.text and bare.choices[0].logprobs is None
 
 
 def test_streaming_echo_sends_the_prompt_first(client, server):
-    args = dict(model="kjv-retnet", prompt=PROMPT + ".", max_tokens=8, temperature=0, logprobs=2, echo=True)
+    args = dict(model="kjv-retnet", prompt=PROMPT3, max_tokens=8, temperature=0, logprobs=2, echo=True)
     whole = client.completions.create(**args)
     chunks = [c for c in client.completions.create(stream=True, **args) if c.choices]
-    n = len(prompt_ids(server, PROMPT + "."))
+    n = len(prompt_ids(server, PROMPT3))
     first = chunks[0].choices[0]
-    assert first.text == PROMPT + "." and len(first.logprobs.tokens) == n
+    assert first.text == PROMPT3 and len(first.logprobs.tokens) == n
     assert first.logprobs.token_logprobs[0] is None
     text, tokens, lps, offsets = "", [], [], []
     for c in chunks:
@@ -139,7 +144,7 @@ def test_echo_is_refused_on_chat_and_past_the_prompt_limit(server):
 def test_a_batch_of_prompts_gives_each_its_own_choices(server, client):
     # lm-evaluation-harness with batch_size > 1 sends its prompts as one list; choice q * n + i is prompt
     # q's choice i, the same as the prompt alone gives (seed + i), and usage counts each prompt once.
-    a, b = PROMPT, "Blessed are the meek"
+    a, b = "Thus saith the LORD of hosts, the God of Israel", "Then answered Jesus and said unto them"
     ids_a, ids_b = prompt_ids(server, a), prompt_ids(server, b)
     body = {"prompt": [ids_a, ids_b], "max_tokens": 0, "echo": True, "logprobs": 2}
     status, r = server.request("POST", "/v1/completions", body)
