@@ -291,6 +291,30 @@ TEST_F(ServeApi, ParsesWhatOpenAIClientsSend) {
   EXPECT_EQ(chat(R"(, "logprobs": true, "top_logprobs": 3)"), 3);
   EXPECT_EQ(chat(R"(, "logprobs": false)"), -1);
   EXPECT_EQ(chat(""), -1);
+  EXPECT_FALSE(r.job.echo);
+  // echo: a prompt string is repeated as sent, token ids as their text; false is no echo.
+  const CompletionRequest e =
+      parse_completion(parse_body(R"({"prompt": "In the beginning", "echo": true, "max_tokens": 0})", 64), false, ctx_);
+  EXPECT_TRUE(e.job.echo);
+  EXPECT_EQ(e.job.echo_text, "In the beginning");
+  EXPECT_EQ(e.job.max_tokens, 0);
+  const std::string ids = nlohmann::json(tok_->encode("And God said", true)).dump();
+  const CompletionRequest t =
+      parse_completion(parse_body(R"({"prompt": [)" + ids + R"(], "echo": true, "logprobs": 1})", 64), false, ctx_);
+  EXPECT_TRUE(t.job.echo);
+  EXPECT_EQ(t.job.echo_text, "And God said");
+  EXPECT_EQ(t.job.logprobs, 1);
+  EXPECT_FALSE(parse_completion(parse_body(R"({"prompt": "x", "echo": false})", 64), false, ctx_).job.echo);
+  // A batch: each element a prompt of its own (strings or token-id arrays), the first in job.
+  const CompletionRequest batch =
+      parse_completion(parse_body(R"({"prompt": ["And God said", [5, 6]], "echo": true, "n": 2})", 64), false, ctx_);
+  ASSERT_EQ(batch.prompts.size(), 2u);
+  EXPECT_EQ(batch.prompts[0], tok_->encode("And God said", true));
+  EXPECT_EQ(batch.prompts[1], (std::vector<int32_t>{5, 6}));
+  EXPECT_EQ(batch.echo_texts[0], "And God said");
+  EXPECT_EQ(batch.echo_texts[1], tok_->decode(std::vector<int32_t>{5, 6}));
+  EXPECT_EQ(batch.job.prompt, batch.prompts[0]);
+  EXPECT_EQ(parse_completion(parse_body(R"({"prompt": [7, 8]})", 64), false, ctx_).prompts.size(), 1u);
   // An empty prompt starts from BOS, as `retnet generate` does.
   EXPECT_EQ(parse_completion(parse_body(R"({"prompt": ""})", 64), false, ctx_).job.prompt,
             std::vector<int32_t>{tok_->bos_id()});
@@ -323,7 +347,9 @@ TEST_F(ServeApi, RefusesBadTypesAndBoundsNamingTheField) {
       {R"({"prompt": [0, -1]})", "prompt"},
       {R"({"prompt": {"a": 1}})", "prompt"},
       {R"({"max_tokens": 1})", "prompt"},
-      {R"({"prompt": "x", "echo": true})", "echo"},
+      {R"({"prompt": "x", "echo": 1})", "echo"},
+      {R"({"prompt": ["x", "y", "z"], "n": 2})", "prompt"},  // 6 choices: past max_n
+      {R"({"prompt": ["x", 1]})", "prompt"},
       {R"({"prompt": "x", "logprobs": -1})", "logprobs"},
       {R"({"prompt": "x", "logprobs": 21})", "logprobs"},
       {R"({"prompt": "x", "logprobs": true})", "logprobs"},
@@ -347,6 +373,7 @@ TEST_F(ServeApi, RefusesBadTypesAndBoundsNamingTheField) {
       refuse(R"({"messages": [{"role": "user", "content": "x"}], "logprobs": true, "top_logprobs": 21})", true).param,
       "top_logprobs");
   EXPECT_EQ(refuse(R"({"messages": [{"role": "user", "content": "x"}], "logprobs": 2})", true).param, "logprobs");
+  EXPECT_EQ(refuse(R"({"messages": [{"role": "user", "content": "x"}], "echo": true})", true).param, "echo");
   EXPECT_EQ(refuse(R"({"messages": [{"role": "robot", "content": "x"}]})", true).param, "messages[0].role");
   EXPECT_EQ(refuse(R"({"messages": [{"role": "user", "content": [{"type": "image_url"}]}]})", true).param,
             "messages[0].content");

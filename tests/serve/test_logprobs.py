@@ -173,7 +173,6 @@ def test_without_logprobs_there_are_none(client):
     ("/v1/completions", {"logprobs": True}, "logprobs"),
     ("/v1/completions", {"logprobs": 2.5}, "logprobs"),
     ("/v1/completions", {"top_logprobs": 2}, "top_logprobs"),
-    ("/v1/completions", {"logprobs": 2, "echo": True}, "echo"),
     ("/v1/chat/completions", {"top_logprobs": 2}, "top_logprobs"),
     ("/v1/chat/completions", {"logprobs": False, "top_logprobs": 2}, "top_logprobs"),
     ("/v1/chat/completions", {"logprobs": True, "top_logprobs": 21}, "top_logprobs"),

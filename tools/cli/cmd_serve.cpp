@@ -40,7 +40,8 @@ Runner add_serve_command(CLI::App& app) {
   c->add_option("--max-prompt-tokens", o.max_prompt_tokens, "Longest prompt in tokens")->capture_default_str();
   c->add_option("--max-tokens", o.max_tokens, "Largest max_tokens a request may ask (and chat's default)")
       ->capture_default_str();
-  c->add_option("--max-n", o.max_n, "Largest n (choices per request)")->capture_default_str();
+  c->add_option("--max-n", o.max_n, "Most choices per request (n, times the prompts of a batch)")
+      ->capture_default_str();
   c->add_option("--max-connections", o.max_connections, "HTTP worker threads (concurrent connections)")
       ->capture_default_str();
   c->add_option("--timeout", o.timeout_s, "Read and write timeout in seconds")->capture_default_str();

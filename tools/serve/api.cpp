@@ -173,13 +173,11 @@ CompletionRequest parse_completion(const json& b, bool chat, const ApiContext& c
       continue;
     throw bad(unsupported, "not supported by this server yet");
   }
-  if (!chat) {
-    bool echo = false;
-    get_bool(b, "echo", echo);
-    // The prompt's logprobs would need logits for every prompt token (the prefill computes the last
-    // one's only) and no prefix-cache reuse; echo alone is the prompt pasted before the text.
-    if (echo) throw bad("echo", "not supported by this server (see README: retnet serve)");
-  }
+  // echo: the completion's text starts with the prompt (and its logprobs with the prompt's). OpenAI's
+  // chat completions have no echo: asked there, it is refused rather than ignored.
+  bool echo = false;
+  get_bool(b, "echo", echo);
+  if (echo && chat) throw bad("echo", "only /v1/completions takes echo (chat completions have none)");
 
   // logprobs: completions take the number of alternatives (0..20); chat takes a boolean plus
   // top_logprobs (0..20), which needs logprobs: true.
@@ -207,6 +205,16 @@ CompletionRequest parse_completion(const json& b, bool chat, const ApiContext& c
   // The prompt's tokens, as `retnet generate` makes them: encode with BOS, or BOS alone when empty.
   const Tokenizer& tok = *ctx.tok;
   const int64_t vocab = ctx.info->vocab_size;
+  const auto checked = [&](std::vector<int32_t> v, const std::string& param) {
+    if (v.empty()) {
+      if (tok.bos_id() < 0) throw bad(param, "empty, and the tokenizer has no BOS token to start from");
+      v.push_back(tok.bos_id());
+    }
+    if (int64_t(v.size()) > ctx.limits.max_prompt_tokens)
+      throw bad(param, "the prompt has " + std::to_string(v.size()) + " tokens, more than this server's limit of " +
+                           std::to_string(ctx.limits.max_prompt_tokens));
+    return v;
+  };
   std::vector<int32_t> ids;
   std::vector<std::string> default_stops;
   std::vector<int32_t> template_stops;  // end-of-turn tokens of the chat template
@@ -233,24 +241,36 @@ CompletionRequest parse_completion(const json& b, bool chat, const ApiContext& c
       ids = ct->encode(prompt, tok);
       template_stops = ct->stop_ids(tok);
     }
+    r.prompts.push_back(checked(std::move(ids), "messages"));
+    r.echo_texts.emplace_back();
   } else {
     auto it = b.find("prompt");
     if (it == b.end() || it->is_null()) throw bad("prompt", "required");
-    json p = *it;
-    if (p.is_array() && p.size() == 1 && (p[0].is_string() || p[0].is_array())) p = p[0];
-    if (p.is_string()) ids = tok.encode(p.get<std::string>(), true);
-    else if (p.is_array()) ids = token_array(p, "prompt", vocab);
-    else throw bad("prompt", "expected a string, an array of token ids, or an array holding one of those");
+    const json& p = *it;
+    // A batch: an array of strings or of token-id arrays, each a prompt of its own (OpenAI's; one
+    // element is the plain request).
+    std::vector<json> items;
+    if (p.is_array() && !p.empty() && (p[0].is_string() || p[0].is_array())) items.assign(p.begin(), p.end());
+    else items.push_back(p);
+    for (const json& item : items) {
+      // echo repeats a prompt string as sent (OpenAI's), and token ids as their text.
+      std::string text;
+      if (item.is_string()) {
+        ids = tok.encode(item.get<std::string>(), true);
+        text = item.get<std::string>();
+      } else if (item.is_array()) {
+        ids = token_array(item, "prompt", vocab);
+        if (echo) text = tok.decode(ids);
+      } else {
+        throw bad("prompt", "expected a string, an array of token ids, or an array of those");
+      }
+      r.prompts.push_back(checked(std::move(ids), "prompt"));
+      r.echo_texts.push_back(echo ? std::move(text) : std::string());
+    }
   }
-  if (ids.empty()) {
-    if (tok.bos_id() < 0) throw bad("prompt", "empty, and the tokenizer has no BOS token to start from");
-    ids.push_back(tok.bos_id());
-  }
-  if (int64_t(ids.size()) > ctx.limits.max_prompt_tokens)
-    throw bad(chat ? "messages" : "prompt", "the prompt has " + std::to_string(ids.size()) +
-                                                " tokens, more than this server's limit of " +
-                                                std::to_string(ctx.limits.max_prompt_tokens));
-  r.job.prompt = std::move(ids);
+  r.job.prompt = r.prompts[0];
+  r.job.echo = echo;
+  r.job.echo_text = r.echo_texts[0];
 
   // Sampling: the model's generation_config.json defaults (as `retnet generate`), then the request.
   SamplerParams& sp = r.job.sampler;
@@ -284,6 +304,10 @@ CompletionRequest parse_completion(const json& b, bool chat, const ApiContext& c
   get_number(b, "n", r.n);
   if (r.n < 1 || r.n > ctx.limits.max_n)
     throw bad("n", "must be in [1, " + std::to_string(ctx.limits.max_n) + "], got " + std::to_string(r.n));
+  if (int64_t(r.prompts.size()) * r.n > ctx.limits.max_n)
+    throw bad("prompt", "a batch of " + std::to_string(r.prompts.size()) + " prompts with n = " + std::to_string(r.n) +
+                            " makes " + std::to_string(int64_t(r.prompts.size()) * r.n) +
+                            " choices, more than this server's limit of " + std::to_string(ctx.limits.max_n));
   get_bool(b, "stream", r.stream);
   get_bool(b, "ignore_eos", r.job.ignore_eos);
   if (auto it = b.find("stream_options"); it != b.end() && !it->is_null()) {

@@ -21,7 +21,7 @@ struct ApiError {
 struct Limits {
   int64_t max_prompt_tokens = 8192;
   int64_t max_tokens = 4096;  // per choice: the largest max_tokens a request may ask (and the default for chat)
-  int64_t max_n = 8;
+  int64_t max_n = 8;          // choices per request: n, times the prompts of a batch
   int max_json_depth = 64;
 };
 
@@ -32,6 +32,10 @@ struct CompletionRequest {
   bool include_usage = false;  // stream_options.include_usage
   int64_t n = 1;
   JobParams job;  // seed of choice i: job.sampler.seed + i
+  // Each prompt's tokens and echo text: one, or a batch (`prompt` as an array of prompts), whose
+  // prompt q makes choices q * n .. q * n + n - 1; job holds the first.
+  std::vector<std::vector<int32_t>> prompts;
+  std::vector<std::string> echo_texts;
 };
 
 // Everything the parsers need from the server.

@@ -23,6 +23,11 @@ struct JobParams {
   // Log-probabilities of each generated token with this many alternatives (0..20); -1: none, and
   // the scheduler computes nothing.
   int logprobs = -1;
+  // echo (completions): the choice's text starts with the prompt's text, `echo_text`; with logprobs
+  // >= 0 its entries start with the prompt's tokens (the first without a logprob), which needs the
+  // logits of every prompt position: such a job prefills its prompt from position 0 (README: echo).
+  bool echo = false;
+  std::string echo_text;
 };
 
 // One token with its log-probability (logprobs.hpp: the raw logits' log_softmax).
@@ -38,6 +43,9 @@ struct LogprobEntry {
   TokenLogprob chosen;
   std::vector<TokenLogprob> top;  // the most likely first
   size_t offset = 0;
+  // The first prompt token of an echo: nothing precedes it, so it has no logprob and no
+  // alternatives (null in the JSON, as OpenAI's).
+  bool unconditioned = false;
 };
 
 struct JobUsage {

@@ -135,6 +135,13 @@ json completion_logprobs_json(const std::vector<LogprobEntry>& entries, std::str
        text_offset = json::array();
   for (const LogprobEntry& e : entries) {
     tokens.push_back(token_display(e.chosen.bytes));
+    const size_t rel = e.offset >= byte_base ? e.offset - byte_base : 0;
+    text_offset.push_back(char_base + utf8_char_index(text, rel));
+    if (e.unconditioned) {  // echo's first prompt token: null and null, as OpenAI's
+      token_logprobs.push_back(nullptr);
+      top_logprobs.push_back(nullptr);
+      continue;
+    }
     token_logprobs.push_back(e.chosen.logprob);
     // An object keyed by token string: two ids with the same string keep the more likely one.
     json top = json::object();
@@ -145,8 +152,6 @@ json completion_logprobs_json(const std::vector<LogprobEntry>& entries, std::str
     const std::string chosen = token_display(e.chosen.bytes);
     if (!top.contains(chosen)) top[chosen] = e.chosen.logprob;
     top_logprobs.push_back(std::move(top));
-    const size_t rel = e.offset >= byte_base ? e.offset - byte_base : 0;
-    text_offset.push_back(char_base + utf8_char_index(text, rel));
   }
   return json{{"tokens", std::move(tokens)},
               {"token_logprobs", std::move(token_logprobs)},

@@ -49,6 +49,7 @@ nlohmann::ordered_json chat_logprobs_json(const std::vector<LogprobEntry>& entri
 // entries' offsets are bytes of the choice's text; `text` is that text from byte `byte_base` on
 // (a stream chunk's text, or the whole text with byte_base = 0), which starts at character
 // `char_base`. Each top_logprobs object also holds the chosen token (OpenAI: up to logprobs + 1).
+// An unconditioned entry (echo's first prompt token) has null in token_logprobs and top_logprobs.
 nlohmann::ordered_json completion_logprobs_json(const std::vector<LogprobEntry>& entries, std::string_view text,
                                                 size_t byte_base, size_t char_base);
 

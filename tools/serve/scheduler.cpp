@@ -5,6 +5,7 @@
 #include <chrono>
 #include <optional>
 
+#include "echo.hpp"
 #include "logprobs.hpp"
 
 namespace retnet::serve {
@@ -34,6 +35,10 @@ struct Scheduler::Slot {
   std::vector<LogprobEntry> undecoded;  // tokens whose text the decoder still holds back
   std::deque<LogprobEntry> unsent;      // tokens with an offset, their first byte not sent yet
   size_t decoded = 0, sent = 0;
+  // echo with logprobs: the prompt is prefilled from position 0 with every position's logits, and its
+  // entries (echo.hpp) wait here until the prompt's text is sent with them.
+  bool echo_logprobs = false;
+  std::vector<LogprobEntry> prompt_entries;
 };
 
 Scheduler::Scheduler(std::shared_ptr<const Model> model, Tokenizer tok, SchedulerOptions opt)
@@ -46,6 +51,7 @@ Scheduler::Scheduler(std::shared_ptr<const Model> model, Tokenizer tok, Schedule
   // The ids that end generation, as Session::generate picks them.
   for (int64_t e : info.eos_token_ids) eos_.push_back(int32_t(e));
   if (eos_.empty() && tok_.eos_id() >= 0) eos_.push_back(tok_.eos_id());
+  echo_block_ = prefill_block_tokens(info);
   for (int i = 0; i < opt_.parallel; ++i) slots_.push_back(std::make_unique<Slot>(model_));
   thread_ = std::thread([this] { loop(); });
 }
@@ -201,6 +207,8 @@ void Scheduler::start(Slot& s, std::shared_ptr<Job> job) {
   s.undecoded.clear();
   s.unsent.clear();
   s.decoded = s.sent = 0;
+  s.echo_logprobs = p.echo && p.logprobs >= 0;
+  s.prompt_entries.clear();
   s.stop = p.stop_ids;
   if (!p.ignore_eos) s.stop.insert(s.stop.end(), eos_.begin(), eos_.end());
   std::sort(s.stop.begin(), s.stop.end());
@@ -211,11 +219,15 @@ void Scheduler::start(Slot& s, std::shared_ptr<Job> job) {
     s.session.reset();
     s.state_id.clear();
     s.state_tokens = 0;
+    if (s.echo_logprobs) s.prompt_entries.push_back(first_prompt_entry(p.prompt, tok_));
+    else if (p.echo) echo(s);
     // The deepest snapshot of a prefix: in RAM, or deeper on disk (read now: a file read costs less
     // than prefilling what it holds). A snapshot that does not load only costs the prefill.
-    const PrefixCache::EntryPtr e = cache_.lookup(p.prompt);
+    // Not for echo's prompt logprobs: they need the logits of every prompt position, which no snapshot
+    // holds (its snapshots are still stored, for later requests).
+    const PrefixCache::EntryPtr e = s.echo_logprobs ? nullptr : cache_.lookup(p.prompt);
     std::optional<StateBlob> d;
-    if (opt_.disk) d = opt_.disk->lookup(p.prompt, e ? e->tokens : 0);
+    if (opt_.disk && !s.echo_logprobs) d = opt_.disk->lookup(p.prompt, e ? e->tokens : 0);
     std::vector<float> logits;
     if (d && resume(s, d->state, int64_t(d->tokens.size()))) {
       logits = d->logits;
@@ -259,9 +271,21 @@ void Scheduler::prefill_block(Slot& s) {
   po.on_progress = [](int64_t done, int64_t) { return done == 0; };
   const int64_t pos = s.session.position();
   try {
-    const std::span<const int32_t> rest =
-        std::span<const int32_t>(s.tokens).subspan(size_t(pos), size_t(s.prompt_len - pos));
-    const std::span<const float> logits = s.session.prefill(rest, po);
+    std::span<const int32_t> rest = std::span<const int32_t>(s.tokens).subspan(size_t(pos), size_t(s.prompt_len - pos));
+    std::span<const float> logits;
+    if (s.echo_logprobs) {
+      // One block per call with every position's logits (echo.hpp), not a longer call cancelled after
+      // its first block, which would hold the logits of the whole rest; the rows become entries here.
+      PrefillOptions all;
+      all.all_logits = true;
+      rest = rest.first(std::min(rest.size(), size_t(echo_block_)));
+      const std::span<const float> rows = s.session.prefill(rest, all);
+      const int64_t vocab = model_->info().vocab_size;
+      append_prompt_logprobs(rows, vocab, s.job->params.prompt, pos, s.job->params.logprobs, tok_, s.prompt_entries);
+      if (pos + int64_t(rest.size()) == s.prompt_len) logits = rows.last(size_t(vocab));
+    } else {
+      logits = s.session.prefill(rest, po);
+    }
     prefilled_ += uint64_t(s.session.position() - pos);
     if (logits.empty()) {
       // A block boundary: resuming here later is exact.
@@ -271,6 +295,7 @@ void Scheduler::prefill_block(Slot& s) {
       return;
     }
     snapshot(s, logits);  // the whole prompt, with its logits: an identical prompt needs no prefill
+    if (s.echo_logprobs) echo(s);
     s.phase = Slot::Phase::Decode;
     on_logits(s, logits);
   } catch (const std::exception& e) {
@@ -301,6 +326,17 @@ void Scheduler::snapshot(Slot& s, std::span<const float> logits) {
   if (!e) return;
   s.state_id = e->id;
   s.state_tokens = e->tokens;
+}
+
+// echo: the prompt's text, with its entries when logprobs are asked, before anything generated; the
+// generated tokens' offsets then count from its end.
+void Scheduler::echo(Slot& s) {
+  const JobParams& p = s.job->params;
+  std::vector<LogprobEntry> entries = std::move(s.prompt_entries);
+  s.prompt_entries.clear();
+  if (s.echo_logprobs) set_prompt_offsets(p.prompt, tok_, entries, p.echo_text.size());
+  s.job->push_text(p.echo_text, std::move(entries));
+  s.decoded = s.sent = p.echo_text.size();
 }
 
 // The body of Session::generate's loop for one token: sample, stop or emit.
@@ -460,6 +496,7 @@ void Scheduler::release(Slot& s) {
   }
   s.phase = Slot::Phase::Idle;
   s.pending = -1;
+  s.prompt_entries = {};  // a cancelled echo's entries are not kept while the slot idles
 }
 
 }  // namespace retnet::serve

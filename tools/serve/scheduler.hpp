@@ -85,6 +85,7 @@ class Scheduler {
   // the decoder's output (`piece` is its next part); push() sends text with the entries it begins.
   void decoded(Slot& s, const std::string& piece);
   void push(Slot& s, const std::string& text);
+  void echo(Slot& s);  // the prompt's text (and entries) first, for a job that asks for echo
   std::string token_bytes(int32_t id, bool first) const;
   void release(Slot& s);
   void snapshot(Slot& s, std::span<const float> logits);
@@ -95,6 +96,7 @@ class Scheduler {
   Tokenizer tok_;
   SchedulerOptions opt_;
   std::vector<int32_t> eos_;
+  int64_t echo_block_ = 0;  // tokens per prefill call of echo's prompt logprobs (echo.hpp)
   std::vector<std::unique_ptr<Slot>> slots_;
   PrefixCache cache_;
 
