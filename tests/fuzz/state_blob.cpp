@@ -27,7 +27,7 @@ void seal(std::vector<uint8_t>& b) {
   uint64_t sb = 0;
   if (b.size() >= 48) std::memcpy(&sb, b.data() + 40, 8);
   const bool split =
-      b.size() >= 48 && b[8] == 2 && b[9] == 0 && b[10] == 0 && b[11] == 0 && sb >= 8 && sb <= b.size() - 56;
+      b.size() >= 56 && b[8] == 2 && b[9] == 0 && b[10] == 0 && b[11] == 0 && sb >= 8 && sb <= b.size() - 56;
   const size_t head = split ? b.size() - 8 - size_t(sb) : b.size() - 8;
   uint64_t h = 0xcbf29ce484222325ull;
   for (size_t i = 0; i < head; ++i) h = (h ^ b[i]) * 0x100000001b3ull;
