@@ -77,10 +77,20 @@ def server():
     assert s.stop() == 0, "".join(s.stderr)
 
 
+def openai_client(base_url, api_key=API_KEY):
+    """The openai client the tests use: no retries (a test sees every status as the server sent it) and
+    a new connection per request. With pooled keep-alive connections, a request sent just as the
+    server closes the connection for idleness (after 2 s, server.cpp) fails with "Server disconnected
+    without sending a response"; clients with retries (the openai default) resend it, these must not."""
+    import httpx
+    import openai
+    http = httpx.Client(limits=httpx.Limits(max_keepalive_connections=0), timeout=120)
+    return openai.OpenAI(base_url=base_url, api_key=api_key, max_retries=0, timeout=120, http_client=http)
+
+
 @pytest.fixture(scope="session")
 def client(server):
-    import openai
-    return openai.OpenAI(base_url=server.base + "/v1", api_key=API_KEY, max_retries=0, timeout=120)
+    return openai_client(server.base + "/v1")
 
 
 @functools.lru_cache(maxsize=None)

@@ -4,7 +4,7 @@ strings, usage counts, n, the prefix cache, tokenize/detokenize. Every generated
 import openai
 import pytest
 
-from conftest import API_KEY, generate, plain_chat_prompt
+from conftest import API_KEY, generate, openai_client, plain_chat_prompt
 
 PROMPT = "And God said, Let there be light"
 
@@ -143,7 +143,7 @@ def test_openai_errors(client):
         client.completions.create(model="kjv-retnet", prompt="x", temperature=-5e40)
     with pytest.raises(openai.BadRequestError):
         client.chat.completions.create(model="kjv-retnet", messages=[{"role": "wizard", "content": "x"}])
-    bad = openai.OpenAI(base_url=client.base_url, api_key="wrong", max_retries=0)
+    bad = openai_client(client.base_url, "wrong")
     with pytest.raises(openai.AuthenticationError):
         bad.models.list()
 

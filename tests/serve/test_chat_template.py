@@ -9,7 +9,7 @@ import shutil
 import openai
 import pytest
 
-from conftest import API_KEY, Server
+from conftest import API_KEY, Server, openai_client
 
 SRC = os.path.dirname(os.path.abspath(__file__))
 DATA = os.path.join(SRC, "..", "data", "chat_templates")
@@ -40,7 +40,7 @@ def templated(tmp_path_factory, fixture):
 
 
 def test_chat_prompt_is_jinja2s_rendering(templated, fixture):
-    client = openai.OpenAI(base_url=templated.base + "/v1", api_key=API_KEY, max_retries=0, timeout=120)
+    client = openai_client(templated.base + "/v1")
     assert any("chat template: " in line and "tokenizer_config.json" in line for line in templated.stderr)
     models = client.models.list().model_dump()["data"]
     assert "tokenizer_config.json" in models[0]["meta"]["chat_template"]
@@ -64,7 +64,7 @@ def test_chat_prompt_is_jinja2s_rendering(templated, fixture):
 
 
 def test_raise_exception_is_a_400(templated):
-    client = openai.OpenAI(base_url=templated.base + "/v1", api_key=API_KEY, max_retries=0, timeout=120)
+    client = openai_client(templated.base + "/v1")
     with pytest.raises(openai.BadRequestError) as e:
         client.chat.completions.create(model="kjv-chat", max_tokens=4,
                                        messages=[{"role": "user", "content": "Hi"},

@@ -11,10 +11,9 @@ import shutil
 import struct
 import subprocess
 
-import openai
 import pytest
 
-from conftest import API_KEY, CLI, Server, generate, plain_chat_prompt
+from conftest import API_KEY, CLI, Server, generate, openai_client, plain_chat_prompt
 
 MODEL = "kjv-retnet"
 BUNDLED = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "models", "kjv-retnet")
@@ -74,7 +73,7 @@ def raw(server, method, path, body=None, headers=None, key=API_KEY):
 
 
 def chat(server, messages, max_tokens=16):
-    c = openai.OpenAI(base_url=server.base + "/v1", api_key=API_KEY, max_retries=0, timeout=120)
+    c = openai_client(server.base + "/v1")
     return c.chat.completions.create(model=MODEL, messages=messages, max_tokens=max_tokens, temperature=0)
 
 
@@ -146,7 +145,7 @@ def test_state_moves_between_replicas(replicas):
 
 def test_streaming_and_n_name_each_choices_state(replicas):
     a, _ = replicas
-    c = openai.OpenAI(base_url=a.base + "/v1", api_key=API_KEY, max_retries=0, timeout=120)
+    c = openai_client(a.base + "/v1")
     last = {}
     for chunk in c.chat.completions.create(model=MODEL, messages=TURN1, max_tokens=5, temperature=0, stream=True):
         for ch in chunk.choices:
