@@ -207,7 +207,7 @@ def test_queue_full_is_503_and_shutdown_is_clean():
 def test_client_leaving_while_queued_is_never_run():
     # One slot, held by a long stream; a second stream waits in the queue, its client leaves: the
     # keep-alive comments sent while it waits notice that, and its job never runs.
-    s = Server("--parallel", "1", "--queue", "2", "--cache-ram", "0")
+    s = Server("--parallel", "1", "--queue", "2", "--cache-ram", "0", "--max-tokens", "1000000")
     try:
         def stream(max_tokens):
             body = json.dumps({"prompt": "In the beginning", "max_tokens": max_tokens, "ignore_eos": True,
@@ -215,7 +215,7 @@ def test_client_leaving_while_queued_is_never_run():
             c = socket.create_connection(("127.0.0.1", s.port), timeout=30)
             c.sendall(f"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Length: {len(body)}\r\n\r\n{body}".encode())
             return c
-        first = stream(4000)
+        first = stream(1000000)  # far longer than the test: the bundled model decodes ~5000 tokens/s
         read_until(first, b"data: ")
         second = stream(5)
         time.sleep(0.3)
