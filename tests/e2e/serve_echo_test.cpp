@@ -21,30 +21,13 @@ using namespace retnet::serve;
 
 class ServeEcho : public retnet::test::BundledModelSuite {
  protected:
-  struct Result {
-    std::string text, reason;
-    std::vector<LogprobEntry> entries;
-    JobUsage usage;
-  };
+  using Result = retnet::test::JobResult;
   static std::shared_ptr<Job> submit(Scheduler& sched, JobParams p) {
     auto j = std::make_shared<Job>(std::move(p));
     EXPECT_EQ(sched.submit({j}), Scheduler::Submit::Ok);
     return j;
   }
-  static Result drain(Job& j) {
-    Result r;
-    for (;;) {
-      Job::Update u = j.next(std::chrono::milliseconds(100));
-      r.text += u.text;
-      for (auto& e : u.logprobs) r.entries.push_back(std::move(e));
-      if (u.finished) {
-        EXPECT_EQ(u.error_status, 0) << u.error;
-        r.reason = u.finish_reason;
-        r.usage = u.usage;
-        return r;
-      }
-    }
-  }
+  static Result drain(Job& j) { return retnet::test::drain_job(j); }
   static std::string long_text(int words) {
     std::string s;
     for (int i = 0; i < words; ++i) s += (i % 5 == 0 ? "and the LORD spake unto Moses, " : "saying ");
@@ -61,15 +44,7 @@ class ServeEcho : public retnet::test::BundledModelSuite {
   }
 };
 
-std::vector<double> log_softmax_ref(std::span<const float> x) {
-  double mx = x[0];
-  for (float v : x) mx = std::max(mx, double(v));
-  double sum = 0;
-  for (float v : x) sum += std::exp(double(v) - mx);
-  std::vector<double> out;
-  for (float v : x) out.push_back(double(v) - mx - std::log(sum));
-  return out;
-}
+using retnet::test::log_softmax_ref;
 
 // A prompt of three prefill blocks and more: every prompt entry is the log-softmax of the logits of
 // one all_logits prefill of the whole prompt at the position before it (bit for bit the same logits,

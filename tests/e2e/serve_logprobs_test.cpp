@@ -18,15 +18,7 @@ namespace {
 using namespace retnet;
 using namespace retnet::serve;
 
-// log_softmax in double, written independently of logprobs.cpp (no max subtraction needed for the
-// small logits of these tests; std::log of a double sum).
-std::vector<double> log_softmax_ref(std::span<const float> x) {
-  double sum = 0;
-  for (float v : x) sum += std::exp(double(v));
-  std::vector<double> out;
-  for (float v : x) out.push_back(double(v) - std::log(sum));
-  return out;
-}
+using retnet::test::log_softmax_ref;
 
 TEST(ServeLogprobs, LogSoftmaxTopRanksTiesByIdAndReportsTheChosenToken) {
   const std::vector<float> logits = {1.0f, 3.0f, -2.0f, 3.0f, 0.5f, -std::numeric_limits<float>::infinity(), 2.0f};
@@ -101,28 +93,10 @@ TEST(ServeLogprobs, JsonShapes) {
 
 class ServeSchedulerLogprobs : public retnet::test::BundledModelSuite {
  protected:
-  struct Result {
-    std::string text, reason;
-    std::vector<LogprobEntry> entries;
-    int64_t tokens = 0;
-  };
-  static Result run(Scheduler& sched, JobParams p) {
+  static retnet::test::JobResult run(Scheduler& sched, JobParams p) {
     auto j = std::make_shared<Job>(std::move(p));
     EXPECT_EQ(sched.submit({j}), Scheduler::Submit::Ok);
-    Result r;
-    for (;;) {
-      Job::Update u = j->next(std::chrono::milliseconds(100));
-      // Entries come with the text that holds their first byte, never before it.
-      for (const auto& e : u.logprobs) EXPECT_LT(e.offset, r.text.size() + u.text.size()) << r.text << u.text;
-      r.text += u.text;
-      for (auto& e : u.logprobs) r.entries.push_back(std::move(e));
-      if (u.finished) {
-        EXPECT_EQ(u.error_status, 0) << u.error;
-        r.reason = u.finish_reason;
-        r.tokens = u.usage.completion_tokens;
-        return r;
-      }
-    }
+    return retnet::test::drain_job(*j);
   }
 };
 
@@ -140,9 +114,9 @@ TEST_F(ServeSchedulerLogprobs, EntriesAreTheRawLogitsLogSoftmaxAndJoinToTheText)
   p.sampler.temperature = 0.7f;
   p.sampler.repeat_penalty = 1.3f;
   p.sampler.seed = 11;
-  const Result r = run(sched, p);
-  ASSERT_EQ(int64_t(r.entries.size()), r.tokens);
-  ASSERT_EQ(r.tokens, 24);
+  const retnet::test::JobResult r = run(sched, p);
+  ASSERT_EQ(int64_t(r.entries.size()), r.usage.completion_tokens);
+  ASSERT_EQ(r.usage.completion_tokens, 24);
   std::string joined;
   for (const auto& e : r.entries) {
     EXPECT_EQ(e.offset, joined.size());
@@ -180,7 +154,7 @@ TEST_F(ServeSchedulerLogprobs, AStopStringDropsTheEntriesAfterTheCut) {
   p.prompt = tok_->encode("In the beginning", true);
   p.max_tokens = 24;
   p.logprobs = 0;
-  const Result full = run(sched, p);
+  const retnet::test::JobResult full = run(sched, p);
   ASSERT_EQ(full.entries.size(), 24u);
   // Cut inside a token's text (from its second byte on) and at the next token's start.
   size_t k = 3;
@@ -189,7 +163,7 @@ TEST_F(ServeSchedulerLogprobs, AStopStringDropsTheEntriesAfterTheCut) {
   const std::string tk = full.entries[k].chosen.bytes, next = full.entries[k + 1].chosen.bytes;
   for (const std::string& stop : {tk.substr(1) + next, next}) {
     p.stop_strings = {stop};
-    const Result cut = run(sched, p);
+    const retnet::test::JobResult cut = run(sched, p);
     ASSERT_EQ(cut.reason, "stop");
     const size_t at = full.text.find(stop);
     EXPECT_EQ(cut.text, full.text.substr(0, at));
