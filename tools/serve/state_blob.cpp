@@ -29,8 +29,8 @@ T get(const uint8_t* p) {
   std::memcpy(&v, p, sizeof(T));
   return v;
 }
-uint64_t fnv1a64(const uint8_t* p, size_t n) {
-  uint64_t h = 0xcbf29ce484222325ull;
+// FNV-1a 64 of n bytes, continuing from h (the offset basis starts it).
+uint64_t fnv1a64(const uint8_t* p, size_t n, uint64_t h = 0xcbf29ce484222325ull) {
   for (size_t i = 0; i < n; ++i) h = (h ^ p[i]) * 0x100000001b3ull;
   return h;
 }
@@ -38,11 +38,7 @@ uint64_t fnv1a64(const uint8_t* p, size_t n) {
 // the snapshot's own trailing checksum, which covers the rest of it (version 1: over every byte).
 uint64_t container_sum(const uint8_t* b, size_t head, size_t state_bytes, uint32_t version) {
   if (version == kVersionWhole) return fnv1a64(b, head + state_bytes);
-  const uint64_t h = fnv1a64(b, head);
-  const uint8_t* inner = b + head + state_bytes - 8;
-  uint64_t x = h;
-  for (size_t i = 0; i < 8; ++i) x = (x ^ inner[i]) * 0x100000001b3ull;  // FNV-1a continued over them
-  return x;
+  return fnv1a64(b + head + state_bytes - 8, 8, fnv1a64(b, head));
 }
 [[noreturn]] void bad(const std::string& what) { throw Error("state blob: " + what); }
 }  // namespace
