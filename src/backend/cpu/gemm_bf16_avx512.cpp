@@ -108,7 +108,9 @@ RETNET_AVX512BF16 void round_rows_avx512(const float* x, int64_t T, int64_t in, 
 // variable) as the unused merge source, which -Wmaybe-uninitialized reports once inlined: a false
 // positive, silenced for the packing code only.
 #pragma GCC diagnostic push
+#ifndef __clang__  // clang has no such warning group and would warn about the pragma
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 // out[j] = (r[0][j], .., r[15][j]): a 16x16 transpose of 32-bit elements (pairs) in three stages
 // (32-bit, 64-bit interleaves within 128-bit lanes, then two rounds of 128-bit lane shuffles).
 RETNET_AVX512BF16 inline void transpose16(const __m512i r[16], __m512i out[16]) {

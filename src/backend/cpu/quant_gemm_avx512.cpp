@@ -24,7 +24,9 @@ namespace retnet::cpu::qgemm {
 // merge source, which -Wmaybe-uninitialized reports once inlined: a false positive (as in
 // quant_gemv_avx512.cpp), silenced for these kernels only.
 #pragma GCC diagnostic push
+#ifndef __clang__  // clang has no such warning group and would warn about the pragma
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 namespace {
 
 // Activation rows per tile: kNT accumulators (q4_k: twice) and the eight code registers.

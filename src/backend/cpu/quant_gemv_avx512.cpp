@@ -37,7 +37,9 @@ bool cpu_has_avx512_vnni() {
 // merge source, which -Wmaybe-uninitialized reports once inlined: a false positive (as in
 // gemm_bf16_avx512.cpp), silenced for these kernels only.
 #pragma GCC diagnostic push
+#ifndef __clang__  // clang has no such warning group and would warn about the pragma
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 namespace {
 
 // Activation rows per pass over a weight row: two zmm accumulators each (16 registers in all).
