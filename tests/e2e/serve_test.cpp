@@ -92,6 +92,27 @@ TEST_F(ServeScheduler, BatchedOutputsEqualGenerate) {
   EXPECT_LT(sched.stats().steps, sched.stats().decoded_tokens);  // some steps advanced several streams
 }
 
+// Short prompts that arrive together are prefilled in one loop iteration (they fit one block's
+// budget together), so they decode in lockstep: every step advances all of them, and the round takes
+// exactly the steps one stream would (the first token of each comes from its prefill's logits, the
+// other n - 1 from decode steps). Before, one prompt per iteration left the batch part-empty for three
+// more steps at the start and at the end.
+TEST_F(ServeScheduler, ShortPromptsArrivingTogetherDecodeInLockstep) {
+  Scheduler sched(model_, *tok_, SchedulerOptions{4, 16, 0});  // no cache: no closing step
+  constexpr int64_t n = 12;
+  std::vector<std::shared_ptr<Job>> jobs = {job("In the beginning", n), job("And God said", n),
+                                            job("Blessed are", n, 0.8f, 3), job("The LORD is my shepherd", n)};
+  ASSERT_EQ(sched.submit(jobs), Scheduler::Submit::Ok);  // one submit: admitted in one iteration
+  for (auto& j : jobs) {
+    const Done d = drain(*j);
+    ASSERT_EQ(d.error_status, 0) << d.text;
+    EXPECT_EQ(d.usage.completion_tokens, n);
+    EXPECT_EQ(d.text, reference(model_, *tok_, j->params.prompt, j->params.sampler, j->params.max_tokens));
+  }
+  EXPECT_EQ(sched.stats().steps, uint64_t(n - 1));
+  EXPECT_EQ(sched.stats().decoded_tokens, uint64_t(4 * (n - 1)));
+}
+
 // A prompt that extends a cached one resumes from the snapshot, prefills only the rest, and
 // continues as a cold prompt does; the identical prompt again needs no prefill at all (the logits
 // came with the snapshot) and gives the identical text.

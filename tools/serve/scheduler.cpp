@@ -51,7 +51,7 @@ Scheduler::Scheduler(std::shared_ptr<const Model> model, Tokenizer tok, Schedule
   // The ids that end generation, as Session::generate picks them.
   for (int64_t e : info.eos_token_ids) eos_.push_back(int32_t(e));
   if (eos_.empty() && tok_.eos_id() >= 0) eos_.push_back(tok_.eos_id());
-  echo_block_ = prefill_block_tokens(info);
+  block_ = prefill_block_tokens(info);
   for (int i = 0; i < opt_.parallel; ++i) slots_.push_back(std::make_unique<Slot>(model_));
   thread_ = std::thread([this] { loop(); });
 }
@@ -139,11 +139,22 @@ void Scheduler::loop() {
         cancelled_++;
       }
 
-    // One block of the oldest prompt being prefilled.
-    Slot* pre = nullptr;
+    // Prompts being prefilled, oldest first, up to one block's worth of tokens: the next block of the
+    // oldest, and then of the next ones while their blocks still fit. Running streams so wait at most
+    // one block, and short prompts that arrive together (a few tokens each) all start decoding at the
+    // next step, not one per step: staggered starts and ends left the batch part-empty for as many
+    // steps as prompts had arrived at once.
+    std::vector<Slot*> pre;
     for (auto& s : slots_)
-      if (s->phase == Slot::Phase::Prefill && (!pre || s->order < pre->order)) pre = s.get();
-    if (pre) prefill_block(*pre);
+      if (s->phase == Slot::Phase::Prefill) pre.push_back(s.get());
+    std::sort(pre.begin(), pre.end(), [](const Slot* a, const Slot* b) { return a->order < b->order; });
+    int64_t budget = block_;
+    for (Slot* s : pre) {
+      const int64_t next = std::min(s->prompt_len - s->session.position(), block_);
+      if (budget < block_ && next > budget) break;
+      budget -= next;
+      prefill_block(*s);
+    }
 
     // One token for every decoding stream, in one batched step.
     std::vector<Slot*> step;
@@ -278,7 +289,7 @@ void Scheduler::prefill_block(Slot& s) {
       // its first block, which would hold the logits of the whole rest; the rows become entries here.
       PrefillOptions all;
       all.all_logits = true;
-      rest = rest.first(std::min(rest.size(), size_t(echo_block_)));
+      rest = rest.first(std::min(rest.size(), size_t(block_)));
       const std::span<const float> rows = s.session.prefill(rest, all);
       const int64_t vocab = model_->info().vocab_size;
       append_prompt_logprobs(rows, vocab, s.job->params.prompt, pos, s.job->params.logprobs, tok_, s.prompt_entries);

@@ -1,6 +1,7 @@
 // The scheduler of `retnet serve`: one thread owns the model's sessions (one per slot) and runs
-// continuous batching. Each iteration it admits queued jobs into free slots, prefills one block of
-// one new prompt (so running streams wait at most one block), then advances every decoding stream
+// continuous batching. Each iteration it admits queued jobs into free slots, prefills up to one
+// block's worth of new prompts' tokens (the next block of the oldest, or several short prompts whole;
+// so running streams wait at most one block), then advances every decoding stream
 // by one token with Session::decode_batch, which reads the weights once for all of them.
 //
 // Results never depend on the batching: decode_batch equals decoding each session alone bit for
@@ -96,7 +97,9 @@ class Scheduler {
   Tokenizer tok_;
   SchedulerOptions opt_;
   std::vector<int32_t> eos_;
-  int64_t echo_block_ = 0;  // tokens per prefill call of echo's prompt logprobs (echo.hpp)
+  // Tokens per prefill block (echo.hpp): the prefill budget of one loop iteration, and the tokens per
+  // prefill call of echo's prompt logprobs.
+  int64_t block_ = 0;
   std::vector<std::unique_ptr<Slot>> slots_;
   PrefixCache cache_;
 
