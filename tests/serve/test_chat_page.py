@@ -49,7 +49,7 @@ def metric(server, name):
 @pytest.fixture(scope="module")
 def ui_server():
     # Its own server: --max-tokens high enough for a reply long enough to be stopped.
-    s = Server("--parallel", "2", "--api-key", API_KEY, "--max-tokens", "20000", "--cache-ram", "16")
+    s = Server("--parallel", "2", "--api-key", API_KEY, "--max-tokens", "1000000", "--cache-ram", "16")
     yield s
     assert s.stop() == 0, "".join(s.stderr)
 
@@ -218,12 +218,12 @@ def test_user_text_is_shown_as_text(page, ui_server):
 
 def test_server_errors_are_shown(page, ui_server):
     open_chat(page, ui_server)
-    set_field(page, "#max-tokens", "30000")  # above the server's --max-tokens 20000
+    set_field(page, "#max-tokens", "2000000")  # above the server's --max-tokens 1000000
     send(page, "In the beginning")
     page.wait_for("!document.getElementById('error').hidden", what="the error")
     status, body = ui_server.request("POST", "/v1/chat/completions",
                                      {"messages": [{"role": "user", "content": "In the beginning"}],
-                                      "max_tokens": 30000})
+                                      "max_tokens": 2000000})
     assert status == 400 and "max_tokens" in body["error"]["message"], body
     assert page.eval("document.getElementById('error').textContent") == body["error"]["message"]
     # Nothing was answered: the message is back in the box, and the conversation is empty.
@@ -234,7 +234,9 @@ def test_server_errors_are_shown(page, ui_server):
 def test_streams_then_stop_frees_the_slot(page, ui_server):
     open_chat(page, ui_server)
     set_field(page, "#temperature", "0")
-    set_field(page, "#max-tokens", "20000")  # greedy replies of this model run to the limit: ~30 s here
+    # Greedy replies of this model run to the limit, and 10^6 tokens take minutes (20000, as once
+    # asked, streams in a few seconds on two cores: short enough to end before the stop on a quiet one).
+    set_field(page, "#max-tokens", "1000000")
     cancelled = metric(ui_server, "retnet_generations_cancelled_total")
     finished = metric(ui_server, "retnet_generations_total")
     send(page, "In the beginning")

@@ -156,9 +156,9 @@ def test_client_disconnect_mid_stream_frees_the_slot(server):
 def test_non_streaming_client_that_leaves_frees_its_slot():
     # One slot; a long non-streaming request whose client closes the connection while it waits: the
     # server notices at its next check (every 100 ms), cancels the job, and serves the next request.
-    s = Server("--parallel", "1", "--cache-ram", "0", "--api-key", API_KEY)
+    s = Server("--parallel", "1", "--cache-ram", "0", "--api-key", API_KEY, "--max-tokens", "1000000")
     try:
-        body = json.dumps({"prompt": "In the beginning", "max_tokens": 4000, "ignore_eos": True})
+        body = json.dumps({"prompt": "In the beginning", "max_tokens": 1000000, "ignore_eos": True})
         c = socket.create_connection(("127.0.0.1", s.port), timeout=30)
         c.sendall((f"POST /v1/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {API_KEY}\r\n"
                    f"Content-Length: {len(body)}\r\n\r\n{body}").encode())
@@ -170,7 +170,8 @@ def test_non_streaming_client_that_leaves_frees_its_slot():
         while time.time() < deadline and s.request("GET", "/health")[1]["slots_busy"] != 0:
             time.sleep(0.02)
         freed_after = time.time() - left
-        # 4000 tokens take seconds even on a fast machine (about 6 s at 700 tokens/s); freed well before.
+        # 10^6 tokens take minutes (the bundled model decodes ~5000 tokens/s on two cores, so the 4000
+        # this test once asked for could finish within a second, before the leaving client was noticed).
         assert freed_after < 2, freed_after
         _, metrics = s.request("GET", "/metrics")
         assert "retnet_generations_cancelled_total 1\n" in metrics, metrics
@@ -183,9 +184,11 @@ def test_non_streaming_client_that_leaves_frees_its_slot():
 
 
 def test_queue_full_is_503_and_shutdown_is_clean():
-    s = Server("--parallel", "1", "--queue", "0", "--cache-ram", "0")
+    s = Server("--parallel", "1", "--queue", "0", "--cache-ram", "0", "--max-tokens", "1000000")
     try:
-        body = json.dumps({"prompt": "In the beginning", "max_tokens": 4000, "ignore_eos": True, "stream": True})
+        # Far longer than the test (4000 tokens, as once asked, can end within a second on two cores,
+        # and the slot would then be free again when the 503 is expected).
+        body = json.dumps({"prompt": "In the beginning", "max_tokens": 1000000, "ignore_eos": True, "stream": True})
         c = socket.create_connection(("127.0.0.1", s.port), timeout=30)
         c.sendall((f"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Length: {len(body)}\r\n\r\n"
                    f"{body}").encode())
