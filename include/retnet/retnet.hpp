@@ -73,6 +73,16 @@ struct LoadOptions {
   // decode are unchanged. Ignored, with an info log, when the CPU lacks AVX512-BF16, on CUDA, or when
   // no matrix is BF16 (ModelInfo::bf16_activations says whether it applies). Off by default.
   bool bf16_activations = false;
+  // Storage of every session's recurrent state between steps: "" or "f32" (default: exact, as the
+  // references keep it) or "f16" (half the bytes: a decode step reads and writes the whole state, 2 ×
+  // 18 MiB at the 125m shape beside 78 MiB of 4-bit weights, so this is what a step can still shed;
+  // llama.cpp keeps its KV cache in f16 by default). With f16 each step and each prefill block still
+  // computes in fp32 and rounds the state to f16 (nearest even) when it stores it; a state value
+  // beyond f16's range (±65504) becomes infinite, and the logits then non-finite (the sampler
+  // refuses them): no silent wrong answer. Snapshots stay fp32 (save widens exactly; loading a
+  // snapshot whose values do not fit f16 throws Error). CPU only: Error on the CUDA backend (with
+  // Device::Auto, ask for Device::Cpu). docs/library.md has the accuracy measured.
+  std::string state_dtype;
 };
 
 // Sampling defaults of a model directory's generation_config.json (Hugging Face's file), as
@@ -108,7 +118,8 @@ struct ModelInfo {
   // Weight bytes one decode step reads: every matrix but the embedding table (of which one row is
   // gathered), unless the head is tied to it. Roofline: (this + 2·state_bytes) per token.
   uint64_t decode_weight_bytes = 0;
-  uint64_t state_bytes = 0;   // bytes of one Session's recurrent state (fp32)
+  uint64_t state_bytes = 0;         // bytes of one Session's recurrent state (as stored: LoadOptions::state_dtype)
+  std::string state_dtype = "f32";  // "f32" or "f16" (LoadOptions::state_dtype)
   // Elements of the layers' projection matrices (q, k, v, g, o, FFN): each costs 2 FLOPs per token.
   // The head adds 2·vocab·hidden per token that needs logits (a prefill: only its last, by default).
   uint64_t layer_matrix_params = 0;

@@ -27,6 +27,13 @@ bool cuda_available() {
 #endif
 }
 
+void Backend::widen_f16(float*, const void*, size_t) {
+  throw Error("f16 state storage: the " + name() + " backend keeps fp32 states only");
+}
+void Backend::narrow_f16(void*, const float*, size_t) {
+  throw Error("f16 state storage: the " + name() + " backend keeps fp32 states only");
+}
+
 std::unique_ptr<Backend> make_backend(DeviceKind device, int threads) {
   if (threads <= 0) threads = int(std::max(1u, std::thread::hardware_concurrency()));
   if (threads > kMaxThreads)

@@ -50,6 +50,10 @@ struct RetentionStepArgs {
   const float* k = nullptr;  // [B, H*dk]
   const float* v = nullptr;  // [B, H*dv]
   float* const* states = nullptr;  // host [B] pointers to [H, dk, dv] states
+  // The states hold f16 bits (uint16) instead of fp32 (LoadOptions::state_dtype; host backends only):
+  // each value is widened, stepped in fp32 (the read-out uses that fp32 value) and stored rounded to
+  // f16, nearest even.
+  bool state_f16 = false;
   float* out = nullptr;            // [B, H*dv] = (q·S_new) · out_scale
   int64_t B = 0, H = 0, dk = 0, dv = 0;
   const float* gamma = nullptr;      // backend [H] per-step decay exp(ln γ_h), fp32 as the references
@@ -69,6 +73,11 @@ class Backend {
   virtual void from_host(float* dst, const float* src, size_t n) = 0;
   virtual void copy(float* dst, const float* src, size_t n) = 0;
   virtual void zero(float* dst, size_t n) = 0;
+  // f16 state storage (LoadOptions::state_dtype): n values between f16 bits (uint16, at src / dst)
+  // and fp32. narrow_f16 rounds to nearest even; values beyond ±65504 become infinite. The base
+  // class throws Error: only host backends keep f16 states (the load refuses f16 elsewhere).
+  virtual void widen_f16(float* dst, const void* src, size_t n);
+  virtual void narrow_f16(void* dst, const float* src, size_t n);
   // Makes a weight resident, once per model. on_bytes(n) is called after each part of n bytes has
   // been read from `host` (so that the loader can report progress); it may throw to cancel, and then
   // upload() frees what it allocated and lets the exception through. CPU: reads every page of the

@@ -81,13 +81,17 @@ void Session::Impl::issue_layers(const RowInputs& in, int64_t T, RetentionNorm n
       a.dv = c.head_dv;
       a.gamma = mc.gamma;
       a.out_scale = in.step_scale;
+      a.state_f16 = m.state_f16;
       be.retention_step(a);
     } else {
       RetentionChunkArgs a;
       a.q = q;
       a.k = k;
       a.v = v;
-      a.state = states[size_t(l)];
+      // An f16 state is widened for the block and stored back rounded after it: a prefill block
+      // computes in fp32 as the fp32 state does, and rounds once per block instead of per token.
+      if (m.state_f16) be.widen_f16(chunk_state, states[size_t(l)], state_elems());
+      a.state = m.state_f16 ? chunk_state : states[size_t(l)];
       a.out = o;
       a.T = T;
       a.H = H;
@@ -97,6 +101,7 @@ void Session::Impl::issue_layers(const RowInputs& in, int64_t T, RetentionNorm n
       a.log_decay = mc.log_decay;
       a.norm = norm;
       be.retention_chunk(a);
+      if (m.state_f16) be.narrow_f16(states[size_t(l)], chunk_state, state_elems());
     }
     be.group_norm_gate(o, c.output_gate ? g : nullptr, T, H, c.head_dv, w.gn_weight, c.group_norm_eps);
     Backend::MatmulJob out_job{&w.o, y};

@@ -19,9 +19,11 @@ std::shared_ptr<const Model> Model::load(const std::string& dir, const LoadOptio
 std::shared_ptr<const Model> Model::Impl::load(const std::string& dir, const LoadOptions& options,
                                                const LoadHooks& hooks) {
   const auto t0 = std::chrono::steady_clock::now();
+  state_dtype_is_f16(options.state_dtype);  // a bad name is refused before anything is read
   auto m = std::make_unique<Impl>();
   m->desc = open_model_desc(dir, options.dtype, options.quantize);
   m->backend = load_backend(options, hooks);
+  apply_state_dtype(*m, options.state_dtype);  // f16 on a device backend is refused before any reading
   m->angles = angle_mode(options.angles);
   // A dry binding first (names, shapes, what the load will take), then the memory check, then the
   // optional NaN/Inf scan of the mapped weights, then the real binding and the placement.
@@ -31,6 +33,7 @@ std::shared_ptr<const Model> Model::Impl::load(const std::string& dir, const Loa
   if (options.check_weights)
     for (const TensorInfo* t : used) check_tensor_finite(*t);
   bind_model(m->desc, dir);
+  apply_state_dtype(*m, options.state_dtype);  // again: binding recomputed the info (fp32 state bytes)
   place_model(*m, options.on_progress, dir);
   apply_bf16_activations(*m, options.bf16_activations);
   read_generation_config(dir, m->desc.cfg.vocab_size, m->desc.info);
@@ -44,9 +47,11 @@ std::shared_ptr<const Model> Model::random(const RandomModelSpec& sp, const Load
 
 std::shared_ptr<const Model> Model::Impl::random(const RandomModelSpec& sp, const LoadOptions& options,
                                                  const LoadHooks& hooks) {
+  state_dtype_is_f16(options.state_dtype);
   auto m = std::make_unique<Impl>();
   m->desc = random_model_desc(sp);
   m->backend = load_backend(options, hooks);
+  apply_state_dtype(*m, options.state_dtype);
   m->angles = angle_mode(options.angles);
   // Every matrix is generated into host memory before upload, whatever the backend: checked first.
   const ModelConfig& c = m->desc.cfg;

@@ -43,7 +43,8 @@ struct Model::Impl {
   AngleMode angles = AngleMode::Reference;
   ModelWeights weights;  // the backend's copies of desc.weights (CPU: the host views themselves)
   ModelConstants constants;
-  MemoryPlan memory;  // host memory the load planned for and checked before allocating (memory_plan.hpp)
+  MemoryPlan memory;       // host memory the load planned for and checked before allocating (memory_plan.hpp)
+  bool state_f16 = false;  // LoadOptions::state_dtype "f16": sessions keep their states as f16 bits
 
   // Backend buffers this model owns: its norm vectors and constants (the backend frees the weight
   // copies it made itself).
@@ -77,6 +78,12 @@ MemoryPlan plan_model_memory(const ModelDesc& d, const Backend& be);
 // backend buffers m owns. Host copies made at load (conversions) are dropped when the backend keeps
 // its own; m.desc.weights are cleared (placement's input).
 void place_model(Model::Impl& m, const std::function<bool(uint64_t, uint64_t)>& on_progress, const std::string& what);
+// LoadOptions::state_dtype: whether the name asks for f16 states ("" and "f32": no); Error naming the
+// option for anything else. Checked before the load does anything else.
+bool state_dtype_is_f16(const std::string& name);
+// Sets m.state_f16 and the info's state_dtype and state_bytes; Error when f16 is asked of a backend
+// that keeps states off the host (CUDA has no f16-state kernels).
+void apply_state_dtype(Model::Impl& m, const std::string& name);
 // LoadOptions::bf16_activations: turns it on in m.backend when it applies (some matrix is BF16 and
 // the backend can), else logs why not; sets info.bf16_activations.
 void apply_bf16_activations(Model::Impl& m, bool requested);

@@ -155,6 +155,23 @@ void place_model(Model::Impl& m, const std::function<bool(uint64_t, uint64_t)>& 
   d.weights = ModelWeights{};
 }
 
+bool state_dtype_is_f16(const std::string& name) {
+  if (name.empty() || name == "f32") return false;
+  if (name == "f16") return true;
+  throw Error("state dtype '" + name + "' is not one of f32, f16");
+}
+
+void apply_state_dtype(Model::Impl& m, const std::string& name) {
+  m.state_f16 = state_dtype_is_f16(name);
+  ModelInfo& info = m.desc.info;
+  const ModelConfig& c = m.desc.cfg;
+  const uint64_t elems = uint64_t(c.n_layers * c.n_heads * c.head_dk * c.head_dv);
+  info.state_dtype = m.state_f16 ? "f16" : "f32";
+  info.state_bytes = elems * (m.state_f16 ? 2 : 4);
+  if (m.state_f16 && !backend_on_host(*m.backend))
+    throw Error("state dtype f16: the " + m.backend->name() + " backend keeps fp32 states only (use the CPU)");
+}
+
 void apply_bf16_activations(Model::Impl& m, bool requested) {
   if (!requested) return;
   const ModelWeights& mw = m.weights;

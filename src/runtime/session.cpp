@@ -19,8 +19,8 @@ Session::Impl::Impl(std::shared_ptr<const Model> mr)
       own_be(m.backend->session_backend()),
       be(own_be ? *own_be : *m.backend),
       c(m.desc.cfg) {
-  const size_t sz = size_t(c.n_heads * c.head_dk * c.head_dv);
-  for (int64_t l = 0; l < c.n_layers; ++l) states.push_back(be.alloc(sz));
+  for (int64_t l = 0; l < c.n_layers; ++l) states.push_back(be.alloc(state_floats()));
+  if (m.state_f16) chunk_state = be.alloc(state_elems());
   ts_scale.assign(size_t(c.n_heads), 0.f);
   ensure_rows(1);
   ensure_logits(1);
@@ -30,6 +30,7 @@ Session::Impl::Impl(std::shared_ptr<const Model> mr)
 
 Session::Impl::~Impl() {
   for (float* s : states) be.release(s);
+  if (chunk_state) be.release(chunk_state);
   free_workspace();
   if (logits) be.release(logits);
 }
@@ -132,8 +133,7 @@ bool Session::history_matches(std::span<const int32_t> tokens) const {
 void Session::reset() {
   Impl& s = live();
   const std::lock_guard<std::mutex> lk(s.be.exclusive());
-  const size_t sz = size_t(s.c.n_heads * s.c.head_dk * s.c.head_dv);
-  for (float* st : s.states) s.be.zero(st, sz);
+  for (float* st : s.states) s.be.zero(st, s.state_floats());
   std::fill(s.ts_scale.begin(), s.ts_scale.end(), 0.f);
   s.pos = 0;
   s.history = TokenDigest{};
@@ -146,8 +146,7 @@ Session Session::clone() const {
   const Impl& s = live();
   auto copy = std::make_unique<Impl>(s.model_ref);
   const std::lock_guard<std::mutex> lk(s.be.exclusive());
-  const size_t sz = size_t(s.c.n_heads * s.c.head_dk * s.c.head_dv);
-  for (size_t l = 0; l < copy->states.size(); ++l) copy->be.copy(copy->states[l], s.states[l], sz);
+  for (size_t l = 0; l < copy->states.size(); ++l) copy->be.copy(copy->states[l], s.states[l], s.state_floats());
   copy->ts_scale = s.ts_scale;
   copy->pos = s.pos;
   copy->history = s.history;

@@ -73,7 +73,8 @@ struct Session::Impl {
 
   int64_t pos = 0;
   SessionStats stats;
-  std::vector<float*> states;   // [L] each [H, dk, dv] fp32
+  std::vector<float*> states;    // [L] each [H, dk, dv] fp32, or f16 bits when m.state_f16 (state_floats())
+  float* chunk_state = nullptr;  // f16 states: [H, dk, dv] fp32 copy of one layer's state for a prefill block
   std::vector<float> ts_scale;  // [H] s_n = Σ_{t<pos} γ^t (torchscale recurrent bookkeeping)
   // The tokens absorbed (Session's prefill/decode/decode_batch, and so generate; snapshots carry it).
   // history.count != pos: not known (a call that failed part way).
@@ -91,6 +92,10 @@ struct Session::Impl {
   // session.cpp: a zeroed state at position 0 and a one-row workspace on the model's backend.
   explicit Impl(std::shared_ptr<const Model> mr);
   ~Impl();
+  // Values of one layer's state (H·dk·dv), and the floats its buffer takes (half as many, rounded up,
+  // for f16 states: alloc, copy and zero count floats).
+  size_t state_elems() const { return size_t(c.n_heads * c.head_dk * c.head_dv); }
+  size_t state_floats() const { return m.state_f16 ? (state_elems() + 1) / 2 : state_elems(); }
 
   // ---- forward.cpp
 

@@ -11,7 +11,8 @@
 //   48      8     token digest: count of the tokens it covers (== position when the history is known)
 //   56      16    token digest: 128-bit hash of those token ids (token_digest.hpp)
 //   72      4·H   torchscale recursion scalars s_n (f32)
-//   ...     4·L·H·dk·dv   states, layer-major [L][H][dk][dv] f32
+//   ...     4·L·H·dk·dv   states, layer-major [L][H][dk][dv] f32 (also for f16 states: widened
+//                 exactly on save, rounded to nearest on load)
 //   end-8   8     hash_words(every byte before it, seed 0) (common/hash_words.hpp): a checksum that
 //                 keeps up with memory (byte-wise FNV-1a, version 2's, ran at ~1 byte per cycle: 25 ms
 //                 for each save and load of a 125m state, paid by `retnet serve` at every cache hit
@@ -38,6 +39,8 @@ constexpr size_t kHeader = 72;
 // position (from a forged snapshot with a valid checksum) would make the next step's pos + T
 // overflow int64 (undefined behaviour, found by tests/fuzz/state_snapshot).
 constexpr int64_t kMaxPosition = int64_t(1) << 62;
+// The smallest magnitude that rounds to an infinite f16 (nearest even): 65504 + half an ulp (16).
+constexpr float kF16Overflow = 65520.0f;
 
 // Size of a snapshot of a model of this shape.
 size_t snapshot_bytes(const ModelConfig& c) {
@@ -81,7 +84,9 @@ std::vector<uint8_t> Session::save_state() const {
   for (float v : s.ts_scale) put(out, v);
   std::vector<float> host(per_layer);
   for (float* st : s.states) {
-    s.be.to_host(host.data(), st, per_layer);
+    // f16 states (host backends only) are widened exactly: the snapshot format stays fp32.
+    if (s.m.state_f16) s.be.widen_f16(host.data(), st, per_layer);
+    else s.be.to_host(host.data(), st, per_layer);
     put_bytes(out, host.data(), per_layer * 4);
   }
   put(out, hash_words(out.data(), out.size(), 0));
@@ -130,6 +135,10 @@ void Session::load_state(std::span<const uint8_t> b) {
       if (const float v = get<float>(layer + 4 * i); !std::isfinite(v))
         throw Error("state snapshot: the state of layer " + std::to_string(l) + " holds " +
                     (std::isnan(v) ? "NaN" : "Inf") + " at element " + std::to_string(i) + " (damaged or forged)");
+      else if (s.m.state_f16 && std::fabs(v) >= kF16Overflow)
+        throw Error("state snapshot: the state of layer " + std::to_string(l) + " holds " + std::to_string(v) +
+                    " at element " + std::to_string(i) +
+                    ", beyond the range of this model's f16 states (load the model with state dtype f32)");
   }
   // Validated: now commit (no partial update on error above).
   const std::lock_guard<std::mutex> lk(s.be.exclusive());
@@ -141,7 +150,8 @@ void Session::load_state(std::span<const uint8_t> b) {
   std::vector<float> host(per_layer);
   for (float* st : s.states) {
     std::memcpy(host.data(), p, per_layer * 4);
-    s.be.from_host(st, host.data(), per_layer);
+    if (s.m.state_f16) s.be.narrow_f16(st, host.data(), per_layer);  // rounded to nearest, in range (checked)
+    else s.be.from_host(st, host.data(), per_layer);
     p += per_layer * 4;
   }
   s.be.synchronize();  // every call leaves the state complete (batches of other sessions read it)

@@ -175,4 +175,18 @@ KTEST(CudaLoad, QuantizeAtLoadRunsOnCuda) {
   EXPECT_LE(retnet::test::rel_err(quant_logits(cuda, ids, 2), want), kLogitTol);
 }
 
+// LoadOptions::state_dtype f16 is CPU-only: the CUDA backend's retention kernels keep fp32 states, so
+// the load refuses it with an Error that says so, before reading any weight.
+KTEST(CudaLoad, F16StateIsRefused) {
+  KTEST_REQUIRE_DEVICE();
+  retnet::LoadOptions lo;
+  lo.state_dtype = "f16";
+  try {
+    load_cuda_fixture("fla_base", test_cuda_options(), lo);
+    ADD_FAILURE() << "an f16 state loaded on the CUDA backend";
+  } catch (const retnet::Error& e) {
+    EXPECT_TRUE(retnet::test::Contains(e.what(), "keeps fp32 states only"));
+  }
+}
+
 }  // namespace

@@ -92,10 +92,13 @@ struct Row {
   double gbs = 0, roofline_pct = 0, gflops = 0, peak_pct = 0, bw_gbs = 0, peak_gflops = 0, sgemm_gflops = 0;
   std::string time;
   bool bf16_act = false;  // ModelInfo::bf16_activations
+  std::string state_dtype = "f32";  // ModelInfo::state_dtype
   // What % peak divides by: the measured sgemm rate, or for bf16act rows the measured rate of the
   // bf16 GEMM those prefills run (dividing those by the fp32 sgemm rate would pass 100%).
   std::string peak_kind = "sgemm";
-  std::string type() const { return bf16_act ? dtype + "+bf16act" : dtype; }
+  std::string type() const {
+    return dtype + (bf16_act ? "+bf16act" : "") + (state_dtype != "f32" ? "+" + state_dtype + "state" : "");
+  }
 };
 
 void finish_stats(Row& r) {
@@ -130,6 +133,7 @@ nlohmann::json to_json(const Row& r, const MachineInfo& mi) {
           {"state_bytes", r.state_bytes},
           {"type", r.dtype},
           {"bf16_activations", r.bf16_act},
+          {"state_dtype", r.state_dtype},
           {"n_batch", r.n_batch},
           {"n_threads", r.threads},
           {"chunk_size", r.chunk},
@@ -169,7 +173,7 @@ std::string now_iso() {
 
 struct BenchArgs {
   std::string models, shapes, prompts = "512", gens = "128", pgs, depths = "0", batches = "1", threads, dtypes = "bf16",
-                              chunks = "0", output = "md", device = "auto", angles = "reference", quantize;
+                              chunks = "0", output = "md", device = "auto", angles = "reference", quantize, state_type;
   int reps = 5;
   bool no_warmup = false, check_weights = false, bf16_activations = false;
   double bw_mib = 1024;
@@ -186,7 +190,8 @@ struct BenchPlan {
   std::string output;
   int reps = 5;
   bool warmup = true, check_weights = false, bf16_activations = false;
-  size_t bw_bytes = 0;  // buffer of the CPU bandwidth measurement
+  std::string state_dtype;  // --state-type
+  size_t bw_bytes = 0;      // buffer of the CPU bandwidth measurement
 };
 
 BenchPlan parse_bench_args(const BenchArgs& a) {
@@ -225,6 +230,8 @@ BenchPlan parse_bench_args(const BenchArgs& a) {
   p.warmup = !a.no_warmup;
   p.check_weights = a.check_weights;
   p.bf16_activations = a.bf16_activations;
+  check_state_type(a.state_type);
+  p.state_dtype = a.state_type;
   p.bw_bytes = size_t(a.bw_mib * 1048576.0);
   return p;
 }
@@ -353,6 +360,7 @@ Row time_row(ModelRun& m, Start& st, Row r, const std::function<void(std::vector
   r.n_depth = st.depth;
   r.device = info.device;
   r.bf16_act = info.bf16_activations;
+  r.state_dtype = info.state_dtype;
   r.chunk = st.chunk;
   r.model_size = info.weight_bytes;
   r.model_n_params = info.n_params;
@@ -530,6 +538,7 @@ std::vector<Row> run_all(const BenchPlan& p, Machine& machine, bool quiet) {
       lo.device = p.device;
       lo.angles = p.angles;
       lo.bf16_activations = p.bf16_activations;
+      lo.state_dtype = p.state_dtype;
       for (const Shape& s : p.shapes) {
         RandomModelSpec sp;
         sp.hidden_size = s.d;
@@ -606,6 +615,7 @@ Runner add_bench_command(CLI::App& app) {
   c->add_option("--device", a->device, "auto, cpu or cuda")->capture_default_str();
   add_angles_option(c, a->angles);
   add_quantize_option(c, a->quantize);
+  add_state_type_option(c, a->state_type);
   c->add_option("--bandwidth-mib", a->bw_mib, "Buffer size for the bandwidth measurement")->capture_default_str();
   return [a, c]() -> int {
     if (!c->parsed()) return -1;

@@ -21,7 +21,7 @@ namespace retnet::cli {
 namespace {
 
 struct GenerateArgs {
-  std::string model, prompt, file, device = "auto", samplers, angles = "reference", prompt_cache, quantize;
+  std::string model, prompt, file, device = "auto", samplers, angles = "reference", prompt_cache, quantize, state_type;
   int64_t n_predict = 128;
   int64_t seed = -1;
   int threads = 0;
@@ -69,6 +69,7 @@ Runner add_generate_command(CLI::App& app) {
   add_check_weights_flag(c, a->check_weights);
   add_bf16_activations_flag(c, a->bf16_activations);
   add_quantize_option(c, a->quantize);
+  add_state_type_option(c, a->state_type);
   return [a, c]() -> int {
     if (!c->parsed()) return -1;
     const bool quiet = global_flags().quiet;
@@ -80,6 +81,7 @@ Runner add_generate_command(CLI::App& app) {
     const Device device = parse_device(a->device);
     const Angles angles = parse_angles(a->angles);
     check_quantize(a->quantize);
+    check_state_type(a->state_type);
     check_prompt_source(c->count("--prompt") > 0, a->file);
     if (c->count("--prompt-cache") && a->prompt_cache.empty()) throw Error("--prompt-cache: the path is empty");
     if (global_flags().dry_run) {
@@ -102,6 +104,7 @@ Runner add_generate_command(CLI::App& app) {
     lo.check_weights = a->check_weights;
     lo.bf16_activations = a->bf16_activations;
     lo.quantize = a->quantize;
+    lo.state_dtype = a->state_type;
     if (!quiet) lo.on_progress = progress_bar("loading");
     auto model = Model::load(dir, lo);
     const Tokenizer tok = Tokenizer::load(dir);

@@ -29,7 +29,7 @@ void write_npy(const std::string& path, const std::vector<float>& data, int64_t 
 }
 
 struct LogitsArgs {
-  std::string model, ids, mode = "chunkwise", out, device = "auto", angles = "reference", quantize;
+  std::string model, ids, mode = "chunkwise", out, device = "auto", angles = "reference", quantize, state_type;
   int64_t chunk_size = 0;
   int64_t prefill = -1;
   int threads = 0;
@@ -54,6 +54,7 @@ Runner add_logits_command(CLI::App& app) {
   add_check_weights_flag(c, a->check_weights);
   add_bf16_activations_flag(c, a->bf16_activations);
   add_quantize_option(c, a->quantize);
+  add_state_type_option(c, a->state_type);
   return [a, c]() -> int {
     if (!c->parsed()) return -1;
     const std::vector<int32_t> ids = parse_id_list(a->ids);
@@ -68,6 +69,7 @@ Runner add_logits_command(CLI::App& app) {
     const Device device = parse_device(a->device);
     const Angles angles = parse_angles(a->angles);
     check_quantize(a->quantize);
+    check_state_type(a->state_type);
     if (global_flags().dry_run) return 0;
     LoadOptions lo;
     lo.device = device;
@@ -76,6 +78,7 @@ Runner add_logits_command(CLI::App& app) {
     lo.check_weights = a->check_weights;
     lo.bf16_activations = a->bf16_activations;
     lo.quantize = a->quantize;
+    lo.state_dtype = a->state_type;
     auto model = Model::load(a->model, lo);
     const int64_t V = model->info().vocab_size;
     Session s(model);

@@ -18,7 +18,8 @@ namespace retnet::cli {
 namespace {
 
 struct PplArgs {
-  std::string model, file, device = "auto", angles = "reference", quantize, kl_save, kl_base;
+  std::string model, file, device = "auto", angles = "reference", quantize, kl_save, kl_base, state_type,
+                           mode = "chunkwise";
   int64_t ctx = 0, chunk_size = 0;
   int threads = 0;
   bool check_weights = false, bf16_activations = false;
@@ -37,13 +38,14 @@ double nll(std::span<const float> row, int32_t target) {
 using RowHook = std::function<void(std::span<const float>)>;
 
 // Scores ids[1..] given their prefixes, feeding the session in blocks (a multiple of the chunk
-// size, so the result is identical to one chunkwise pass over the whole sequence).
-double score(Session& s, const std::vector<int32_t>& ids, size_t begin, size_t end, int64_t chunk, int64_t vocab,
-             int64_t& n_scored, const RowHook& on_row) {
+// size, so the result is identical to one chunkwise pass over the whole sequence). Recurrent mode:
+// one decode step per token, as generation runs (what --state-type f16 rounds at every token).
+double score(Session& s, const std::vector<int32_t>& ids, size_t begin, size_t end, Mode mode, int64_t chunk,
+             int64_t vocab, int64_t& n_scored, const RowHook& on_row) {
   const int64_t block = std::max<int64_t>(1, 1024 / chunk) * chunk;
   double total = 0;
   PrefillOptions po;
-  po.mode = Mode::Chunkwise;
+  po.mode = mode;
   po.chunk_size = chunk;
   po.all_logits = true;
   for (size_t b = begin; b < end; b += size_t(block)) {
@@ -100,12 +102,17 @@ Runner add_perplexity_command(CLI::App& app) {
   c->add_option("-f,--file", a->file, "Text file to score")->required();
   c->add_option("--ctx", a->ctx, "Score independent windows of N tokens instead of one pass");
   c->add_option("--chunk-size", a->chunk_size, "Chunk size of the chunkwise pass (default: the model's)");
+  c->add_option("--mode", a->mode,
+                "chunkwise (one pass in blocks, as a prompt is prefilled) or recurrent (one decode step per token, "
+                "as tokens are generated)")
+      ->capture_default_str();
   c->add_option("-t,--threads", a->threads, "CPU threads (0 = all)");
   c->add_option("--device", a->device, "auto, cpu or cuda")->capture_default_str();
   add_angles_option(c, a->angles);
   add_check_weights_flag(c, a->check_weights);
   add_bf16_activations_flag(c, a->bf16_activations);
   add_quantize_option(c, a->quantize);
+  add_state_type_option(c, a->state_type);
   c->add_option("--kl-save", a->kl_save, "Save this model's log-probabilities as the base of --kl-base")
       ->type_name("FILE");
   c->add_option("--kl-base", a->kl_base, "Compare with a --kl-save file: KL divergence, top-1 agreement, delta ppl")
@@ -123,6 +130,10 @@ Runner add_perplexity_command(CLI::App& app) {
     const Device device = parse_device(a->device);
     const Angles angles = parse_angles(a->angles);
     check_quantize(a->quantize);
+    check_state_type(a->state_type);
+    if (a->mode != "chunkwise" && a->mode != "recurrent")
+      throw Error("--mode: '" + a->mode + "' is not chunkwise or recurrent");
+    const Mode mode = a->mode == "recurrent" ? Mode::Recurrent : Mode::Chunkwise;
     if (global_flags().dry_run) return 0;
     if (!a->kl_save.empty()) check_kl_save_path(a->kl_save);
     install_sigint_handler();
@@ -138,6 +149,7 @@ Runner add_perplexity_command(CLI::App& app) {
     lo.check_weights = a->check_weights;
     lo.bf16_activations = a->bf16_activations;
     lo.quantize = a->quantize;
+    lo.state_dtype = a->state_type;
     if (!global_flags().quiet) lo.on_progress = progress_bar("loading");
     auto model = Model::load(dir, lo);
     const Tokenizer tok = Tokenizer::load(dir);
@@ -158,11 +170,11 @@ Runner add_perplexity_command(CLI::App& app) {
     double total = 0;
     int64_t n = 0;
     if (a->ctx == 0) {
-      total = score(s, ids, 0, ids.size(), chunk, V, n, on_row);
+      total = score(s, ids, 0, ids.size(), mode, chunk, V, n, on_row);
     } else {
       for (size_t w = 0; w + 1 < ids.size(); w += size_t(a->ctx)) {
         s.reset();
-        total += score(s, ids, w, std::min(ids.size(), w + size_t(a->ctx)), chunk, V, n, on_row);
+        total += score(s, ids, w, std::min(ids.size(), w + size_t(a->ctx)), mode, chunk, V, n, on_row);
       }
     }
     const double ms = ms_since(t0);

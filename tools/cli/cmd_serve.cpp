@@ -9,7 +9,7 @@ namespace retnet::cli {
 namespace {
 struct ServeArgs {
   serve::ServeOptions opt;
-  std::string model, device = "auto", angles = "reference";
+  std::string model, device = "auto", angles = "reference", state_type;
   int threads = 0;
   bool check_weights = false, bf16_activations = false;
 };
@@ -51,6 +51,7 @@ Runner add_serve_command(CLI::App& app) {
   add_angles_option(c, a->angles);
   add_check_weights_flag(c, a->check_weights);
   add_bf16_activations_flag(c, a->bf16_activations);
+  add_state_type_option(c, a->state_type);
   return [a, c]() -> int {
     if (!c->parsed()) return -1;
     serve::ServeOptions& o = a->opt;
@@ -77,6 +78,8 @@ Runner add_serve_command(CLI::App& app) {
     o.load.threads = a->threads;
     o.load.check_weights = a->check_weights;
     o.load.bf16_activations = a->bf16_activations;
+    check_state_type(a->state_type);
+    o.load.state_dtype = a->state_type;
     if (global_flags().dry_run) return 0;
     if (!serve::serve_available()) return serve::run_serve(o);  // throws, saying what is missing
     o.model_dir = resolve_model_dir(a->model);

@@ -40,6 +40,10 @@ void add_bf16_activations_flag(CLI::App* c, bool& flag);
 // throws Error "--quantize: ..." unless the value is empty or q8_0, q4_0, q4_k.
 void add_quantize_option(CLI::App* c, std::string& value);
 void check_quantize(const std::string& value);
+// --state-type f32|f16 on generate/perplexity/logits/bench/serve (LoadOptions::state_dtype); check_state_type
+// throws Error "--state-type: ..." unless the value is empty, f32 or f16.
+void add_state_type_option(CLI::App* c, std::string& value);
+void check_state_type(const std::string& value);
 
 // --angles on generate/perplexity/logits/bench, default reference: LoadOptions::angles (common.cpp).
 void add_angles_option(CLI::App* c, std::string& value);

@@ -64,6 +64,17 @@ void check_quantize(const std::string& value) {
     throw Error("--quantize: '" + value + "' is not one of q8_0, q4_0, q4_k");
 }
 
+void add_state_type_option(CLI::App* c, std::string& value) {
+  c->add_option("--state-type", value,
+                "Recurrent state storage: f32 (default, exact) or f16 (half the state bytes a decode step reads and "
+                "writes; CPU only; accuracy in docs/library.md)");
+}
+
+void check_state_type(const std::string& value) {
+  if (!value.empty() && value != "f32" && value != "f16")
+    throw Error("--state-type: '" + value + "' is not one of f32, f16");
+}
+
 void add_angles_option(CLI::App* c, std::string& value) {
   c->add_option("--angles", value,
                 "Rotation angles: reference (fp32, as the reference implementations; logits drift at positions past "

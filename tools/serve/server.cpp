@@ -259,6 +259,7 @@ class Server {
                   {"n_params", i.n_params},
                   {"vocab_size", i.vocab_size},
                   {"state_bytes", i.state_bytes},
+                  {"state_dtype", i.state_dtype},
                   {"device", i.device},
                   {"chat_template", chat_.origin()}}}};
   }

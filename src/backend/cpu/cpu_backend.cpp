@@ -1,6 +1,7 @@
 // The CPU backend: memory, and each op split over the thread pool. The arithmetic lives in the
 // single-threaded kernels of kernels_cpu.hpp, in files named after their CUDA twins.
 #include "backend/cpu/cpu_backend.hpp"
+#include "backend/cpu/state_f16.hpp"
 
 #include <cblas.h>
 
@@ -283,6 +284,13 @@ void CpuBackend::retention_chunk(const RetentionChunkArgs& a) {
     pool_.parallel_for(a.T, [&](int64_t b, int64_t e, int) { cpu::retention_chunk_normalize(a, parts, b, e); });
 }
 
+void CpuBackend::widen_f16(float* dst, const void* src, size_t n) {
+  cpu::widen_f16(static_cast<const uint16_t*>(src), dst, n);
+}
+void CpuBackend::narrow_f16(void* dst, const float* src, size_t n) {
+  cpu::narrow_f16(src, static_cast<uint16_t*>(dst), n);
+}
+
 void CpuBackend::retention_step(const RetentionStepArgs& a) {
   // Work items are (row, head, block of state rows); a head-level split leaves threads idle whenever
   // B·H is not a multiple of the thread count (125m: 3 heads on 2 threads). Each block writes a
@@ -294,8 +302,9 @@ void CpuBackend::retention_step(const RetentionStepArgs& a) {
   pool_.parallel_for(a.B * a.H * nb, [&](int64_t b, int64_t e, int) {
     for (int64_t i = b; i < e; ++i) {
       const int64_t bh = i / nb, j0 = (i % nb) * cpu::kRetentionStepRows;
-      cpu::retention_step_rows(a, bh / a.H, bh % a.H, j0, std::min(a.dk, j0 + cpu::kRetentionStepRows),
-                               parts + i * a.dv);
+      const int64_t j1 = std::min(a.dk, j0 + cpu::kRetentionStepRows);
+      if (a.state_f16) cpu::retention_step_rows_f16(a, bh / a.H, bh % a.H, j0, j1, parts + i * a.dv);
+      else cpu::retention_step_rows(a, bh / a.H, bh % a.H, j0, j1, parts + i * a.dv);
     }
   });
   // The parts are still in cache; below a few batch rows one more fork-join would cost more than

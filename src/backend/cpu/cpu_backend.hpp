@@ -19,6 +19,8 @@ class CpuBackend final : public Backend {
   void from_host(float* dst, const float* src, size_t n) override;
   void copy(float* dst, const float* src, size_t n) override;
   void zero(float* dst, size_t n) override;
+  void widen_f16(float* dst, const void* src, size_t n) override;
+  void narrow_f16(void* dst, const float* src, size_t n) override;
   WeightRef upload(const WeightRef& host, FnRef<void(uint64_t)> on_bytes) override;
   void* upload_constant(const void* host, size_t bytes) override;
   void release_constant(void* p) override;

@@ -183,6 +183,7 @@ void CudaBackend::retention_chunk(const RetentionChunkArgs& a) {
 }
 
 void CudaBackend::retention_step(const RetentionStepArgs& a) {
+  if (a.state_f16) throw Error("f16 state storage: the CUDA backend keeps fp32 states only");  // refused at load
   if (a.B <= 0) return;
   const auto* states = static_cast<float* const*>(stage(ptrs_, a.states, size_t(a.B) * sizeof(float*)));
   const float* scale =
