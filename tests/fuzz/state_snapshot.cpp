@@ -1,14 +1,18 @@
 // Fuzz target: Session::load_state from arbitrary bytes, against two tiny random-weight models
 // (torchscale and fla conventions) built once in memory.
 //
-// Input: byte 0 holds flags, the rest is the snapshot. Flag bit 0 picks the model; bit 1 writes this
+// Input: byte 0 holds flags, the rest is the snapshot. Flag bit 0 picks the model, bit 3 its variant
+// that keeps f16 states (LoadOptions::state_dtype); bit 1 writes this
 // model's fingerprint into the snapshot and bit 2 recomputes its trailing checksum, so that mutated
 // snapshots also get past those two gates and exercise what is checked after them (a fuzzer would
 // essentially never forge a 64-bit hash). Invariants:
 //  * load_state throws retnet::Error and leaves the session unchanged, or
 //  * it succeeds, and then the session is usable: save_state() gives back exactly the loaded bytes
 //    (a format-2 snapshot comes back as format 3: the same bytes with version 3 and the word-wise
-//    checksum), position() is the stored position, and a decode step runs and advances it by one.
+//    checksum; an f16-state session gives back each state value rounded to f16, nearest even),
+//    position() is the stored position, and a decode step runs and advances it by one.
+#include <immintrin.h>
+
 #include <cstdint>
 #include <cstring>
 #include <memory>
@@ -21,7 +25,7 @@
 
 namespace {
 
-std::shared_ptr<const retnet::Model> make_model(const char* family) {
+std::shared_ptr<const retnet::Model> make_model(const char* family, bool f16) {
   retnet::RandomModelSpec sp;
   sp.family = family;
   sp.vocab_size = 32;
@@ -35,11 +39,18 @@ std::shared_ptr<const retnet::Model> make_model(const char* family) {
   retnet::LoadOptions lo;
   lo.device = retnet::Device::Cpu;
   lo.threads = 1;
+  lo.state_dtype = f16 ? "f16" : "f32";
   return retnet::Model::random(sp, lo);
 }
 
+// A value as an f16 state holds it (round to nearest even), F16C's conversions, whatever the flags
+// this file is compiled with (the library is built with F16C).
+__attribute__((target("f16c"))) float f16_round(float v) { return _cvtsh_ss(_cvtss_sh(v, _MM_FROUND_TO_NEAREST_INT)); }
+
 const std::shared_ptr<const retnet::Model>& model(int which) {
-  static const std::shared_ptr<const retnet::Model> models[2] = {make_model("torchscale"), make_model("fla")};
+  static const std::shared_ptr<const retnet::Model> models[4] = {
+      make_model("torchscale", false), make_model("fla", false), make_model("torchscale", true),
+      make_model("fla", true)};
   return models[which];
 }
 
@@ -49,7 +60,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size == 0) return 0;
   const uint8_t flags = data[0];
   std::vector<uint8_t> snap(data + 1, data + size);
-  const auto& m = model(flags & 1);
+  const auto& m = model((flags & 1) | (flags >> 2 & 2));
   if ((flags & 2) && snap.size() >= 24) {
     const uint64_t fp = m->info().fingerprint;
     std::memcpy(snap.data() + 16, &fp, 8);
@@ -71,8 +82,18 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     return 0;
   }
   std::vector<uint8_t> expect = snap;
-  if (expect[8] == 2) {  // load_state accepted it, so it is at least a header and a checksum long
+  if (expect[8] == 2 || m->info().state_dtype == "f16") {  // accepted: a header, the values and a checksum
     expect[8] = 3;
+    if (m->info().state_dtype == "f16") {
+      // The state values (after the 72-byte header and the per-head scales) as f16 holds them.
+      const size_t first = 72 + 4 * size_t(m->info().heads);
+      for (size_t at = first; at + 8 < expect.size(); at += 4) {
+        float v;
+        std::memcpy(&v, expect.data() + at, 4);
+        v = f16_round(v);
+        std::memcpy(expect.data() + at, &v, 4);
+      }
+    }
     const uint64_t sum = retnet::hash_words(expect.data(), expect.size() - 8, 0);
     std::memcpy(expect.data() + expect.size() - 8, &sum, 8);
   }
