@@ -74,9 +74,10 @@ struct LoadOptions {
   // no matrix is BF16 (ModelInfo::bf16_activations says whether it applies). Off by default.
   bool bf16_activations = false;
   // Storage of every session's recurrent state between steps: "" or "f32" (default: exact, as the
-  // references keep it) or "f16" (half the bytes: a decode step reads and writes the whole state, 2 ×
-  // 18 MiB at the 125m shape beside 78 MiB of 4-bit weights, so this is what a step can still shed;
-  // llama.cpp keeps its KV cache in f16 by default). With f16 each step and each prefill block still
+  // references keep it) or "f16" (half the state memory, e.g. 48 instead of 96 MiB per session at
+  // the 1.3b shape, and half the state bytes a decode step reads and writes; as llama.cpp keeps its
+  // KV cache in f16 by default; on the 2-core dev VM decode speed barely moved, the 4-bit GEMVs
+  // being compute-bound there). With f16 each step and each prefill block still
   // computes in fp32 and rounds the state to f16 (nearest even) when it stores it; a state value
   // beyond f16's range (±65504) becomes infinite, and the logits then non-finite (the sampler
   // refuses them): no silent wrong answer. Snapshots stay fp32 (save widens exactly; loading a
