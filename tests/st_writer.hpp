@@ -15,6 +15,7 @@
 
 #include "common/dtype.hpp"
 #include "model/safetensors.hpp"
+#include "test_util.hpp"  // slurp_file
 
 namespace retnet::test {
 
@@ -24,11 +25,6 @@ struct StTensor {
   std::string bytes;
 };
 using StMap = std::map<std::string, StTensor>;
-
-inline std::string slurp_file(const std::filesystem::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-}
 
 inline void write_file(const std::filesystem::path& p, const std::string& bytes) {
   std::ofstream out(p, std::ios::binary | std::ios::trunc);

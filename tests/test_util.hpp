@@ -11,6 +11,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -61,6 +62,31 @@ inline pid_t spawn_cli(const std::vector<std::string>& args, const std::string& 
 }
 // A waitpid status as a shell reports it: the exit code, or 128 + the signal.
 inline int exit_code(int status) { return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status); }
+#endif
+
+// A whole file's bytes ("" when it cannot be read).
+inline std::string slurp_file(const std::filesystem::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+#ifdef RETNET_CLI_PATH
+// One CLI run with stdin /dev/null, waited for: its exit code (exit_code; -1 if it did not start) and
+// what it wrote, captured in stdout.txt / stderr.txt under dir (replaced by the next run there).
+struct CliRun {
+  int code = -1;
+  std::string out, err;
+};
+inline CliRun run_cli(const std::vector<std::string>& args, const std::filesystem::path& dir) {
+  const std::filesystem::path o = dir / "stdout.txt", e = dir / "stderr.txt";
+  const pid_t pid = spawn_cli(args, "/dev/null", o.string(), e.string());
+  CliRun r;
+  int status = 0;
+  if (pid > 0 && waitpid(pid, &status, 0) == pid) r.code = exit_code(status);
+  r.out = slurp_file(o);
+  r.err = slurp_file(e);
+  return r;
+}
 #endif
 
 inline std::string data_dir() { return RETNET_TEST_DATA; }
@@ -142,11 +168,14 @@ inline std::vector<float> run_logits(const std::shared_ptr<const Model>& model, 
   return all;
 }
 
-inline std::shared_ptr<const Model> load_fixture(const std::string& name, int threads = 2) {
-  LoadOptions lo;
+// A fixture on the CPU with `threads` threads and the other load options of lo.
+inline std::shared_ptr<const Model> load_fixture(const std::string& name, LoadOptions lo, int threads = 2) {
   lo.device = Device::Cpu;
   lo.threads = threads;
   return Model::load(fixture_dir(name), lo);
+}
+inline std::shared_ptr<const Model> load_fixture(const std::string& name, int threads = 2) {
+  return load_fixture(name, LoadOptions{}, threads);
 }
 
 inline std::shared_ptr<const Model> load_bundled(int threads = 2) {

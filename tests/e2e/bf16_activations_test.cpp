@@ -14,10 +14,8 @@ namespace {
 
 std::shared_ptr<const Model> load_bf16act(const std::string& name) {
   LoadOptions lo;
-  lo.device = Device::Cpu;
-  lo.threads = 2;
   lo.bf16_activations = true;
-  return Model::load(fixture_dir(name), lo);
+  return load_fixture(name, lo);
 }
 
 TEST(Bf16Activations, PrefillAndDecodeMatchGoldens) {

@@ -33,11 +33,6 @@ std::string quote(const std::string& s) {
   return q + "'";
 }
 
-struct CliRun {
-  int code = -1;
-  std::string out, err;
-};
-
 class CliBadInput2 : public TempDirTest {
  protected:
   CliRun run(const std::vector<std::string>& args, const std::string& stdin_file = "/dev/null") {

@@ -27,11 +27,6 @@ namespace {
 namespace fs = std::filesystem;
 const std::string kModel = std::string(RETNET_TEST_DATA) + "/../../models/kjv-retnet";
 
-struct CliRun {
-  int code = -1;
-  std::string out, err;
-};
-
 std::string slurp(const std::string& p) {
   std::ifstream in(p, std::ios::binary);
   std::stringstream ss;

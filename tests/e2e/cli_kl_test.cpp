@@ -21,11 +21,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-struct CliRun {
-  int code = -1;
-  std::string out, err;
-};
-
 std::string slurp(const fs::path& p) {
   std::ifstream in(p, std::ios::binary);
   std::stringstream ss;
@@ -88,19 +83,7 @@ class CliKl : public ::testing::Test {
     fs::remove_all(dir_, ec);
   }
 
-  static CliRun run(const std::vector<std::string>& args) {
-    static int k = 0;
-    const fs::path p = dir_ / ("run" + std::to_string(k++));
-    CliRun r;
-    const pid_t pid = spawn_cli(args, "/dev/null", p.string() + ".out", p.string() + ".err");
-    if (pid < 0) return r;
-    int status = 0;
-    waitpid(pid, &status, 0);
-    r.code = exit_code(status);
-    r.out = slurp(p.string() + ".out");
-    r.err = slurp(p.string() + ".err");
-    return r;
-  }
+  static CliRun run(const std::vector<std::string>& args) { return run_cli(args, dir_); }
   static std::vector<std::string> ppl(const std::string& model, std::vector<std::string> more) {
     std::vector<std::string> a = {"perplexity", "-m", model, "-f", text_, "-t", "2", "-q"};
     a.insert(a.end(), more.begin(), more.end());

@@ -106,26 +106,10 @@ TEST(SessionHistory, GenerateFromTokensResumesAStateAndEqualsAFullRun) {
 
 // ---- the command line ---------------------------------------------------------------------------
 
-struct CliRun {
-  int code = -1;
-  std::string out, err;
-};
-
 class PromptCache : public TempDirTest {
  protected:
   // Runs the CLI (no shell), capturing stdout and stderr.
-  CliRun run(const std::vector<std::string>& args) {
-    const std::string out = (dir_ / "stdout").string(), err = (dir_ / "stderr").string();
-    CliRun r;
-    const pid_t pid = spawn_cli(args, "/dev/null", out, err);
-    if (pid < 0) return r;
-    int status = 0;
-    waitpid(pid, &status, 0);
-    r.code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-    r.out = slurp_file(out);
-    r.err = slurp_file(err);
-    return r;
-  }
+  CliRun run(const std::vector<std::string>& args) { return run_cli(args, dir_); }
   // generate with a fixed seed, a temperature and a repeat penalty over the whole context.
   CliRun gen(const std::string& prompt, const std::string& cache = "", const std::string& model = bundled_dir()) {
     std::vector<std::string> a = {

@@ -22,23 +22,9 @@ using json = nlohmann::json;
 
 const std::vector<int32_t> kIds = {5, 300, 17, 1024, 99, 7, 4000, 12, 64, 2048, 3, 511};
 
-struct CliResult {
-  int code = -1;
-  std::string out, err;
-};
-
 class Quantized : public TempDirTest {
  protected:
-  CliResult cli(const std::vector<std::string>& args) {
-    const fs::path o = dir_ / "stdout.txt", e = dir_ / "stderr.txt";
-    const pid_t pid = spawn_cli(args, "/dev/null", o.string(), e.string());
-    CliResult r;
-    int status = 0;
-    if (pid > 0 && waitpid(pid, &status, 0) == pid) r.code = exit_code(status);
-    r.out = slurp_file(o);
-    r.err = slurp_file(e);
-    return r;
-  }
+  CliRun cli(const std::vector<std::string>& args) { return run_cli(args, dir_); }
   static std::shared_ptr<const Model> load(const std::string& dir, const std::string& quantize = "") {
     LoadOptions lo;
     lo.device = Device::Cpu;
@@ -161,7 +147,7 @@ TEST_F(Quantized, LogitsEqualF32ModelOfTheDequantizedWeights) {
 
 TEST_F(Quantized, CliQuantizeInfoGenerateAndOverwriteRules) {
   const std::string out = (dir_ / "q").string();
-  CliResult r = cli({"quantize", "-m", bundled_dir(), "-o", out, "--type", "q4_0"});
+  CliRun r = cli({"quantize", "-m", bundled_dir(), "-o", out, "--type", "q4_0"});
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_TRUE(Contains(r.err, "matrices quantized to q4_0"));
   r = cli({"info", "-m", out});

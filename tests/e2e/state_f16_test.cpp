@@ -12,14 +12,12 @@
 // decoding bit for bit, a snapshot round trip (f16 → fp32 file → f16) restores the state exactly, and the state takes
 // half the bytes.
 #include <gtest/gtest.h>
-#include <sys/wait.h>
 
 #include <cmath>
 #include <cstring>
 
 #include "common/hash_words.hpp"
 #include "npy.hpp"
-#include "st_writer.hpp"
 #include "test_util.hpp"
 
 namespace retnet::test {
@@ -27,10 +25,8 @@ namespace {
 
 std::shared_ptr<const Model> load_f16(const std::string& fixture) {
   LoadOptions lo;
-  lo.device = Device::Cpu;
-  lo.threads = 2;
   lo.state_dtype = "f16";
-  return Model::load(fixture_dir(fixture), lo);
+  return load_fixture(fixture, lo);
 }
 
 // The golden file of a fixture's first case in `mode` ("recurrent", "chunkwise"), or "".
@@ -198,20 +194,7 @@ TEST(StateF16, BadNamesAndCudaAreRefused) {
 // error line naming the flag; bench's rows say the state type.
 class StateF16Cli : public TempDirTest {
  protected:
-  struct Result {
-    int code = -1;
-    std::string out, err;
-  };
-  Result cli(const std::vector<std::string>& args) {
-    const std::filesystem::path o = dir_ / "stdout.txt", e = dir_ / "stderr.txt";
-    const pid_t pid = spawn_cli(args, "/dev/null", o.string(), e.string());
-    Result r;
-    int status = 0;
-    if (pid > 0 && waitpid(pid, &status, 0) == pid) r.code = exit_code(status);
-    r.out = slurp_file(o);
-    r.err = slurp_file(e);
-    return r;
-  }
+  CliRun cli(const std::vector<std::string>& args) { return run_cli(args, dir_); }
 };
 
 TEST_F(StateF16Cli, FlagOnEveryCommandAndBadValuesRefused) {
@@ -222,11 +205,11 @@ TEST_F(StateF16Cli, FlagOnEveryCommandAndBadValuesRefused) {
                                               {"serve"}}) {
     std::vector<std::string> a = cmd;
     a.insert(a.end(), {"-m", bundled_dir(), "--state-type", "f8", "-q"});
-    const Result r = cli(a);
+    const CliRun r = cli(a);
     EXPECT_EQ(r.code, 1) << cmd[0] << ": " << r.err;
     EXPECT_TRUE(Contains(r.err, "error: --state-type: 'f8' is not one of f32, f16")) << cmd[0];
   }
-  Result r = cli({"generate", "-p", "In the beginning", "-n", "8", "--temp", "0", "--state-type", "f16", "-q"});
+  CliRun r = cli({"generate", "-p", "In the beginning", "-n", "8", "--temp", "0", "--state-type", "f16", "-q"});
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_FALSE(r.out.empty());
   r = cli({"bench", "-p", "0", "-n", "2", "-r", "1", "--no-warmup", "--bandwidth-mib", "16", "-t", "1", "-o", "json",
