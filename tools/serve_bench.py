@@ -109,13 +109,17 @@ def grow_tokenizer(src, dst, vocab):
 
 
 # ---------------------------------------------------------------- HTTP
-def send(url, key, method, path, body=None):
-    """(connection, response) of one JSON request; the caller reads the response and closes."""
+def send(url, key, method, path, body=None, barrier=None):
+    """(connection, response) of one JSON request; the caller reads the response and closes. With a
+    barrier, the connection is opened first and the request sent when every party has its own open."""
     u = urllib.parse.urlparse(url)
     conn = http.client.HTTPConnection(u.hostname, u.port or 80, timeout=600)
     headers = {"Content-Type": "application/json"}
     if key:
         headers["Authorization"] = "Bearer " + key
+    if barrier:
+        conn.connect()
+        barrier.wait()
     conn.request(method, path, body=None if body is None else json.dumps(body), headers=headers)
     return conn, conn.getresponse()
 
@@ -129,9 +133,9 @@ def request(url, key, method, path, body=None):
     return json.loads(data)
 
 
-def post(url, key, body, stream=False):
+def post(url, key, body, stream=False, barrier=None):
     t0 = time.perf_counter()
-    conn, r = send(url, key, "POST", "/v1/completions", body)
+    conn, r = send(url, key, "POST", "/v1/completions", body, barrier)
     if r.status != 200:
         raise SystemExit(f"HTTP {r.status}: {r.read()[:300]!r}")
     if not stream:
@@ -154,21 +158,25 @@ def post(url, key, body, stream=False):
 
 
 def decode_round(args, n):
-    done = []
+    """Aggregate tokens/s of n greedy requests sent at once: each thread opens its connection, and all
+    send their requests together when the last is connected (the clock starts then), so that the
+    server sees n arrivals at one moment, as it would from n busy clients, rather than a ramp of
+    thread start-ups that a short round on a small model would mostly measure."""
+    done, t0 = [], []
+    barrier = threading.Barrier(n, action=lambda: t0.append(time.perf_counter()))
 
     def one(i):
         body = {"prompt": args.prompt, "max_tokens": args.tokens, "temperature": 0, "ignore_eos": True}
-        done.append(post(args.url, args.api_key, body)[0])
+        done.append(post(args.url, args.api_key, body, barrier=barrier)[0])
 
     threads = [threading.Thread(target=one, args=(i,)) for i in range(n)]
-    t0 = time.perf_counter()
     for t in threads:
         t.start()
     for t in threads:
         t.join()
     if sum(done) != n * args.tokens:
         raise SystemExit(f"{n} streams generated {sum(done)} tokens, expected {n * args.tokens}")
-    return sum(done) / (time.perf_counter() - t0)
+    return sum(done) / (time.perf_counter() - t0[0])
 
 
 def long_prompt(args, tag):
