@@ -52,9 +52,22 @@ inline __m256 accumulate(__m256 acc, __m256i L, const float* S) {
 template <int NT, bool kFull, bool kOffset>
 inline void scale_group(const uint8_t* blk, size_t block_bytes, int n, const QuantActs& a, int64_t x,
                         float (&Sm)[NT][8], __m256 (&acc_off)[NT]) {
-  uint64_t lo, hi;
-  gather_f16x8<kFull>(blk, block_bytes, n, lo, hi);
-  const __m256 sw = _mm256_cvtph_ps(_mm_set_epi64x(int64_t(hi), int64_t(lo)));
+  __m128i h;
+  if constexpr (kFull) {  // eight word inserts from memory (gather_f16x8 takes three instructions a block)
+    h = _mm_cvtsi32_si128(load_u16(blk));
+    h = _mm_insert_epi16(h, load_u16(blk + 1 * block_bytes), 1);
+    h = _mm_insert_epi16(h, load_u16(blk + 2 * block_bytes), 2);
+    h = _mm_insert_epi16(h, load_u16(blk + 3 * block_bytes), 3);
+    h = _mm_insert_epi16(h, load_u16(blk + 4 * block_bytes), 4);
+    h = _mm_insert_epi16(h, load_u16(blk + 5 * block_bytes), 5);
+    h = _mm_insert_epi16(h, load_u16(blk + 6 * block_bytes), 6);
+    h = _mm_insert_epi16(h, load_u16(blk + 7 * block_bytes), 7);
+  } else {
+    uint64_t lo, hi;
+    gather_f16x8<false>(blk, block_bytes, n, lo, hi);
+    h = _mm_set_epi64x(int64_t(hi), int64_t(lo));
+  }
+  const __m256 sw = _mm256_cvtph_ps(h);
   const __m256i m = _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
 #pragma GCC unroll 4
   for (int i = 0; i < NT; ++i) {
@@ -96,7 +109,9 @@ struct Q4_0 {
   static constexpr bool kOffset = true, kGrouped = true;
   template <int k, int NT>
   static void block(const uint8_t* blk, const QuantActs& a, int64_t x, const float (&S)[NT][8], __m256 (&acc)[NT]) {
-    prefetch(blk + kPrefetchBytes);
+    // Three prefetches a group of eight (144 bytes, 54 apart: no cache line of the stream skipped)
+    // rather than one a block: fewer instructions, the same lines.
+    if constexpr (k % 3 == 0) prefetch(blk + kPrefetchBytes);
     // The 16 code bytes broadcast into both 128-bit lanes (a load, no shuffle), the upper lane
     // shifted right by 4: values 0..15 below, 16..31 above.
     const __m256i both = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 2)));
