@@ -4,7 +4,6 @@
 // accumulators in registers. Results bit-identical to the scalar kernels (order in quant_gemv.hpp).
 #include <immintrin.h>
 
-#include <algorithm>
 #include <type_traits>
 
 #include "backend/cpu/quant_gemv_impl.hpp"
@@ -47,8 +46,8 @@ inline __m256 accumulate(__m256 acc, __m256i L, const float* S) {
 // row (one vcvtph2ps of gathered scales instead of a conversion and two broadcasts per block and
 // row). With kOffset (q4_0) also acc_off = fma(float(−8·Σq), S, acc_off) for the group: quant_gemv.hpp's
 // acc_off[b mod 8] (lanes past n: 0·0, which changes nothing). S goes to memory (L1), from which each
-// block broadcasts its product with a load and no vector operation (the vector ports are what this
-// kernel is short of).
+// block broadcasts its product with a load and no vector operation (this kernel is short of
+// instructions per block: every change that only removed some paid; docs/benchmarks.md).
 template <int NT, bool kFull, bool kOffset>
 inline void scale_group(const uint8_t* blk, size_t block_bytes, int n, const QuantActs& a, int64_t x,
                         float (&Sm)[NT][8], __m256 (&acc_off)[NT]) {
