@@ -60,6 +60,12 @@ struct RetentionStepArgs {
   const float* out_scale = nullptr;  // host [B*H] 1/ρ of this step
 };
 
+// The most rows a matmul runs as a GEMV (each activation row summed in one order, alone or batched)
+// on every backend; wider products take a GEMM, whose summation order differs. Session::decode_batch
+// runs wider batches in parts of this many rows, so that a batched row stays bit-identical to
+// decoding it alone. The backends check theirs against it (static_assert).
+inline constexpr int64_t kDecodeBatchRows = 8;
+
 class Backend {
  public:
   virtual ~Backend() = default;

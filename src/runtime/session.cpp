@@ -2,6 +2,7 @@
 // forward pass they run is in forward.cpp).
 #include "runtime/session_impl.hpp"
 
+#include <algorithm>
 #include <chrono>
 
 namespace retnet {
@@ -102,12 +103,17 @@ void Session::decode_batch(std::span<Session* const> sessions, std::span<const i
   Impl& lead = *seqs[0];
   lead.check_ids(tokens);
   const int64_t B = int64_t(sessions.size()), V = lead.c.vocab_size;
-  // Logits of all rows in one product (part of the step), then each session gets its own row.
-  lead.decode_step(tokens.data(), B, seqs.data(), /*with_logits=*/true);
-  for (int64_t b = 0; b < B; ++b) {
-    Impl& s = *seqs[size_t(b)];
-    s.logits_host.resize(size_t(V));
-    lead.be.to_host(s.logits_host.data(), lead.logits + b * V, size_t(V));
+  // In parts of at most kDecodeBatchRows sessions, each one step that reads the weights once, with the
+  // logits of its rows in one product; then each session gets its own row. A wider product would
+  // take the backends' GEMM and change the rows' sums (BatchDecode.EqualsDecodingEachAlone, B = 12).
+  for (int64_t b0 = 0; b0 < B; b0 += kDecodeBatchRows) {
+    const int64_t n = std::min(kDecodeBatchRows, B - b0);
+    lead.decode_step(tokens.data() + b0, n, seqs.data() + b0, /*with_logits=*/true);
+    for (int64_t b = 0; b < n; ++b) {
+      Impl& s = *seqs[size_t(b0 + b)];
+      s.logits_host.resize(size_t(V));
+      lead.be.to_host(s.logits_host.data(), lead.logits + b * V, size_t(V));
+    }
   }
   const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
   for (Impl* s : seqs) {

@@ -27,6 +27,7 @@ namespace retnet {
 namespace {
 // Below this many rows a product streams the weights once per row (GEMV); above it, sgemm panels.
 constexpr int64_t kGemvMaxRows = 8;
+static_assert(kGemvMaxRows >= kDecodeBatchRows, "decode_batch's parts must stay GEMVs");
 // The quantized activations' buffer start (quant_gemv.hpp: 64 keeps the 32-byte code loads within
 // cache lines).
 constexpr size_t kQuantActsAlign = 64;

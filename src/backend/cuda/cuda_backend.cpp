@@ -13,6 +13,8 @@
 namespace retnet {
 inline namespace RETNET_KERNEL_ABI {
 
+static_assert(kGemvMaxRows >= kDecodeBatchRows, "decode_batch's parts must stay GEMVs");
+
 namespace {
 // Widened fp32 panel for prefill products against F16/BF16 and block-quantized weights: bounded so that
 // a 32k-vocab LM head does not need its whole fp32 copy at once (64 MiB).
