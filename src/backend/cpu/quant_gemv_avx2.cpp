@@ -40,6 +40,10 @@ inline __m256i quads(__m256i u, __m256i s) {
 inline __m256 accumulate(__m256 acc, __m256i L, const float* S) {
   return _mm256_fmadd_ps(_mm256_cvtepi32_ps(L), _mm256_broadcast_ss(S), acc);
 }
+// acc = fma(float(L), s_w · d, acc) for activation block x, the product formed here (q8_0).
+inline __m256 accumulate(__m256 acc, __m256i L, __m256 sw, const QuantActs& a, int64_t x) {
+  return _mm256_fmadd_ps(_mm256_cvtepi32_ps(L), _mm256_mul_ps(sw, _mm256_broadcast_ss(a.d + x)), acc);
+}
 
 // The products S = s_w · d of up to eight blocks [0, n) (weights at blk, block_bytes apart) for NT
 // activation rows from block x: the fp32 products of the scalar kernels, formed once per group and
@@ -96,8 +100,7 @@ struct Q8_0 {
 #pragma GCC unroll 4
     for (int i = 0; i < NT; ++i) {
       const int64_t xi = x + i * a.nb;
-      const __m256 S = _mm256_mul_ps(sw, _mm256_broadcast_ss(a.d + xi));
-      acc[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(quads(aw, _mm256_sign_epi8(load256(a.q + xi * 32), wq))), S, acc[i]);
+      acc[i] = accumulate(acc[i], quads(aw, _mm256_sign_epi8(load256(a.q + xi * 32), wq)), sw, a, xi);
     }
   }
 };
